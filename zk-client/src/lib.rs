@@ -1,0 +1,3 @@
+//! An async tokio ZooKeeper client (issue: zk-client). Not built yet: this
+//! crate only reserves its place in the workspace layout; see README.md's
+//! status table.

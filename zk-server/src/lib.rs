@@ -1,0 +1,2 @@
+//! A ZooKeeper server (issue: zk-server). Not built yet: this crate only
+//! reserves its place in the workspace layout; see README.md's status table.
