@@ -3,6 +3,8 @@
 //! proves the records and framing talk to the real server, and that the
 //! test harness can start and stop one.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;

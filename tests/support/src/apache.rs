@@ -6,11 +6,16 @@
 //! println!("connect to {}", zk.connect_string());
 //! // stopped when `zk` is dropped
 //! ```
+//!
+//! The pieces shared with [`crate::ensemble`] live here too: the
+//! availability check, the Java process, the common `zoo.cfg` lines and
+//! [`server_mode`].
 
+use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::external;
@@ -21,7 +26,8 @@ pub const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
 /// An slf4j binding so the server logs somewhere readable.
 const SLF4J_BINDING: &str = "/usr/share/java/slf4j-simple.jar";
 
-/// Options for [`ApacheZk::start_with`].
+/// Options for [`ApacheZk::start_with`] and
+/// [`ApacheEnsemble::start_with`](crate::ensemble::ApacheEnsemble::start_with).
 #[derive(Debug, Clone)]
 pub struct ApacheZkOptions {
     /// `tickTime` in ms.
@@ -41,7 +47,8 @@ impl Default for ApacheZkOptions {
 /// A running Apache ZooKeeper server on 127.0.0.1, killed on drop.
 #[derive(Debug)]
 pub struct ApacheZk {
-    child: Child,
+    // Declared before `dir`: the server is killed before its files go.
+    server: JavaServer,
     port: u16,
     dir: tempfile::TempDir,
 }
@@ -54,6 +61,18 @@ pub fn available() -> Result<(), String> {
     match Command::new("java").arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status() {
         Ok(s) if s.success() => Ok(()),
         _ => Err("no working `java` on PATH".into()),
+    }
+}
+
+/// [`available`], or the loud skip line of [`external::missing`] and
+/// `false` (which panics instead under `ZK_REQUIRE_EXTERNAL=1`).
+pub(crate) fn installed_or_skip() -> bool {
+    match available() {
+        Ok(()) => true,
+        Err(why) => {
+            external::missing("Apache ZooKeeper (Debian package `zookeeper`)", &why);
+            false
+        }
     }
 }
 
@@ -73,8 +92,7 @@ impl ApacheZk {
     /// # Panics
     /// As [`ApacheZk::start`].
     pub fn start_with(opts: ApacheZkOptions) -> Option<ApacheZk> {
-        if let Err(why) = available() {
-            external::missing("Apache ZooKeeper (Debian package `zookeeper`)", &why);
+        if !installed_or_skip() {
             return None;
         }
         #[allow(clippy::expect_used)]
@@ -83,42 +101,17 @@ impl ApacheZk {
         let data = dir.path().join("data");
         #[allow(clippy::expect_used)]
         std::fs::create_dir_all(&data).expect("create data dir");
-        let mut cfg = format!(
-            "tickTime={}\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             admin.enableServer=false\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n",
-            opts.tick_time,
-            data.display()
-        );
-        for line in &opts.extra_config {
-            cfg.push_str(line);
-            cfg.push('\n');
-        }
+        let cfg = common_config(&opts, &data, port);
         let cfg_path = dir.path().join("zoo.cfg");
         #[allow(clippy::expect_used)]
         std::fs::write(&cfg_path, cfg).expect("write zoo.cfg");
-        let mut cp = ZOOKEEPER_JAR.to_string();
-        if Path::new(SLF4J_BINDING).exists() {
-            cp.push(':');
-            cp.push_str(SLF4J_BINDING);
-        }
-        #[allow(clippy::expect_used)]
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-        #[allow(clippy::expect_used)]
-        let log2 = log.try_clone().expect("log file");
-        let mut cmd = Command::new("java");
-        cmd.arg("-Xmx512m")
-            .arg("-cp")
-            .arg(cp)
-            .arg(format!("-Dzookeeper.extendedTypesEnabled={}", opts.extended_types))
-            .arg("-Dzookeeper.admin.enableServer=false")
-            .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
-            .arg(&cfg_path)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        #[allow(clippy::expect_used)]
-        let child = cmd.spawn().expect("spawn java");
-        let mut zk = ApacheZk { child, port, dir };
+        let server = JavaServer::spawn(
+            "org.apache.zookeeper.server.ZooKeeperServerMain",
+            &cfg_path,
+            &dir.path().join("server.log"),
+            &opts,
+        );
+        let mut zk = ApacheZk { server, port, dir };
         zk.wait_ready(Duration::from_secs(60));
         Some(zk)
     }
@@ -126,12 +119,12 @@ impl ApacheZk {
     fn wait_ready(&mut self, limit: Duration) {
         let start = Instant::now();
         while start.elapsed() < limit {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(status) = self.server.exited() {
                 panic!("Apache ZooKeeper exited early with {status}; log:\n{}", self.log());
             }
             // ruok answers before the server serves sessions; srvr reports
             // a Mode only once it does.
-            if four_letter_word(self.addr(), "srvr").is_some_and(|s| s.contains("Mode:")) {
+            if server_mode(self.addr()).is_some() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -161,15 +154,123 @@ impl ApacheZk {
 
     /// What the server logged so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        self.server.log()
     }
 }
 
-impl Drop for ApacheZk {
+/// The `zoo.cfg` lines every server gets: `tickTime`, `dataDir`, a client
+/// port on 127.0.0.1, no admin server, every four-letter word, no
+/// per-client connection limit, then `opts.extra_config`.
+pub(crate) fn common_config(opts: &ApacheZkOptions, data: &Path, client_port: u16) -> String {
+    let mut cfg = format!(
+        "tickTime={}\ndataDir={}\nclientPort={client_port}\nclientPortAddress=127.0.0.1\n\
+         admin.enableServer=false\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n",
+        opts.tick_time,
+        data.display()
+    );
+    for line in &opts.extra_config {
+        cfg.push_str(line);
+        cfg.push('\n');
+    }
+    cfg
+}
+
+/// One Apache ZooKeeper JVM writing stdout and stderr to a log file;
+/// killed (and reaped) on drop.
+#[derive(Debug)]
+pub(crate) struct JavaServer {
+    child: Child,
+    log: PathBuf,
+}
+
+impl JavaServer {
+    /// Runs `main_class` (`ZooKeeperServerMain` or `QuorumPeerMain`) on
+    /// `cfg`, appending its output to `log`.
+    ///
+    /// # Panics
+    /// When the log file cannot be opened or `java` cannot be spawned.
+    pub(crate) fn spawn(main_class: &str, cfg: &Path, log: &Path, opts: &ApacheZkOptions) -> JavaServer {
+        let mut cp = ZOOKEEPER_JAR.to_string();
+        if Path::new(SLF4J_BINDING).exists() {
+            cp.push(':');
+            cp.push_str(SLF4J_BINDING);
+        }
+        // Appending keeps the history of a server that is restarted.
+        #[allow(clippy::expect_used)]
+        let mut out = OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let _ = writeln!(out, "======== zk-test-support: starting {main_class} {}", cfg.display());
+        #[allow(clippy::expect_used)]
+        let err = out.try_clone().expect("log file");
+        let mut cmd = Command::new("java");
+        cmd.arg("-Xmx512m")
+            .arg("-cp")
+            .arg(cp)
+            .arg(format!("-Dzookeeper.extendedTypesEnabled={}", opts.extended_types))
+            .arg("-Dzookeeper.admin.enableServer=false")
+            .arg(main_class)
+            .arg(cfg)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        #[allow(clippy::expect_used)]
+        let child = cmd.spawn().expect("spawn java");
+        JavaServer { child, log: log.to_path_buf() }
+    }
+
+    /// The exit status when the JVM has exited.
+    pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// What the server logged so far (over all its restarts).
+    pub(crate) fn log(&self) -> String {
+        read_log(&self.log)
+    }
+}
+
+impl Drop for JavaServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The contents of a log file, empty when it cannot be read.
+pub(crate) fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// What a server says it is, from the `Mode:` line of `srvr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// A single server not in a quorum.
+    Standalone,
+    /// The quorum's leader.
+    Leader,
+    /// A voting member following the leader.
+    Follower,
+    /// A non-voting member following the leader.
+    Observer,
+}
+
+impl Mode {
+    /// Parses the `Mode:` line of a `srvr` (or `stat`) answer.
+    pub fn from_srvr(answer: &str) -> Option<Mode> {
+        let mode = answer.lines().find_map(|l| l.strip_prefix("Mode:"))?;
+        match mode.trim() {
+            "standalone" => Some(Mode::Standalone),
+            "leader" => Some(Mode::Leader),
+            "follower" => Some(Mode::Follower),
+            "observer" => Some(Mode::Observer),
+            _ => None,
+        }
+    }
+}
+
+/// The [`Mode`] the server at `addr` reports to `srvr`; `None` when it
+/// does not answer or is not serving requests (yet).
+pub fn server_mode(addr: SocketAddr) -> Option<Mode> {
+    four_letter_word(addr, "srvr").as_deref().and_then(Mode::from_srvr)
 }
 
 /// Sends a four-letter word and returns the answer (5 s limit).
@@ -180,4 +281,21 @@ pub fn four_letter_word(addr: SocketAddr, cmd: &str) -> Option<String> {
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Mode;
+
+    #[test]
+    fn mode_from_srvr() {
+        let answer = "Zookeeper version: 3.8.0\nLatency min/avg/max: 0/0.0/0\nZxid: 0x100000000\n\
+                      Mode: follower\nNode count: 5\n";
+        assert_eq!(Mode::from_srvr(answer), Some(Mode::Follower));
+        assert_eq!(Mode::from_srvr("Mode: leader\n"), Some(Mode::Leader));
+        assert_eq!(Mode::from_srvr("Mode: standalone\n"), Some(Mode::Standalone));
+        assert_eq!(Mode::from_srvr("Mode: observer"), Some(Mode::Observer));
+        assert_eq!(Mode::from_srvr("This ZooKeeper instance is not currently serving requests\n"), None);
+        assert_eq!(Mode::from_srvr(""), None);
+    }
 }

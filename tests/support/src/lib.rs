@@ -8,10 +8,16 @@
 //!   which case it fails.
 //! - [`apache`]: Apache ZooKeeper started as a plain Java process on a free
 //!   loopback port with a temporary data dir, stopped on drop.
-//! - [`free_port`]: a free loopback TCP port.
+//! - [`ensemble`]: an n-server Apache ZooKeeper ensemble on loopback whose
+//!   servers a test can stop and restart one by one.
+//! - [`proxy`]: a TCP fault-injection proxy (cut, refuse, stall, drop
+//!   replies) to put between a client and a server.
+//! - [`free_port`], [`free_ports`]: free loopback TCP ports.
 
 pub mod apache;
+pub mod ensemble;
 pub mod external;
+pub mod proxy;
 
 use std::net::TcpListener;
 
@@ -20,8 +26,18 @@ use std::net::TcpListener;
 /// # Panics
 /// When no port can be bound on loopback (the machine is broken).
 pub fn free_port() -> u16 {
-    #[allow(clippy::unwrap_used)]
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    #[allow(clippy::unwrap_used)]
-    l.local_addr().unwrap().port()
+    free_ports(1)[0]
+}
+
+/// `n` distinct TCP ports on 127.0.0.1 that were free a moment ago (all
+/// bound at once, so no two are the same).
+///
+/// # Panics
+/// When no port can be bound on loopback (the machine is broken).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    #[allow(clippy::expect_used)]
+    let held: Vec<TcpListener> =
+        (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a loopback port")).collect();
+    #[allow(clippy::expect_used)]
+    held.iter().map(|l| l.local_addr().expect("local address").port()).collect()
 }
