@@ -223,6 +223,11 @@ impl Client {
         self.shared.info.lock().map(|i| i.timeout).unwrap_or_default()
     }
 
+    /// `host:port` of the server the session is (or was last) attached to.
+    pub fn current_server(&self) -> Option<String> {
+        self.shared.info.lock().ok().and_then(|i| i.server.clone())
+    }
+
     fn server_path(&self, path: &str, sequential: bool) -> Result<String> {
         zk_proto::path::validate_path(path, sequential)?;
         Ok(self.chroot.to_server(path))

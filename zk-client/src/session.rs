@@ -81,6 +81,8 @@ pub(crate) struct SessionInfo {
     pub(crate) id: i64,
     pub(crate) password: Bytes,
     pub(crate) timeout: Duration,
+    /// `host:port` of the server the session is attached to.
+    pub(crate) server: Option<String>,
 }
 
 /// State shared between the handles and the task.
@@ -311,6 +313,7 @@ impl Driver {
                 Duration::ZERO
             };
             let (host, port) = self.next_addr();
+            let server = format!("{host}:{port}");
             let request = self.connect_request();
             let attempt_timeout = self.cfg.connect_timeout;
             let max_frame = self.cfg.max_frame;
@@ -331,7 +334,7 @@ impl Driver {
                                 self.terminate(SessionState::Expired);
                                 return None;
                             }
-                            self.attach(&rsp);
+                            self.attach(&rsp, server);
                             return Some((stream, rbuf));
                         }
                         Err(why) => {
@@ -365,15 +368,19 @@ impl Driver {
         }
     }
 
-    fn attach(&mut self, rsp: &ConnectResponse) {
+    fn attach(&mut self, rsp: &ConnectResponse, server: String) {
         self.session_id = rsp.session_id;
         self.password = rsp.passwd.clone();
         self.negotiated = Duration::from_millis(u64::try_from(rsp.time_out).unwrap_or(1));
         self.read_only = rsp.read_only.unwrap_or(false);
         self.ever_connected = true;
         self.last_heard = Instant::now();
-        let info =
-            SessionInfo { id: self.session_id, password: self.password.clone(), timeout: self.negotiated };
+        let info = SessionInfo {
+            id: self.session_id,
+            password: self.password.clone(),
+            timeout: self.negotiated,
+            server: Some(server),
+        };
         self.shared.update_info(|i| *i = info);
         self.shared.set_state(if self.read_only {
             SessionState::ConnectedReadOnly
@@ -519,16 +526,10 @@ impl Driver {
                 Err(end) => break end,
             }
             tokio::select! {
-                cmd = self.rx.recv(), if conn.closing.is_none() => {
-                    self.on_command(&mut conn, cmd);
-                    // Batch whatever else is waiting into the same write.
-                    for _ in 0..1024 {
-                        match self.rx.try_recv() {
-                            Ok(cmd) => self.on_command(&mut conn, Some(cmd)),
-                            Err(_) => break,
-                        }
-                    }
-                }
+                // Replies first, then writes, then new requests: a request is
+                // written as soon as it arrives, so the server sees a steady
+                // stream rather than bursts.
+                biased;
                 res = rd.read_buf(&mut rbuf) => match res {
                     Ok(0) => break ServeEnd::Lost("server closed the connection".into()),
                     Ok(_) => {
@@ -544,6 +545,16 @@ impl Driver {
                     Ok(_) => last_send = Instant::now(),
                     Err(e) => break ServeEnd::Lost(format!("write: {e}")),
                 },
+                cmd = self.rx.recv(), if conn.closing.is_none() => {
+                    self.on_command(&mut conn, cmd);
+                    // Batch whatever else is already waiting into the same write.
+                    for _ in 0..64 {
+                        match self.rx.try_recv() {
+                            Ok(cmd) => self.on_command(&mut conn, Some(cmd)),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 _ = tick.tick() => {
                     let now = Instant::now();
                     if now.duration_since(last_recv) > read_timeout {

@@ -1,0 +1,175 @@
+//! zk-client session life against real Apache ZooKeeper: failover inside a
+//! 3-server ensemble (same session, ephemerals and watches), expiry when
+//! every server is gone, and connection faults injected by a proxy
+//! (dropped reply, stall, cut, refused reconnects).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::within;
+use futures::StreamExt;
+use zk_client::{Client, CreateMode, Error, EventType, SessionState, StateEvents};
+use zk_test_support::apache::ApacheZk;
+use zk_test_support::ensemble::ApacheEnsemble;
+use zk_test_support::proxy::Proxy;
+
+async fn wait_state(events: &mut StateEvents, want: SessionState, secs: u64) {
+    within(secs, &format!("state {want:?}"), async {
+        while let Some(s) = events.next().await {
+            if s == want {
+                return;
+            }
+        }
+        panic!("state stream ended before {want:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_moves_between_ensemble_servers_and_expires_without_them() {
+    let Some(mut ens) = ApacheEnsemble::start(3) else { return };
+    let c = Client::builder(&ens.connect_string())
+        .session_timeout(Duration::from_secs(4))
+        .connect()
+        .await
+        .unwrap();
+    let other = Client::connect(&ens.connect_string()).await.unwrap();
+    let id = c.session_id();
+    c.create("/eph", b"", CreateMode::Ephemeral).await.unwrap();
+    other.create("/data", b"0", CreateMode::Persistent).await.unwrap();
+    let (_, _, watch) = c.get_data_watch("/data").await.unwrap();
+
+    // Stop the server the client is attached to.
+    let server = c.current_server().unwrap();
+    let i = (0..ens.len()).find(|&i| ens.addr(i).to_string() == server).expect("attached to a member");
+    let mut states = c.state_events();
+    ens.stop(i);
+    wait_state(&mut states, SessionState::Disconnected, 10).await;
+    wait_state(&mut states, SessionState::Connected, 20).await;
+    assert_eq!(c.session_id(), id, "the same session is re-attached");
+    assert_ne!(c.current_server(), Some(server));
+
+    // The ephemeral survived, and the watch set before the move fires after it.
+    let stat = within(20, "exists", async {
+        loop {
+            match other.exists("/eph").await {
+                Ok(s) => return s,
+                Err(Error::ConnectionLoss) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(stat.map(|s| s.ephemeral_owner), Some(id));
+    loop {
+        match other.set_data("/data", b"1", None).await {
+            Ok(_) => break,
+            Err(Error::ConnectionLoss) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let ev = within(10, "watch after failover", watch).await;
+    assert_eq!(ev.event_type, EventType::NodeDataChanged);
+
+    // Every server gone for longer than the session timeout: Expired.
+    for j in 0..ens.len() {
+        ens.stop(j);
+    }
+    wait_state(&mut states, SessionState::Expired, 30).await;
+    assert_eq!(c.get_data("/data").await, Err(Error::SessionExpired));
+    assert_eq!(c.state(), SessionState::Expired);
+    drop(other);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_reply_fails_with_connection_loss_and_the_next_request_succeeds() {
+    let Some(zk) = ApacheZk::start() else { return };
+    let proxy = Proxy::start(zk.addr());
+    let c = Client::builder(&proxy.connect_string())
+        .session_timeout(Duration::from_secs(6))
+        .connect()
+        .await
+        .unwrap();
+    let id = c.session_id();
+
+    // The server applies the create but its reply never arrives.
+    proxy.drop_replies_after(0);
+    let r = within(10, "create with lost reply", c.create("/applied", b"", CreateMode::Persistent)).await;
+    assert_eq!(r, Err(Error::ConnectionLoss));
+    let stat = within(15, "exists after reconnect", async {
+        loop {
+            match c.exists("/applied").await {
+                Err(Error::ConnectionLoss) => tokio::time::sleep(Duration::from_millis(50)).await,
+                other => return other.unwrap(),
+            }
+        }
+    })
+    .await;
+    assert!(stat.is_some(), "the server applied the create");
+    assert_eq!(c.session_id(), id, "same session after reconnect");
+    assert_eq!(proxy.replies_dropped(), 1);
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_connection_is_detected_and_replaced() {
+    let Some(zk) = ApacheZk::start() else { return };
+    let proxy = Proxy::start(zk.addr());
+    let c = Client::builder(&proxy.connect_string())
+        .session_timeout(Duration::from_secs(6))
+        .connect()
+        .await
+        .unwrap();
+    c.create("/s", b"x", CreateMode::Persistent).await.unwrap();
+    let mut states = c.state_events();
+
+    proxy.stall(true);
+    // Nothing comes back: the read timeout (2/3 of the session timeout)
+    // declares the connection lost and the request fails.
+    let r = within(15, "request on stalled connection", c.get_data("/s")).await;
+    assert_eq!(r.err(), Some(Error::ConnectionLoss));
+    wait_state(&mut states, SessionState::Disconnected, 5).await;
+    proxy.cut();
+    proxy.stall(false);
+    wait_state(&mut states, SessionState::Connected, 15).await;
+    assert_eq!(&c.get_data("/s").await.unwrap().0[..], b"x");
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_connections_and_refused_reconnects() {
+    let Some(zk) = ApacheZk::start() else { return };
+    let proxy = Proxy::start(zk.addr());
+    let c = Client::builder(&proxy.connect_string())
+        .session_timeout(Duration::from_secs(6))
+        .connect()
+        .await
+        .unwrap();
+    let id = c.session_id();
+    let mut states = c.state_events();
+
+    // In-flight requests fail at once when the connection is cut.
+    proxy.stall(true);
+    let inflight = c.get_data("/");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    proxy.set_refuse(true);
+    proxy.cut();
+    assert_eq!(within(5, "in-flight request", inflight).await.err(), Some(Error::ConnectionLoss));
+    wait_state(&mut states, SessionState::Disconnected, 5).await;
+    proxy.stall(false);
+
+    // While every reconnect is refused, requests fail with ConnectionLoss
+    // and nothing hangs.
+    let r = within(10, "request while refused", c.get_data("/")).await;
+    assert_eq!(r.err(), Some(Error::ConnectionLoss));
+
+    // Reconnects are allowed again within the session timeout: same session.
+    proxy.set_refuse(false);
+    wait_state(&mut states, SessionState::Connected, 10).await;
+    assert_eq!(c.session_id(), id);
+    c.get_data("/").await.unwrap();
+    c.close().await.unwrap();
+}
