@@ -1,6 +1,6 @@
-//! zk-client against a real server: every operation and every watch type,
-//! with the same assertions for each server (Apache ZooKeeper 3.8 from
-//! Debian; our own server joins once it exists).
+//! zk-client against real servers: every operation and every watch type,
+//! with the same assertions against Apache ZooKeeper 3.8 (Debian) and
+//! against our own zk-server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -341,6 +341,14 @@ async fn suite(server: &str) {
 async fn client_operations_against_apache_zookeeper() {
     let Some(zk) = ApacheZk::start() else { return };
     within(120, "suite", suite(&zk.connect_string())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_operations_against_zk_server() {
+    common::trace_init();
+    let server = zk_server::Server::start_temp().await.expect("start zk-server");
+    within(120, "suite", suite(&server.connect_string())).await;
+    server.stop().await;
 }
 
 #[tokio::test]

@@ -11,3 +11,13 @@ pub async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
         Err(_) => panic!("timed out after {secs}s: {what}"),
     }
 }
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn trace_init() {
+    if std::env::var("RUST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+    }
+}

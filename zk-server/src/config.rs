@@ -1,0 +1,301 @@
+//! Server configuration: `zoo.cfg` keys as Apache names them, plus the
+//! Java system properties Apache reads for the same settings.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration error, reported at start-up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct ConfigError {
+    /// The file (or `<args>`).
+    pub file: String,
+    /// The line number (0 when not from a line).
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Everything the server reads from `zoo.cfg`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// `tickTime` (default 2000 ms here, Apache's sample value; Apache's code default is 3000).
+    pub tick_time: Duration,
+    /// `dataDir`: snapshots and `myid`.
+    pub data_dir: PathBuf,
+    /// `dataLogDir`: the transaction log (default: `dataDir`).
+    pub data_log_dir: PathBuf,
+    /// `clientPort` (0 picks a free port).
+    pub client_port: u16,
+    /// `clientPortAddress` (default all interfaces).
+    pub client_port_address: Option<IpAddr>,
+    /// `maxClientCnxns` per client IP (0: unlimited; default 60).
+    pub max_client_cnxns: usize,
+    /// `minSessionTimeout` (default 2 ticks).
+    pub min_session_timeout: Option<Duration>,
+    /// `maxSessionTimeout` (default 20 ticks).
+    pub max_session_timeout: Option<Duration>,
+    /// `snapCount` (default 100000).
+    pub snap_count: u64,
+    /// `autopurge.snapRetainCount` (default 3, at least 3).
+    pub autopurge_snap_retain_count: usize,
+    /// `autopurge.purgeInterval` in hours (0: off, the default).
+    pub autopurge_purge_interval: u64,
+    /// `4lw.commands.whitelist` (default `srvr`; `*` for all).
+    pub four_letter_words: Vec<String>,
+    /// `forceSync` (default yes).
+    pub force_sync: bool,
+    /// `jute.maxbuffer` (default 0xfffff).
+    pub jute_maxbuffer: usize,
+    /// `extendedTypesEnabled` / `zookeeper.extendedTypesEnabled` (TTL nodes; default false).
+    pub extended_types_enabled: bool,
+    /// `superDigest` / `zookeeper.DigestAuthenticationProvider.superDigest`.
+    pub super_digest: Option<String>,
+    /// `globalOutstandingLimit` (default 1000).
+    pub global_outstanding_limit: usize,
+    /// `znode.container.checkIntervalMs` (default 60000).
+    pub container_check_interval: Duration,
+    /// `znode.container.maxPerMinute` (default 10000).
+    pub container_max_per_minute: usize,
+    /// The server id (`myid`, 0 when absent); the top byte of session ids
+    /// (a standalone Apache server uses 1 when there is no myid).
+    pub server_id: u8,
+    /// Keys the file had that this server does not use (warned about).
+    pub unknown_keys: Vec<String>,
+}
+
+impl ServerConfig {
+    /// Defaults with `data_dir` as both data dirs.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        ServerConfig {
+            tick_time: Duration::from_millis(2000),
+            data_log_dir: data_dir.clone(),
+            data_dir,
+            client_port: 2181,
+            client_port_address: None,
+            max_client_cnxns: 60,
+            min_session_timeout: None,
+            max_session_timeout: None,
+            snap_count: 100_000,
+            autopurge_snap_retain_count: 3,
+            autopurge_purge_interval: 0,
+            four_letter_words: vec!["srvr".into()],
+            force_sync: true,
+            jute_maxbuffer: zk_proto::frame::JUTE_MAXBUFFER_DEFAULT,
+            extended_types_enabled: false,
+            super_digest: None,
+            global_outstanding_limit: 1000,
+            container_check_interval: Duration::from_secs(60),
+            container_max_per_minute: 10_000,
+            server_id: 1,
+            unknown_keys: Vec::new(),
+        }
+    }
+
+    /// The effective minimum session timeout.
+    pub fn min_session(&self) -> Duration {
+        self.min_session_timeout.unwrap_or(self.tick_time * 2)
+    }
+
+    /// The effective maximum session timeout.
+    pub fn max_session(&self) -> Duration {
+        self.max_session_timeout.unwrap_or(self.tick_time * 20)
+    }
+
+    /// Whether `cmd` is an enabled four-letter word.
+    pub fn four_letter_word_enabled(&self, cmd: &str) -> bool {
+        self.four_letter_words.iter().any(|w| w == "*" || w == cmd)
+    }
+
+    /// Reads a `zoo.cfg` file (and `myid` in its data dir, if any).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the file and line of a bad value.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            line: 0,
+            message: format!("cannot read: {e}"),
+        })?;
+        let mut cfg = Self::parse(&text, &path.display().to_string())?;
+        let myid = cfg.data_dir.join("myid");
+        if let Ok(id) = std::fs::read_to_string(&myid) {
+            cfg.server_id = id.trim().parse().map_err(|_| ConfigError {
+                file: myid.display().to_string(),
+                line: 1,
+                message: format!("myid must be a number from 0 to 255, not {:?}", id.trim()),
+            })?;
+        }
+        Ok(cfg)
+    }
+
+    /// Parses `zoo.cfg` text (`key=value` lines, `#` comments).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] for a missing dataDir or a value that is not valid.
+    ///
+    /// ```
+    /// let cfg = zk_server::ServerConfig::parse("tickTime=500\ndataDir=/tmp/zk\nclientPort=2191\n", "zoo.cfg").unwrap();
+    /// assert_eq!(cfg.client_port, 2191);
+    /// assert_eq!(cfg.max_session(), std::time::Duration::from_millis(10_000));
+    /// ```
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let mut cfg = ServerConfig::new("");
+        let mut data_dir = None;
+        let mut data_log_dir = None;
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let err = |message: String| ConfigError { file: file.to_string(), line: i + 1, message };
+            let Some((key, value)) = line.split_once('=') else {
+                return Err(err(format!("expected key=value, found {line:?}")));
+            };
+            let (key, value) = (key.trim(), value.trim());
+            let num = |what: &str| -> Result<u64, ConfigError> {
+                value
+                    .parse::<u64>()
+                    .map_err(|_| err(format!("{key} must be a non-negative number ({what}), not {value:?}")))
+            };
+            let boolean = || -> Result<bool, ConfigError> {
+                match value.to_ascii_lowercase().as_str() {
+                    "yes" | "true" => Ok(true),
+                    "no" | "false" => Ok(false),
+                    _ => Err(err(format!("{key} must be yes/no or true/false, not {value:?}"))),
+                }
+            };
+            match key {
+                "tickTime" => {
+                    let t = num("milliseconds")?;
+                    if t == 0 {
+                        return Err(err("tickTime must be positive".into()));
+                    }
+                    cfg.tick_time = Duration::from_millis(t);
+                }
+                "dataDir" => data_dir = Some(PathBuf::from(value)),
+                "dataLogDir" => data_log_dir = Some(PathBuf::from(value)),
+                "clientPort" => {
+                    cfg.client_port = u16::try_from(num("a port")?)
+                        .map_err(|_| err(format!("clientPort {value} is not a port")))?
+                }
+                "clientPortAddress" => {
+                    cfg.client_port_address = Some(
+                        value
+                            .parse()
+                            .map_err(|_| err(format!("clientPortAddress {value:?} is not an IP address")))?,
+                    )
+                }
+                "maxClientCnxns" => cfg.max_client_cnxns = num("connections")? as usize,
+                "minSessionTimeout" => {
+                    cfg.min_session_timeout = Some(Duration::from_millis(num("milliseconds")?))
+                }
+                "maxSessionTimeout" => {
+                    cfg.max_session_timeout = Some(Duration::from_millis(num("milliseconds")?))
+                }
+                "snapCount" | "zookeeper.snapCount" => {
+                    cfg.snap_count = num("txns")?.max(2);
+                }
+                "autopurge.snapRetainCount" => {
+                    cfg.autopurge_snap_retain_count = (num("snapshots")? as usize).max(3)
+                }
+                "autopurge.purgeInterval" => cfg.autopurge_purge_interval = num("hours")?,
+                "4lw.commands.whitelist" | "zookeeper.4lw.commands.whitelist" => {
+                    cfg.four_letter_words =
+                        value.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+                }
+                "forceSync" | "zookeeper.forceSync" => cfg.force_sync = boolean()?,
+                "jute.maxbuffer" => {
+                    let v = num("bytes")? as usize;
+                    if v == 0 {
+                        return Err(err("jute.maxbuffer must be positive".into()));
+                    }
+                    cfg.jute_maxbuffer = v;
+                }
+                "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {
+                    cfg.extended_types_enabled = boolean()?
+                }
+                "superDigest" | "zookeeper.DigestAuthenticationProvider.superDigest" => {
+                    if !value.contains(':') {
+                        return Err(err("superDigest must look like super:<base64 sha1>".into()));
+                    }
+                    cfg.super_digest = Some(value.to_string())
+                }
+                "globalOutstandingLimit" | "zookeeper.globalOutstandingLimit" => {
+                    cfg.global_outstanding_limit = (num("requests")? as usize).max(1)
+                }
+                "znode.container.checkIntervalMs" => {
+                    cfg.container_check_interval = Duration::from_millis(num("milliseconds")?.max(1))
+                }
+                "znode.container.maxPerMinute" => cfg.container_max_per_minute = num("nodes")? as usize,
+                // Accepted for compatibility; they only matter to features
+                // this server does not have (ensembles, admin server ...).
+                k if k.starts_with("server.")
+                    || k.starts_with("admin.")
+                    || k.starts_with("metricsProvider.")
+                    || matches!(
+                        k,
+                        "initLimit" | "syncLimit" | "standaloneEnabled" | "reconfigEnabled" | "preAllocSize"
+                    ) =>
+                {
+                    cfg.unknown_keys.push(k.to_string())
+                }
+                other => cfg.unknown_keys.push(other.to_string()),
+            }
+        }
+        let Some(data_dir) = data_dir else {
+            return Err(ConfigError {
+                file: file.to_string(),
+                line: 0,
+                message: "dataDir is not set".into(),
+            });
+        };
+        cfg.data_log_dir = data_log_dir.unwrap_or_else(|| data_dir.clone());
+        cfg.data_dir = data_dir;
+        if cfg.min_session() > cfg.max_session() {
+            return Err(ConfigError {
+                file: file.to_string(),
+                line: 0,
+                message: format!(
+                    "minSessionTimeout {:?} is larger than maxSessionTimeout {:?}",
+                    cfg.min_session(),
+                    cfg.max_session()
+                ),
+            });
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_apache_sample() {
+        let text = "# The number of milliseconds of each tick\ntickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/var/lib/zookeeper\nclientPort=2181\n#maxClientCnxns=60\nautopurge.snapRetainCount=3\nautopurge.purgeInterval=1\n4lw.commands.whitelist=ruok, srvr,mntr\nfoo=bar\n";
+        let c = ServerConfig::parse(text, "zoo.cfg").unwrap();
+        assert_eq!(c.tick_time, Duration::from_secs(2));
+        assert_eq!(c.data_log_dir, PathBuf::from("/var/lib/zookeeper"));
+        assert_eq!(c.four_letter_words, vec!["ruok", "srvr", "mntr"]);
+        assert!(c.four_letter_word_enabled("mntr") && !c.four_letter_word_enabled("dump"));
+        assert_eq!(c.min_session(), Duration::from_secs(4));
+        assert_eq!(c.max_session(), Duration::from_secs(40));
+        assert!(c.unknown_keys.contains(&"foo".to_string()));
+    }
+
+    #[test]
+    fn bad_values_name_the_line() {
+        let e = ServerConfig::parse("dataDir=/x\nclientPort=99999\n", "zoo.cfg").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.to_string().contains("clientPort"));
+        assert!(ServerConfig::parse("tickTime=2000\n", "zoo.cfg").unwrap_err().message.contains("dataDir"));
+        assert!(ServerConfig::parse("dataDir=/x\nforceSync=maybe\n", "f").is_err());
+        assert!(ServerConfig::parse("dataDir=/x\njunk\n", "f").is_err());
+        assert!(
+            ServerConfig::parse("dataDir=/x\nminSessionTimeout=9000\nmaxSessionTimeout=100\n", "f").is_err()
+        );
+    }
+}

@@ -1,0 +1,85 @@
+//! `zk-server path/to/zoo.cfg`: runs a server in the foreground, like
+//! `zkServer.sh start-foreground`. Stops cleanly on SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+
+use tracing_subscriber::EnvFilter;
+use zk_server::{Server, ServerConfig};
+
+const USAGE: &str =
+    "usage: zk-server <zoo.cfg>\n       zk-server --data-dir <dir> [--port <port>] [--address <ip>]\n";
+
+fn config_from_args() -> Result<ServerConfig, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
+        return Err(USAGE.to_string());
+    }
+    if args.len() == 1 && !args[0].starts_with('-') {
+        return ServerConfig::from_file(&PathBuf::from(&args[0])).map_err(|e| e.to_string());
+    }
+    let mut cfg: Option<ServerConfig> = None;
+    let (mut port, mut address) = (None, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().cloned().ok_or_else(|| format!("{a} needs a value\n{USAGE}"));
+        match a.as_str() {
+            "--data-dir" => cfg = Some(ServerConfig::new(value()?)),
+            "--port" => port = Some(value()?.parse::<u16>().map_err(|e| format!("--port: {e}"))?),
+            "--address" => address = Some(value()?.parse().map_err(|e| format!("--address: {e}"))?),
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        }
+    }
+    let mut cfg = cfg.ok_or_else(|| format!("--data-dir is required\n{USAGE}"))?;
+    if let Some(p) = port {
+        cfg.client_port = p;
+    }
+    cfg.client_port_address = address.or(cfg.client_port_address);
+    Ok(cfg)
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let cfg = match config_from_args() {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            if !e.ends_with('\n') {
+                eprintln!();
+            }
+            std::process::exit(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = rt.block_on(async move {
+        let server = match Server::start(cfg).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("zk-server: {e}");
+                return 1;
+            }
+        };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("cannot listen for SIGTERM: {e}");
+                return 1;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+        server.stop().await;
+        0
+    });
+    std::process::exit(code);
+}

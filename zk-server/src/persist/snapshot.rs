@@ -1,0 +1,1002 @@
+//! Snapshots of the data tree, in Apache ZooKeeper's format (`FileSnap`,
+//! `SerializeUtils.serializeSnapshot`, `DataTree.serialize`).
+//!
+//! A snapshot is `version-2/snapshot.<lowercase hex zxid>`:
+//!
+//! ```text
+//! FileHeader{"ZKSN", 2, dbid -1}
+//! int count, {long sessionId, int timeout}*          sessions
+//! int count, {long index, vector<ACL>}*              ACL cache
+//! {ustring path, buffer data, long aclIndex, StatPersisted}*   nodes
+//! ustring "/"                                        end of the nodes
+//! long adler32, ustring "/"                          seal
+//! ```
+//!
+//! The checksum covers every byte before it. Apache 3.6+ may append
+//! trailers after the seal (the zxid digest, each sealed again); they are
+//! ignored when reading and not written.
+//!
+//! Conventions found in Apache's files (see the golden `snapshot.bin`):
+//!
+//! * The root node is written with the empty path `""` (Apache's
+//!   `DataTree.serializeNode` starts from `""`; `"/"` would end the node
+//!   list). [`SnapshotNode::path`] uses `"/"` for the root; the conversion
+//!   happens here.
+//! * The ACL index `-1` means `OPEN_ACL_UNSAFE` (`world:anyone`, all perms)
+//!   without a cache entry (`ReferenceCountedACLCache.OPEN_UNSAFE_ACL_ID`).
+//!   Apache uses it for the nodes it creates itself (`/`, `/zookeeper`,
+//!   `/zookeeper/quota`); other lists get indexes from 1 up. This writer
+//!   uses -1 for every open ACL, which Apache reads back as the same list.
+//! * Nodes are listed parents first; Apache's loader rejects a node whose
+//!   parent has not been read yet.
+//!
+//! Writing goes to a temp file (`tmp.snapshot.<zxid>`, a name Apache's
+//! loader ignores), which is fsynced and renamed, so the final name only
+//! ever holds a complete snapshot.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::hash::{BuildHasher, RandomState};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tracing::{debug, info, warn};
+use zk_proto::records::{Acl, FILE_VERSION, FileHeader, SNAP_MAGIC, StatPersisted};
+use zk_proto::{ProtoError, Record};
+
+use super::txnlog::LOG_PREFIX;
+use super::{
+    Adler32, adler32, ensure_version_dir, invalid_data, invalid_input, list_dir, list_zxid_files,
+    parse_zxid_name, parse_zxid_name_lenient, sync_dir, version_dir, zxid_file_name,
+};
+
+/// The name prefix of snapshot files (`snapshot.<hex zxid>`).
+pub const SNAPSHOT_PREFIX: &str = "snapshot";
+
+/// The fewest snapshots [`purge`] keeps (Apache's `PurgeTxnLog` minimum).
+pub const MIN_RETAIN: usize = 3;
+
+/// The ACL index of `OPEN_ACL_UNSAFE`, which has no cache entry.
+const OPEN_ACL_INDEX: i64 = -1;
+
+/// Prefix of the files being written (not matched by `snapshot.*`).
+const TMP_PREFIX: &str = "tmp.";
+
+/// The seal's `"/"` and the node list terminator, encoded.
+const SLASH: [u8; 5] = [0, 0, 0, 1, b'/'];
+
+/// I/O buffer size for snapshot files.
+const IO_BUF: usize = 256 * 1024;
+
+/// One node of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotNode {
+    /// The absolute path; `"/"` for the root (stored as `""` in the file).
+    pub path: String,
+    /// The data; `None` for a node created with null data (kept distinct
+    /// from empty data, as Apache does).
+    pub data: Option<Bytes>,
+    /// The ACL.
+    pub acl: Vec<Acl>,
+    /// The persisted stat.
+    pub stat: StatPersisted,
+}
+
+/// A loaded snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The zxid in the file name: the last txn applied when the snapshot
+    /// started. Snapshots are fuzzy, so replay the log from `zxid + 1`
+    /// (idempotently).
+    pub zxid: i64,
+    /// The sessions: `(session id, timeout in ms)`.
+    pub sessions: Vec<(i64, i32)>,
+    /// The nodes, each after its parent, the root first.
+    pub nodes: Vec<SnapshotNode>,
+}
+
+/// What [`purge`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PurgeReport {
+    /// The snapshots kept, newest first.
+    pub kept_snapshots: Vec<PathBuf>,
+    /// The snapshot files (and leftover temp files) deleted.
+    pub deleted_snapshots: Vec<PathBuf>,
+    /// The log files deleted.
+    pub deleted_logs: Vec<PathBuf>,
+}
+
+/// Writes `snapshot.<hex zxid>` in `dir/version-2` atomically: to a temp
+/// file, fsynced, renamed over the final name, then the directory fsynced.
+///
+/// `nodes` must hold the root (path `"/"`, or `""`) and every other node
+/// once, the reserved `/zookeeper` nodes included as the tree has them.
+/// They may come in any order: the file lists each node after its parent
+/// (Apache's loader requires it), so nodes that arrive before their parent
+/// are held back and written at the end in path order. A parent-first
+/// order (pre-order, or sorted by path) is streamed without holding nodes.
+/// ACL lists are deduplicated into the ACL cache section (open ACLs use
+/// index -1). The nodes section goes to a side file first, because the ACL
+/// cache precedes it in the format. Only one snapshot of a given zxid may
+/// be written at a time.
+///
+/// # Errors
+/// [`io::ErrorKind::InvalidInput`] when the root is missing, a node is
+/// given twice, a path is malformed or a node's parent is missing;
+/// otherwise I/O errors. On error nothing new is left under the final name
+/// (an older snapshot of the same name is untouched) and the temp files
+/// are removed.
+pub fn write_snapshot(
+    dir: &Path,
+    zxid: i64,
+    sessions: &[(i64, i32)],
+    nodes: impl Iterator<Item = SnapshotNode>,
+) -> io::Result<PathBuf> {
+    let vdir = ensure_version_dir(dir)?;
+    let name = zxid_file_name(SNAPSHOT_PREFIX, zxid);
+    let final_path = vdir.join(&name);
+    let tmp = vdir.join(format!("{TMP_PREFIX}{name}"));
+    let side = vdir.join(format!("{TMP_PREFIX}{name}.nodes"));
+    let written = write_temp(&tmp, &side, sessions, nodes);
+    let _ = fs::remove_file(&side);
+    let renamed = written.and_then(|()| fs::rename(&tmp, &final_path));
+    if let Err(e) = renamed {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(&vdir)?;
+    info!(file = %final_path.display(), "wrote snapshot");
+    Ok(final_path)
+}
+
+/// Counts the Adler32 of everything written through it.
+struct CheckedWriter<W> {
+    inner: W,
+    sum: Adler32,
+}
+
+impl<W: Write> Write for CheckedWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sum.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The ACL cache being built: distinct lists and their indexes.
+struct AclCache {
+    open: Vec<Acl>,
+    index: HashMap<Vec<Acl>, i64>,
+}
+
+impl AclCache {
+    fn new() -> Self {
+        AclCache { open: Acl::open_unsafe(), index: HashMap::new() }
+    }
+
+    fn index_of(&mut self, acl: &[Acl]) -> i64 {
+        if acl == self.open.as_slice() {
+            return OPEN_ACL_INDEX;
+        }
+        if let Some(&i) = self.index.get(acl) {
+            return i;
+        }
+        let i = self.index.len() as i64 + 1;
+        self.index.insert(acl.to_vec(), i);
+        i
+    }
+
+    /// The entries by index.
+    fn entries(&self) -> Vec<(i64, &Vec<Acl>)> {
+        let mut v: Vec<_> = self.index.iter().map(|(acl, &i)| (i, acl)).collect();
+        v.sort_by_key(|(i, _)| *i);
+        v
+    }
+}
+
+/// Appends a jute `ustring`.
+fn put_str(buf: &mut BytesMut, s: &str) -> io::Result<()> {
+    let len = i32::try_from(s.len()).map_err(|_| invalid_input("path too long"))?;
+    buf.put_i32(len);
+    buf.put_slice(s.as_bytes());
+    Ok(())
+}
+
+/// The parent of a non-root absolute path (`"/"` for a top-level node).
+fn parent_of(path: &str) -> Option<&str> {
+    if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') {
+        return None;
+    }
+    let slash = path.rfind('/')?;
+    Some(if slash == 0 { "/" } else { &path[..slash] })
+}
+
+/// The set of paths written so far, kept as two independent 64-bit hashes
+/// per path rather than the strings: a false match needs a 128-bit
+/// collision.
+struct PathSet {
+    a: RandomState,
+    b: RandomState,
+    set: HashSet<(u64, u64)>,
+}
+
+impl PathSet {
+    fn new() -> Self {
+        PathSet { a: RandomState::new(), b: RandomState::new(), set: HashSet::new() }
+    }
+
+    fn key(&self, path: &str) -> (u64, u64) {
+        (self.a.hash_one(path), self.b.hash_one(path))
+    }
+
+    fn contains(&self, path: &str) -> bool {
+        self.set.contains(&self.key(path))
+    }
+
+    /// False when the path was already there.
+    fn insert(&mut self, path: &str) -> bool {
+        let key = self.key(path);
+        self.set.insert(key)
+    }
+}
+
+/// Appends one node record (`wire_path` is `""` for the root).
+fn write_node(
+    out: &mut impl Write,
+    buf: &mut BytesMut,
+    acls: &mut AclCache,
+    wire_path: &str,
+    node: &SnapshotNode,
+) -> io::Result<()> {
+    buf.clear();
+    put_str(buf, wire_path)?;
+    node.data.encode(buf);
+    acls.index_of(&node.acl).encode(buf);
+    node.stat.encode(buf);
+    out.write_all(buf)
+}
+
+/// Writes the complete snapshot to `tmp` (fsynced), via the side file
+/// `side` for the nodes.
+fn write_temp(
+    tmp: &Path,
+    side: &Path,
+    sessions: &[(i64, i32)],
+    nodes: impl Iterator<Item = SnapshotNode>,
+) -> io::Result<()> {
+    // 1. The nodes, into the side file, building the ACL cache. A node is
+    //    written once its parent has been; nodes that come before their
+    //    parent wait and are written at the end in path order (where every
+    //    parent precedes its children).
+    let mut acls = AclCache::new();
+    let side_file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(side)?;
+    let mut out = BufWriter::with_capacity(IO_BUF, side_file);
+    let mut seen = PathSet::new();
+    let mut root = false;
+    let mut deferred = Vec::new();
+    let mut buf = BytesMut::new();
+    for node in nodes {
+        if node.path == "/" || node.path.is_empty() {
+            if root {
+                return Err(invalid_input("the root node is given twice"));
+            }
+            root = true;
+            seen.insert("/");
+            write_node(&mut out, &mut buf, &mut acls, "", &node)?;
+            continue;
+        }
+        let parent = parent_of(&node.path)
+            .ok_or_else(|| invalid_input(format!("invalid node path {:?}", node.path)))?;
+        if seen.contains(parent) {
+            if !seen.insert(&node.path) {
+                return Err(invalid_input(format!("node {} is given twice", node.path)));
+            }
+            write_node(&mut out, &mut buf, &mut acls, &node.path, &node)?;
+        } else {
+            deferred.push(node);
+        }
+    }
+    if !root {
+        return Err(invalid_input("a snapshot needs the root node"));
+    }
+    if !deferred.is_empty() {
+        debug!(nodes = deferred.len(), "sorting snapshot nodes that came before their parents");
+        deferred.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    }
+    for node in deferred {
+        if !parent_of(&node.path).is_some_and(|p| seen.contains(p)) {
+            return Err(invalid_input(format!("node {} has no parent", node.path)));
+        }
+        if !seen.insert(&node.path) {
+            return Err(invalid_input(format!("node {} is given twice", node.path)));
+        }
+        write_node(&mut out, &mut buf, &mut acls, &node.path, &node)?;
+    }
+    let mut side_file = out.into_inner().map_err(|e| e.into_error())?;
+    side_file.seek(SeekFrom::Start(0))?;
+    drop(seen);
+
+    // 2. The snapshot: header, sessions, ACL cache, nodes, seal.
+    let mut out =
+        CheckedWriter { inner: BufWriter::with_capacity(IO_BUF, File::create(tmp)?), sum: Adler32::new() };
+    buf.clear();
+    FileHeader { magic: SNAP_MAGIC, version: FILE_VERSION, dbid: -1 }.encode(&mut buf);
+    let count = i32::try_from(sessions.len()).map_err(|_| invalid_input("too many sessions"))?;
+    buf.put_i32(count);
+    for &(id, timeout) in sessions {
+        buf.put_i64(id);
+        buf.put_i32(timeout);
+    }
+    let entries = acls.entries();
+    buf.put_i32(i32::try_from(entries.len()).map_err(|_| invalid_input("too many distinct ACLs"))?);
+    for (index, acl) in entries {
+        index.encode(&mut buf);
+        acl.encode(&mut buf);
+    }
+    out.write_all(&buf)?;
+    io::copy(&mut BufReader::with_capacity(IO_BUF, side_file), &mut out)?;
+    out.write_all(&SLASH)?;
+    let sum = out.sum.value_i64();
+    out.write_all(&sum.to_be_bytes())?;
+    out.write_all(&SLASH)?;
+    let file = out.inner.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()
+}
+
+/// Apache's quick check (`SnapStream.isValidCheckedStream`): at least 10
+/// bytes, ending in the seal's `"/"`. A file failing it is an incomplete
+/// write and is not considered a snapshot at all.
+fn looks_complete(path: &Path) -> bool {
+    let check = || -> io::Result<bool> {
+        let mut f = File::open(path)?;
+        let len = f.metadata()?.len();
+        if len < 10 {
+            return Ok(false);
+        }
+        f.seek(SeekFrom::Start(len - 5))?;
+        let mut tail = [0u8; 5];
+        f.read_exact(&mut tail)?;
+        Ok(tail == SLASH)
+    };
+    check().unwrap_or(false)
+}
+
+/// Loads the newest valid snapshot of `dir/version-2`.
+///
+/// Snapshots are tried newest first. As in Apache, a file that does not
+/// end in its seal (an interrupted write) is skipped as if absent; one
+/// that does but fails to load (bad checksum, bad structure) is reported
+/// with a warning and the next older one is tried. Compressed snapshots
+/// (`snapshot.<zxid>.gz` / `.snappy`) are not supported and are skipped
+/// with a warning.
+///
+/// `Ok(None)` means there is no complete snapshot. Apache then refuses to
+/// start if the log holds txns ("No snapshot found, but there are log
+/// entries"), unless told to trust an empty snapshot.
+///
+/// # Errors
+/// When complete-looking (or compressed) snapshots exist but none loads
+/// (restoring from nothing would silently lose the tree), or on directory
+/// I/O errors.
+pub fn load_latest(dir: &Path) -> io::Result<Option<Snapshot>> {
+    let vdir = version_dir(dir);
+    let mut candidates = Vec::new();
+    let mut unusable = 0usize;
+    for (name, path) in list_dir(&vdir)? {
+        if let Some(zxid) = parse_zxid_name(&name, SNAPSHOT_PREFIX) {
+            candidates.push((zxid, path));
+        } else if parse_zxid_name_lenient(&name, SNAPSHOT_PREFIX).is_some()
+            && (name.ends_with(".gz") || name.ends_with(".snappy"))
+        {
+            warn!(file = %path.display(), "skipping a compressed snapshot (not supported)");
+            unusable += 1;
+        }
+    }
+    candidates.sort_by(|a, b| b.cmp(a));
+    let mut tried = 0usize;
+    for (zxid, path) in &candidates {
+        if !looks_complete(path) {
+            warn!(file = %path.display(), "skipping an incomplete snapshot");
+            continue;
+        }
+        tried += 1;
+        match load_file(path, *zxid) {
+            Ok(snap) => {
+                info!(file = %path.display(), nodes = snap.nodes.len(), sessions = snap.sessions.len(), "loaded snapshot");
+                return Ok(Some(snap));
+            }
+            Err(e) => warn!(file = %path.display(), error = %e, "invalid snapshot, trying an older one"),
+        }
+    }
+    if tried > 0 || unusable > 0 {
+        return Err(invalid_data(format!(
+            "no usable snapshot in {}: {tried} invalid, {unusable} compressed (not supported)",
+            vdir.display()
+        )));
+    }
+    Ok(None)
+}
+
+/// Reads and checks one snapshot file.
+fn load_file(path: &Path, zxid: i64) -> io::Result<Snapshot> {
+    let bytes = Bytes::from(fs::read(path)?);
+    parse_snapshot(zxid, bytes).map_err(|e| invalid_data(format!("{}: {e}", path.display())))
+}
+
+fn field(what: &'static str) -> impl FnOnce(ProtoError) -> String {
+    move |e| format!("{what}: {e}")
+}
+
+/// Decodes a whole snapshot file and verifies its checksum.
+fn parse_snapshot(zxid: i64, bytes: Bytes) -> Result<Snapshot, String> {
+    let total = bytes.len();
+    let mut buf = bytes.clone();
+    let header = FileHeader::decode(&mut buf).map_err(field("file header"))?;
+    if header.magic != SNAP_MAGIC {
+        return Err(format!("not a snapshot (magic {:#010x})", header.magic));
+    }
+
+    let count = i32::decode(&mut buf).map_err(field("session count"))?;
+    let count = usize::try_from(count).map_err(|_| format!("negative session count {count}"))?;
+    if count.saturating_mul(12) > buf.remaining() {
+        return Err(format!("{count} sessions do not fit in the file"));
+    }
+    let mut sessions = Vec::with_capacity(count);
+    for _ in 0..count {
+        let id = i64::decode(&mut buf).map_err(field("session id"))?;
+        let timeout = i32::decode(&mut buf).map_err(field("session timeout"))?;
+        sessions.push((id, timeout));
+    }
+
+    let count = i32::decode(&mut buf).map_err(field("ACL cache size"))?;
+    let count = usize::try_from(count).map_err(|_| format!("negative ACL cache size {count}"))?;
+    if count.saturating_mul(12) > buf.remaining() {
+        return Err(format!("{count} ACL cache entries do not fit in the file"));
+    }
+    let mut acls: HashMap<i64, Vec<Acl>> = HashMap::with_capacity(count);
+    for _ in 0..count {
+        let index = i64::decode(&mut buf).map_err(field("ACL index"))?;
+        if buf.remaining() >= 4 && buf.chunk()[..4] == [0xff; 4] {
+            return Err(format!("null ACL list for index {index}"));
+        }
+        let list = Vec::<Acl>::decode(&mut buf).map_err(field("ACL list"))?;
+        acls.insert(index, list);
+    }
+
+    let open = Acl::open_unsafe();
+    let mut nodes = Vec::new();
+    loop {
+        let path = String::decode(&mut buf).map_err(field("node path"))?;
+        if path == "/" {
+            break;
+        }
+        let data = Option::<Bytes>::decode(&mut buf).map_err(field("node data"))?;
+        // Copied out, so that the nodes do not pin the whole file buffer.
+        let data = data.map(|d| Bytes::copy_from_slice(&d));
+        let index = i64::decode(&mut buf).map_err(field("node ACL index"))?;
+        let stat = StatPersisted::decode(&mut buf).map_err(field("node stat"))?;
+        let acl = if index == OPEN_ACL_INDEX {
+            open.clone()
+        } else {
+            acls.get(&index).cloned().ok_or_else(|| {
+                format!("node {path:?} uses ACL index {index}, which is not in the ACL cache")
+            })?
+        };
+        let path = if path.is_empty() { "/".to_owned() } else { path };
+        nodes.push(SnapshotNode { path, data, acl, stat });
+    }
+
+    let sealed = total - buf.remaining();
+    let stored = i64::decode(&mut buf).map_err(field("checksum"))?;
+    String::decode(&mut buf).map_err(field("seal"))?;
+    let computed = i64::from(adler32(&bytes[..sealed]));
+    if stored != computed {
+        return Err(format!("checksum mismatch: stored {stored:#x}, computed {computed:#x}"));
+    }
+    if buf.has_remaining() {
+        debug!(bytes = buf.remaining(), "ignoring snapshot trailers (digest)");
+    }
+    check_tree(&nodes)?;
+    Ok(Snapshot { zxid, sessions, nodes })
+}
+
+/// Every node after its parent, no duplicates, a root.
+fn check_tree(nodes: &[SnapshotNode]) -> Result<(), String> {
+    let mut seen: HashSet<&str> = HashSet::with_capacity(nodes.len());
+    for node in nodes {
+        if node.path != "/" {
+            let parent = parent_of(&node.path).ok_or_else(|| format!("invalid node path {:?}", node.path))?;
+            if !seen.contains(parent) {
+                return Err(format!("node {} comes before its parent", node.path));
+            }
+        }
+        if !seen.insert(&node.path) {
+            return Err(format!("node {} appears twice", node.path));
+        }
+    }
+    if seen.is_empty() {
+        return Err("no root node".into());
+    }
+    Ok(())
+}
+
+/// Keeps the newest `retain` complete snapshots of `dir/version-2` (at
+/// least [`MIN_RETAIN`], as Apache enforces) and deletes the older
+/// snapshot files and the log files that only hold txns older than the
+/// oldest kept snapshot. With X the oldest kept snapshot's zxid, the log
+/// file holding X+1 (the last one starting at or before X+1) and every later
+/// log are kept, so that each kept snapshot can be brought up to date;
+/// the logs before it are deleted (Apache's `PurgeTxnLog` rule). Snapshot
+/// and log files are matched the way Apache matches them
+/// (`snapshot.<hex>[.suffix]`, `log.<hex>[.suffix]`); leftover temp files
+/// of older snapshots go too.
+///
+/// # Errors
+/// When a directory cannot be listed. A file that cannot be deleted is
+/// reported with a warning and skipped.
+pub fn purge(dir: &Path, retain: usize) -> io::Result<PurgeReport> {
+    purge_dirs(dir, dir, retain)
+}
+
+/// [`purge`] with snapshots in `snap_dir` and logs in `log_dir` (Apache's
+/// `dataDir` and `dataLogDir`), each holding a `version-2` directory.
+///
+/// # Errors
+/// As [`purge`].
+pub fn purge_dirs(snap_dir: &Path, log_dir: &Path, retain: usize) -> io::Result<PurgeReport> {
+    let retain = if retain < MIN_RETAIN {
+        warn!(retain, min = MIN_RETAIN, "snapshot retain count raised to the minimum");
+        MIN_RETAIN
+    } else {
+        retain
+    };
+    let svdir = version_dir(snap_dir);
+    let lvdir = version_dir(log_dir);
+    let mut kept: Vec<(i64, PathBuf)> = list_zxid_files(&svdir, SNAPSHOT_PREFIX)?
+        .into_iter()
+        .rev()
+        .filter(|(_, p)| looks_complete(p))
+        .collect();
+    kept.truncate(retain);
+    let mut report =
+        PurgeReport { kept_snapshots: kept.iter().map(|(_, p)| p.clone()).collect(), ..Default::default() };
+    let Some(&(oldest, _)) = kept.last() else {
+        return Ok(report);
+    };
+
+    let remove = |path: PathBuf, into: &mut Vec<PathBuf>| match fs::remove_file(&path) {
+        Ok(()) => {
+            info!(file = %path.display(), "purged");
+            into.push(path);
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => warn!(file = %path.display(), error = %e, "could not purge"),
+    };
+
+    for (name, path) in list_dir(&svdir)? {
+        let zxid = parse_zxid_name_lenient(&name, SNAPSHOT_PREFIX).or_else(|| {
+            name.strip_prefix(TMP_PREFIX).and_then(|rest| parse_zxid_name_lenient(rest, SNAPSHOT_PREFIX))
+        });
+        if zxid.is_some_and(|z| z < oldest) {
+            remove(path, &mut report.deleted_snapshots);
+        }
+    }
+
+    let logs: Vec<(i64, PathBuf)> = list_dir(&lvdir)?
+        .into_iter()
+        .filter_map(|(name, path)| parse_zxid_name_lenient(&name, LOG_PREFIX).map(|z| (z, path)))
+        .collect();
+    let first_needed = oldest.saturating_add(1);
+    if let Some(keep_from) = logs.iter().map(|(z, _)| *z).filter(|&z| z <= first_needed).max() {
+        for (zxid, path) in logs {
+            if zxid < keep_from {
+                remove(path, &mut report.deleted_logs);
+            }
+        }
+    }
+    report.deleted_snapshots.sort();
+    report.deleted_logs.sort();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use zk_proto::records::Id;
+    use zk_proto::types::perms;
+
+    use super::*;
+
+    const GOLDEN_SNAP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../zk-proto/tests/golden/snapshot.bin");
+
+    fn stat(n: i64) -> StatPersisted {
+        StatPersisted {
+            czxid: n,
+            mzxid: n + 1,
+            ctime: 1_700_000_000_000 + n,
+            mtime: 1_700_000_000_500 + n,
+            version: n as i32,
+            cversion: 2 * n as i32,
+            aversion: 1,
+            ephemeral_owner: if n % 5 == 0 { 0x77 } else { 0 },
+            pzxid: n + 2,
+        }
+    }
+
+    fn node(path: &str, data: Option<&[u8]>, acl: Vec<Acl>, n: i64) -> SnapshotNode {
+        SnapshotNode { path: path.into(), data: data.map(Bytes::copy_from_slice), acl, stat: stat(n) }
+    }
+
+    fn digest_acl(user: &str) -> Vec<Acl> {
+        vec![Acl::new(perms::ALL, Id::new("digest", format!("{user}:hash")))]
+    }
+
+    /// A tree with the reserved nodes, null and empty data, several ACLs.
+    fn sample_tree() -> Vec<SnapshotNode> {
+        let mixed =
+            vec![Acl::new(perms::READ, Id::anyone()), Acl::new(perms::ALL, Id::new("ip", "10.0.0.0/8"))];
+        vec![
+            node("/", Some(b""), Acl::open_unsafe(), 0),
+            node("/zookeeper", Some(b""), Acl::open_unsafe(), 0),
+            node("/zookeeper/quota", Some(b""), Acl::open_unsafe(), 0),
+            node("/zookeeper/config", Some(b""), Acl::read_unsafe(), 0),
+            node("/a", Some(b"hello"), Acl::open_unsafe(), 3),
+            node("/a/null", None, digest_acl("u1"), 4),
+            node("/a/empty", Some(b""), digest_acl("u1"), 5),
+            node("/a/empty/x", Some(&[0, 1, 2, 255]), mixed.clone(), 6),
+            node("/a-b", Some(b"dash"), digest_acl("u2"), 7),
+            node("/a/z", Some(b"z"), mixed, 8),
+            node("/a/creator", Some(b"c"), Acl::creator_all(), 9),
+        ]
+    }
+
+    fn file_names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            list_dir(&version_dir(dir)).unwrap().into_iter().map(|(n, _)| n).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn loads_the_golden_apache_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(version_dir(dir.path())).unwrap();
+        fs::copy(GOLDEN_SNAP, version_dir(dir.path()).join("snapshot.13")).unwrap();
+        let snap = load_latest(dir.path()).unwrap().expect("a snapshot");
+        assert_eq!(snap.zxid, 0x13);
+        // The only session closed before the snapshot.
+        assert_eq!(snap.sessions, vec![]);
+        let get = |p: &str| snap.nodes.iter().find(|n| n.path == p).unwrap_or_else(|| panic!("{p} missing"));
+        // The root comes first, written as "", with empty (not null) data
+        // and ACL index -1.
+        assert_eq!(snap.nodes[0].path, "/");
+        assert_eq!(snap.nodes[0].data, Some(Bytes::new()));
+        assert_eq!(snap.nodes[0].acl, Acl::open_unsafe());
+        for p in
+            ["/golden", "/golden/c2", "/golden/nulldata", "/golden/ttl", "/golden/rec", "/golden-container"]
+        {
+            get(p);
+        }
+        assert_eq!(get("/zookeeper").acl, Acl::open_unsafe());
+        assert_eq!(get("/zookeeper/quota").acl, Acl::open_unsafe());
+        assert_eq!(get("/zookeeper/config").acl, Acl::read_unsafe());
+        assert_eq!(get("/golden").acl, Acl::open_unsafe());
+        assert_eq!(get("/golden").data.as_deref(), Some(&b"world"[..]));
+        assert_eq!(get("/golden/nulldata").data, None);
+        let c2 = get("/golden/c2");
+        assert_eq!(c2.acl.len(), 1);
+        assert_eq!((c2.acl[0].perms, c2.acl[0].id.scheme.as_str()), (perms::ALL, "digest"));
+        assert!(c2.acl[0].id.id.starts_with("user:"));
+        assert_eq!(snap.nodes.len(), 10);
+    }
+
+    #[test]
+    fn golden_trailer_checksums_are_cumulative() {
+        // Apache's second seal (after the digest) covers the whole file
+        // before it, the first seal included.
+        let bytes = fs::read(GOLDEN_SNAP).unwrap();
+        let n = bytes.len();
+        assert_eq!(&bytes[n - 5..], &SLASH);
+        let stored = i64::from_be_bytes(bytes[n - 13..n - 5].try_into().unwrap());
+        assert_eq!(stored, i64::from(adler32(&bytes[..n - 13])));
+    }
+
+    #[test]
+    fn golden_snapshot_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(version_dir(dir.path())).unwrap();
+        fs::copy(GOLDEN_SNAP, version_dir(dir.path()).join("snapshot.13")).unwrap();
+        let snap = load_latest(dir.path()).unwrap().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        write_snapshot(out.path(), 0x13, &snap.sessions, snap.nodes.clone().into_iter()).unwrap();
+        assert_eq!(load_latest(out.path()).unwrap(), Some(snap));
+    }
+
+    #[test]
+    fn write_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = vec![(0x0100_0000_0000_0001, 30_000), (0x0100_0000_0000_0002, 4_000), (-5, 1)];
+        let tree = sample_tree();
+        let path = write_snapshot(dir.path(), 0x1_0000_002a, &sessions, tree.clone().into_iter()).unwrap();
+        assert_eq!(path, version_dir(dir.path()).join("snapshot.10000002a"));
+        // No temp files left.
+        assert_eq!(file_names(dir.path()), vec!["snapshot.10000002a"]);
+        let snap = load_latest(dir.path()).unwrap().unwrap();
+        assert_eq!(snap, Snapshot { zxid: 0x1_0000_002a, sessions: sessions.clone(), nodes: tree.clone() });
+        assert_eq!(snap.nodes[5].data, None);
+        assert_eq!(snap.nodes[6].data, Some(Bytes::new()));
+
+        // The raw layout: root as "", ACL cache deduplicated (read, u1,
+        // mixed, u2, creator; open ACLs as -1).
+        let mut raw = Bytes::from(fs::read(&path).unwrap());
+        assert_eq!(
+            FileHeader::decode(&mut raw).unwrap(),
+            FileHeader { magic: SNAP_MAGIC, version: FILE_VERSION, dbid: -1 }
+        );
+        assert_eq!(i32::decode(&mut raw).unwrap(), 3);
+        raw.advance(3 * 12);
+        assert_eq!(i32::decode(&mut raw).unwrap(), 5);
+        for i in 1..=5 {
+            assert_eq!(i64::decode(&mut raw).unwrap(), i);
+            Vec::<Acl>::decode(&mut raw).unwrap();
+        }
+        assert_eq!(String::decode(&mut raw).unwrap(), "");
+        assert_eq!(Option::<Bytes>::decode(&mut raw).unwrap(), Some(Bytes::new()));
+        assert_eq!(i64::decode(&mut raw).unwrap(), OPEN_ACL_INDEX);
+    }
+
+    #[test]
+    fn rewriting_the_same_zxid_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        write_snapshot(dir.path(), 7, &[], sample_tree().into_iter()).unwrap();
+        let small = vec![node("", Some(b"r"), Acl::open_unsafe(), 1)];
+        write_snapshot(dir.path(), 7, &[(1, 2)], small.into_iter()).unwrap();
+        let snap = load_latest(dir.path()).unwrap().unwrap();
+        assert_eq!(snap.sessions, vec![(1, 2)]);
+        assert_eq!(snap.nodes, vec![node("/", Some(b"r"), Acl::open_unsafe(), 1)]);
+    }
+
+    #[test]
+    fn bad_node_orders_are_rejected() {
+        let root = || node("/", Some(b""), Acl::open_unsafe(), 0);
+        let a = || node("/a", None, Acl::open_unsafe(), 1);
+        let cases = vec![
+            vec![],
+            vec![a()],
+            vec![root(), node("/a/b", None, Acl::open_unsafe(), 1)],
+            vec![
+                root(),
+                node("/a/b/c", None, Acl::open_unsafe(), 1),
+                node("/a/b", None, Acl::open_unsafe(), 1),
+            ],
+            vec![root(), a(), root()],
+            vec![root(), a(), a()],
+            vec![
+                node("/a/b", None, Acl::open_unsafe(), 1),
+                root(),
+                a(),
+                node("/a/b", None, Acl::open_unsafe(), 1),
+            ],
+            vec![root(), node("a", None, Acl::open_unsafe(), 1)],
+            vec![root(), node("/a/", None, Acl::open_unsafe(), 1)],
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        write_snapshot(dir.path(), 1, &[], vec![root(), a()].into_iter()).unwrap();
+        for nodes in cases {
+            let err = write_snapshot(dir.path(), 1, &[], nodes.clone().into_iter()).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{nodes:?}");
+        }
+        // The earlier snapshot of that name survives, and no temp file is left.
+        assert_eq!(file_names(dir.path()), vec!["snapshot.1"]);
+        assert_eq!(load_latest(dir.path()).unwrap().unwrap().nodes.len(), 2);
+    }
+
+    #[test]
+    fn any_node_order_is_written_parents_first() {
+        let tree = sample_tree();
+        // Reversed (children before parents, root last) and shuffled.
+        let mut orders = vec![tree.iter().rev().cloned().collect::<Vec<_>>()];
+        let mut shuffled = tree.clone();
+        for i in 0..shuffled.len() {
+            let j = (i * 7 + 3) % shuffled.len();
+            shuffled.swap(i, j);
+        }
+        orders.push(shuffled);
+        for nodes in orders {
+            let dir = tempfile::tempdir().unwrap();
+            write_snapshot(dir.path(), 2, &[], nodes.into_iter()).unwrap();
+            let snap = load_latest(dir.path()).unwrap().unwrap();
+            assert_eq!(snap.nodes[0].path, "/");
+            let mut got = snap.nodes.clone();
+            got.sort_by(|a, b| a.path.cmp(&b.path));
+            let mut want = tree.clone();
+            want.sort_by(|a, b| a.path.cmp(&b.path));
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn falls_back_to_an_older_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load_latest(dir.path()).unwrap(), None);
+        let tree = sample_tree();
+        write_snapshot(dir.path(), 5, &[(1, 1)], tree.clone().into_iter()).unwrap();
+        let newest = write_snapshot(dir.path(), 9, &[(2, 2)], tree.clone().into_iter()).unwrap();
+        let good = fs::read(&newest).unwrap();
+
+        // A flipped byte: the checksum catches it.
+        let mut bad = good.clone();
+        bad[good.len() / 2] ^= 0x01;
+        fs::write(&newest, &bad).unwrap();
+        assert_eq!(load_latest(dir.path()).unwrap().unwrap().zxid, 5);
+
+        // Truncated (an interrupted write): skipped.
+        for cut in [0, 3, 20, good.len() / 2, good.len() - 1] {
+            fs::write(&newest, &good[..cut]).unwrap();
+            assert_eq!(load_latest(dir.path()).unwrap().unwrap().zxid, 5, "cut at {cut}");
+        }
+
+        // Cut short but still ending in "/": structurally invalid.
+        let mut short = good[..good.len() / 2].to_vec();
+        short.extend_from_slice(&SLASH);
+        fs::write(&newest, &short).unwrap();
+        assert_eq!(load_latest(dir.path()).unwrap().unwrap().zxid, 5);
+
+        // Trailers after the seal are ignored.
+        let mut trailed = good.clone();
+        trailed.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 2]);
+        trailed.extend_from_slice(&SLASH);
+        fs::write(&newest, &trailed).unwrap();
+        assert_eq!(load_latest(dir.path()).unwrap().unwrap().zxid, 9);
+
+        // Every complete-looking snapshot invalid: an error, not "empty".
+        fs::write(&newest, &bad).unwrap();
+        let older = version_dir(dir.path()).join("snapshot.5");
+        let mut bad_older = fs::read(&older).unwrap();
+        bad_older[40] ^= 0x80;
+        fs::write(&older, &bad_older).unwrap();
+        assert_eq!(load_latest(dir.path()).unwrap_err().kind(), io::ErrorKind::InvalidData);
+
+        // Only incomplete files: no snapshot.
+        fs::write(&newest, &good[..100]).unwrap();
+        fs::write(&older, b"").unwrap();
+        assert_eq!(load_latest(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn checksum_is_verified_even_when_structure_is_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_snapshot(dir.path(), 3, &[(1, 1000)], sample_tree().into_iter()).unwrap();
+        let mut bytes = fs::read(&path).unwrap();
+        // The session timeout: still decodes, wrong checksum.
+        bytes[16 + 4 + 8 + 3] ^= 0x10;
+        fs::write(&path, &bytes).unwrap();
+        assert_eq!(load_latest(dir.path()).unwrap_err().kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn missing_acl_index_is_invalid() {
+        // A node whose ACL index is not in the cache cannot be given an ACL.
+        let mut buf = BytesMut::new();
+        FileHeader { magic: SNAP_MAGIC, version: FILE_VERSION, dbid: -1 }.encode(&mut buf);
+        buf.put_i32(0);
+        buf.put_i32(0);
+        put_str(&mut buf, "").unwrap();
+        Some(Bytes::new()).encode(&mut buf);
+        buf.put_i64(4);
+        StatPersisted::default().encode(&mut buf);
+        buf.put_slice(&SLASH);
+        let sum = i64::from(adler32(&buf));
+        buf.put_i64(sum);
+        buf.put_slice(&SLASH);
+        let err = parse_snapshot(1, buf.freeze()).unwrap_err();
+        assert!(err.contains("ACL index 4"), "{err}");
+    }
+
+    fn touch(dir: &Path, name: &str) {
+        fs::write(version_dir(dir).join(name), b"x").unwrap();
+    }
+
+    #[test]
+    fn purge_keeps_the_right_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = || vec![node("/", Some(b""), Acl::open_unsafe(), 0)].into_iter();
+        for z in [0x10, 0x20, 0x30, 0x40, 0x50] {
+            write_snapshot(dir.path(), z, &[], tree()).unwrap();
+        }
+        for name in ["log.1", "log.15", "log.25", "log.45", "snapshot.8.gz", "tmp.snapshot.9", "unrelated"] {
+            touch(dir.path(), name);
+        }
+        // An incomplete newest snapshot does not count.
+        touch(dir.path(), "snapshot.60");
+
+        let report = purge(dir.path(), 1).unwrap();
+        let v = version_dir(dir.path());
+        assert_eq!(
+            report.kept_snapshots,
+            vec![v.join("snapshot.50"), v.join("snapshot.40"), v.join("snapshot.30")]
+        );
+        assert_eq!(
+            report.deleted_snapshots,
+            vec![
+                v.join("snapshot.10"),
+                v.join("snapshot.20"),
+                v.join("snapshot.8.gz"),
+                v.join("tmp.snapshot.9")
+            ]
+        );
+        // log.25 holds 0x31, the first txn after the oldest kept snapshot.
+        assert_eq!(report.deleted_logs, vec![v.join("log.1"), v.join("log.15")]);
+        assert_eq!(
+            file_names(dir.path()),
+            vec!["log.25", "log.45", "snapshot.30", "snapshot.40", "snapshot.50", "snapshot.60", "unrelated"]
+        );
+        // Nothing more to do.
+        let again = purge(dir.path(), 3).unwrap();
+        assert!(again.deleted_snapshots.is_empty() && again.deleted_logs.is_empty());
+
+        // A log starting exactly at X+1 makes the one before it unneeded.
+        touch(dir.path(), "log.31");
+        let report = purge(dir.path(), 3).unwrap();
+        assert_eq!(report.deleted_logs, vec![v.join("log.25")]);
+
+        // Keeping more snapshots than exist deletes nothing.
+        let report = purge(dir.path(), 10).unwrap();
+        assert_eq!(report.kept_snapshots.len(), 3);
+        assert!(report.deleted_snapshots.is_empty() && report.deleted_logs.is_empty());
+    }
+
+    #[test]
+    fn purge_without_snapshots_deletes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(purge(dir.path(), 3).unwrap(), PurgeReport::default());
+        fs::create_dir_all(version_dir(dir.path())).unwrap();
+        touch(dir.path(), "log.1");
+        assert_eq!(purge(dir.path(), 3).unwrap(), PurgeReport::default());
+        assert_eq!(file_names(dir.path()), vec!["log.1"]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600), header in any::<bool>(), seal in any::<bool>()) {
+            let dir = tempfile::tempdir().unwrap();
+            fs::create_dir_all(version_dir(dir.path())).unwrap();
+            let mut content = Vec::new();
+            if header {
+                FileHeader { magic: SNAP_MAGIC, version: FILE_VERSION, dbid: -1 }.encode(&mut content);
+            }
+            content.extend_from_slice(&bytes);
+            if seal {
+                content.extend_from_slice(&SLASH);
+            }
+            fs::write(version_dir(dir.path()).join("snapshot.1"), &content).unwrap();
+            let _ = load_latest(dir.path());
+            let _ = parse_snapshot(1, Bytes::from(content));
+        }
+
+        #[test]
+        fn mutated_snapshots_never_panic(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6), cut in any::<prop::sample::Index>()) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = write_snapshot(dir.path(), 1, &[(1, 2)], sample_tree().into_iter()).unwrap();
+            let mut bytes = fs::read(&path).unwrap();
+            for (i, x) in flips {
+                let i = i.index(bytes.len());
+                bytes[i] ^= x;
+            }
+            let cut = cut.index(bytes.len() + 1);
+            // Without the checksum in the way, to reach the decoder.
+            let _ = parse_snapshot(1, Bytes::copy_from_slice(&bytes[..cut]));
+            fs::write(&path, &bytes).unwrap();
+            if let Ok(Some(snap)) = load_latest(dir.path()) {
+                prop_assert_eq!(snap.nodes, sample_tree());
+            }
+        }
+    }
+}

@@ -1,0 +1,639 @@
+//! The data tree: znodes, their Stat, children, and the indexes of
+//! ephemeral, container and TTL nodes; and the application of txns to it
+//! (Apache's `DataTree.processTxn`).
+//!
+//! Applying a txn is pure: it changes the tree and reports what happened
+//! (result code, Stat for the reply, watch triggers). The same code applies
+//! live txns and replays the log at start-up, where a create of an existing
+//! node or a delete of a missing one (possible after a fuzzy snapshot) are
+//! absorbed instead of failing.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use zk_proto::records::{
+    Acl, CloseSessionTxn, CreateContainerTxn, CreateTtlTxn, CreateTxn, Stat, StatPersisted, Txn, TxnBody,
+    TxnHeader,
+};
+use zk_proto::types::perms;
+use zk_proto::{ErrorCode, EventType, OpCode};
+
+/// The `ephemeralOwner` of a container node (`EphemeralType.CONTAINER`).
+pub const CONTAINER_OWNER: i64 = i64::MIN;
+/// The top byte marking an extended `ephemeralOwner` (TTL nodes).
+pub const EXTENDED_MASK: i64 = 0xff00_0000_0000_0000_u64 as i64;
+/// The largest TTL, in ms.
+pub const MAX_TTL: i64 = 0xff_ffff_ffff;
+
+/// What kind of node an `ephemeralOwner` value describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A plain persistent node.
+    Persistent,
+    /// An ephemeral node of a session.
+    Ephemeral(i64),
+    /// A container node.
+    Container,
+    /// A TTL node, with its TTL in ms.
+    Ttl(i64),
+}
+
+impl NodeKind {
+    /// Decodes an `ephemeralOwner`.
+    pub fn of(owner: i64) -> Self {
+        if owner == 0 {
+            NodeKind::Persistent
+        } else if owner == CONTAINER_OWNER {
+            NodeKind::Container
+        } else if owner & EXTENDED_MASK == EXTENDED_MASK {
+            NodeKind::Ttl(owner & MAX_TTL)
+        } else {
+            NodeKind::Ephemeral(owner)
+        }
+    }
+
+    /// The `ephemeralOwner` of a TTL node.
+    pub fn ttl_owner(ttl: i64) -> i64 {
+        EXTENDED_MASK | (ttl & MAX_TTL)
+    }
+}
+
+/// One znode.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The data; `None` is Java's null.
+    pub data: Option<Bytes>,
+    /// The ACL (shared between nodes with equal ACLs).
+    pub acl: Arc<Vec<Acl>>,
+    /// The persisted Stat.
+    pub stat: StatPersisted,
+    /// Child names.
+    pub children: HashSet<Box<str>>,
+}
+
+impl Node {
+    /// The Stat a client sees: derived fields filled in, and the container
+    /// and TTL markers hidden as Apache hides them.
+    pub fn client_stat(&self) -> Stat {
+        let s = &self.stat;
+        Stat {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            cversion: s.cversion,
+            aversion: s.aversion,
+            ephemeral_owner: match NodeKind::of(s.ephemeral_owner) {
+                NodeKind::Ephemeral(id) => id,
+                _ => 0,
+            },
+            data_length: self.data.as_ref().map_or(0, |d| d.len() as i32),
+            num_children: self.children.len() as i32,
+            pzxid: s.pzxid,
+        }
+    }
+}
+
+/// A watch trigger produced by applying a txn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    /// The path the event is about.
+    pub path: String,
+    /// The event.
+    pub event: EventType,
+}
+
+/// The outcome of applying one txn (Apache's `ProcessTxnResult`).
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// The result code.
+    pub err: ErrorCode,
+    /// The path acted on (the created path for creates).
+    pub path: String,
+    /// The node's Stat after the change (create, setData, setACL).
+    pub stat: Option<Stat>,
+    /// Per-op outcomes of a multi.
+    pub multi: Vec<Applied>,
+    /// The txn type (for multi sub-results).
+    pub txn_type: i32,
+    /// Watches to fire.
+    pub triggers: Vec<Trigger>,
+}
+
+/// The tree.
+#[derive(Debug)]
+pub struct DataTree {
+    nodes: HashMap<Box<str>, Node>,
+    ephemerals: HashMap<i64, BTreeSet<String>>,
+    containers: HashSet<String>,
+    ttls: HashSet<String>,
+    /// The zxid of the last txn applied.
+    pub last_zxid: i64,
+    acl_cache: HashMap<Vec<Acl>, Arc<Vec<Acl>>>,
+}
+
+fn parent_of(path: &str) -> &str {
+    zk_proto::path::parent(path)
+}
+
+fn name_of(path: &str) -> &str {
+    zk_proto::path::basename(path)
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        DataTree::new()
+    }
+}
+
+impl DataTree {
+    /// A tree with `/`, `/zookeeper`, `/zookeeper/quota` and
+    /// `/zookeeper/config`, as Apache creates them.
+    pub fn new() -> Self {
+        let mut t = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: HashSet::new(),
+            ttls: HashSet::new(),
+            last_zxid: 0,
+            acl_cache: HashMap::new(),
+        };
+        let open = t.intern_acl(Acl::open_unsafe());
+        t.nodes.insert(
+            "/".into(),
+            Node {
+                data: Some(Bytes::new()),
+                acl: open.clone(),
+                stat: StatPersisted::default(),
+                children: HashSet::new(),
+            },
+        );
+        t.insert_system("/zookeeper", open.clone());
+        t.insert_system("/zookeeper/quota", open);
+        let read = t.intern_acl(Acl::read_unsafe());
+        t.insert_system("/zookeeper/config", read);
+        t
+    }
+
+    fn insert_system(&mut self, path: &str, acl: Arc<Vec<Acl>>) {
+        self.nodes.insert(
+            path.into(),
+            Node { data: Some(Bytes::new()), acl, stat: StatPersisted::default(), children: HashSet::new() },
+        );
+        if let Some(p) = self.nodes.get_mut(parent_of(path)) {
+            p.children.insert(name_of(path).into());
+        }
+    }
+
+    /// Shares equal ACL lists between nodes.
+    pub fn intern_acl(&mut self, acl: Vec<Acl>) -> Arc<Vec<Acl>> {
+        if let Some(a) = self.acl_cache.get(&acl) {
+            return a.clone();
+        }
+        let a = Arc::new(acl.clone());
+        self.acl_cache.insert(acl, a.clone());
+        a
+    }
+
+    /// The node at `path`.
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    /// Number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Approximate bytes of data held.
+    pub fn approximate_data_size(&self) -> usize {
+        self.nodes.iter().map(|(k, n)| k.len() + n.data.as_ref().map_or(0, |d| d.len())).sum()
+    }
+
+    /// The ephemeral paths of a session.
+    pub fn ephemerals_of(&self, session: i64) -> impl Iterator<Item = &String> {
+        self.ephemerals.get(&session).into_iter().flatten()
+    }
+
+    /// Every session that owns ephemerals, with its count.
+    pub fn ephemeral_sessions(&self) -> impl Iterator<Item = (i64, &BTreeSet<String>)> {
+        self.ephemerals.iter().map(|(k, v)| (*k, v))
+    }
+
+    /// Container nodes.
+    pub fn containers(&self) -> impl Iterator<Item = &String> {
+        self.containers.iter()
+    }
+
+    /// TTL nodes.
+    pub fn ttl_nodes(&self) -> impl Iterator<Item = &String> {
+        self.ttls.iter()
+    }
+
+    /// Number of descendants of `path`.
+    pub fn descendants(&self, path: &str) -> usize {
+        let mut count = 0;
+        let mut stack = vec![path.to_string()];
+        while let Some(p) = stack.pop() {
+            if let Some(n) = self.nodes.get(p.as_str()) {
+                for c in &n.children {
+                    count += 1;
+                    stack.push(if p == "/" { format!("/{c}") } else { format!("{p}/{c}") });
+                }
+            }
+        }
+        count
+    }
+
+    /// Every node (for snapshots).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
+        self.nodes.iter().map(|(k, v)| (&**k, v))
+    }
+
+    /// Inserts a node read from a snapshot (parents may come later; links
+    /// are made by [`DataTree::link_children`]).
+    pub fn insert_loaded(&mut self, path: &str, data: Option<Bytes>, acl: Vec<Acl>, stat: StatPersisted) {
+        let acl = self.intern_acl(acl);
+        self.nodes.insert(path.into(), Node { data, acl, stat, children: HashSet::new() });
+    }
+
+    /// Rebuilds children sets and the ephemeral/container/TTL indexes after
+    /// a snapshot load.
+    pub fn link_children(&mut self) {
+        let paths: Vec<String> = self.nodes.keys().map(|k| k.to_string()).collect();
+        for n in self.nodes.values_mut() {
+            n.children.clear();
+        }
+        self.ephemerals.clear();
+        self.containers.clear();
+        self.ttls.clear();
+        for p in paths {
+            if p == "/" {
+                continue;
+            }
+            if let Some(parent) = self.nodes.get_mut(parent_of(&p)) {
+                parent.children.insert(name_of(&p).into());
+            }
+            let owner = self.nodes.get(p.as_str()).map_or(0, |n| n.stat.ephemeral_owner);
+            self.index(&p, owner);
+        }
+    }
+
+    fn index(&mut self, path: &str, owner: i64) {
+        match NodeKind::of(owner) {
+            NodeKind::Ephemeral(id) => {
+                self.ephemerals.entry(id).or_default().insert(path.to_string());
+            }
+            NodeKind::Container => {
+                self.containers.insert(path.to_string());
+            }
+            NodeKind::Ttl(_) => {
+                self.ttls.insert(path.to_string());
+            }
+            NodeKind::Persistent => {}
+        }
+    }
+
+    fn unindex(&mut self, path: &str, owner: i64) {
+        match NodeKind::of(owner) {
+            NodeKind::Ephemeral(id) => {
+                if let Some(set) = self.ephemerals.get_mut(&id) {
+                    set.remove(path);
+                    if set.is_empty() {
+                        self.ephemerals.remove(&id);
+                    }
+                }
+            }
+            NodeKind::Container => {
+                self.containers.remove(path);
+            }
+            NodeKind::Ttl(_) => {
+                self.ttls.remove(path);
+            }
+            NodeKind::Persistent => {}
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_node(
+        &mut self,
+        path: &str,
+        data: Option<Bytes>,
+        acl: &[Acl],
+        owner: i64,
+        parent_cversion: i32,
+        zxid: i64,
+        time: i64,
+        out: &mut Applied,
+    ) -> ErrorCode {
+        if path == "/" {
+            return ErrorCode::NodeExists;
+        }
+        let parent_path = parent_of(path);
+        let name = name_of(path);
+        let Some(parent) = self.nodes.get_mut(parent_path) else {
+            return ErrorCode::NoNode;
+        };
+        if parent.children.contains(name) {
+            // Replay after a fuzzy snapshot: bring the parent's counters up.
+            if parent_cversion > parent.stat.cversion {
+                parent.stat.cversion = parent_cversion;
+                parent.stat.pzxid = zxid;
+            }
+            return ErrorCode::NodeExists;
+        }
+        parent.stat.cversion =
+            if parent_cversion == -1 { parent.stat.cversion.wrapping_add(1) } else { parent_cversion };
+        parent.stat.pzxid = zxid;
+        parent.children.insert(name.into());
+        let acl = self.intern_acl(acl.to_vec());
+        let stat = StatPersisted {
+            czxid: zxid,
+            mzxid: zxid,
+            ctime: time,
+            mtime: time,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: owner,
+            pzxid: zxid,
+        };
+        let node = Node { data, acl, stat, children: HashSet::new() };
+        out.stat = Some(node.client_stat());
+        self.nodes.insert(path.into(), node);
+        self.index(path, owner);
+        out.triggers.push(Trigger { path: path.to_string(), event: EventType::NodeCreated });
+        out.triggers.push(Trigger { path: parent_path.to_string(), event: EventType::NodeChildrenChanged });
+        ErrorCode::Ok
+    }
+
+    fn delete_node(&mut self, path: &str, zxid: i64, out: &mut Applied) -> ErrorCode {
+        if path == "/" {
+            return ErrorCode::BadArguments;
+        }
+        let Some(node) = self.nodes.remove(path) else {
+            return ErrorCode::NoNode;
+        };
+        self.unindex(path, node.stat.ephemeral_owner);
+        let parent_path = parent_of(path);
+        if let Some(parent) = self.nodes.get_mut(parent_path) {
+            parent.children.remove(name_of(path));
+            if zxid > parent.stat.pzxid {
+                parent.stat.pzxid = zxid;
+            }
+        }
+        out.triggers.push(Trigger { path: path.to_string(), event: EventType::NodeDeleted });
+        out.triggers.push(Trigger { path: parent_path.to_string(), event: EventType::NodeChildrenChanged });
+        ErrorCode::Ok
+    }
+
+    /// Applies one txn.
+    pub fn apply(&mut self, header: &TxnHeader, body: &TxnBody) -> Applied {
+        let mut out = Applied { txn_type: header.txn_type.code(), ..Applied::default() };
+        let zxid = header.zxid;
+        let time = header.time;
+        out.err = match body {
+            TxnBody::Create(CreateTxn { path, data, acl, ephemeral, parent_c_version }) => {
+                out.path = path.clone();
+                let owner = if *ephemeral { header.client_id } else { 0 };
+                self.create_node(path, data.clone(), acl, owner, *parent_c_version, zxid, time, &mut out)
+            }
+            TxnBody::CreateV0(t) => {
+                out.path = t.path.clone();
+                let owner = if t.ephemeral { header.client_id } else { 0 };
+                self.create_node(&t.path, t.data.clone(), &t.acl, owner, -1, zxid, time, &mut out)
+            }
+            TxnBody::CreateContainer(CreateContainerTxn { path, data, acl, parent_c_version }) => {
+                out.path = path.clone();
+                self.create_node(
+                    path,
+                    data.clone(),
+                    acl,
+                    CONTAINER_OWNER,
+                    *parent_c_version,
+                    zxid,
+                    time,
+                    &mut out,
+                )
+            }
+            TxnBody::CreateTtl(CreateTtlTxn { path, data, acl, parent_c_version, ttl }) => {
+                out.path = path.clone();
+                let owner = NodeKind::ttl_owner(*ttl);
+                self.create_node(path, data.clone(), acl, owner, *parent_c_version, zxid, time, &mut out)
+            }
+            TxnBody::Delete(t) => {
+                out.path = t.path.clone();
+                self.delete_node(&t.path, zxid, &mut out)
+            }
+            TxnBody::SetData(t) | TxnBody::Reconfig(t) => {
+                out.path = t.path.clone();
+                match self.nodes.get_mut(t.path.as_str()) {
+                    None => ErrorCode::NoNode,
+                    Some(n) => {
+                        n.data = t.data.clone();
+                        n.stat.version = t.version;
+                        n.stat.mzxid = zxid;
+                        n.stat.mtime = time;
+                        out.stat = Some(n.client_stat());
+                        out.triggers
+                            .push(Trigger { path: t.path.clone(), event: EventType::NodeDataChanged });
+                        ErrorCode::Ok
+                    }
+                }
+            }
+            TxnBody::SetAcl(t) => {
+                out.path = t.path.clone();
+                let acl = self.intern_acl(t.acl.clone());
+                match self.nodes.get_mut(t.path.as_str()) {
+                    None => ErrorCode::NoNode,
+                    Some(n) => {
+                        n.acl = acl;
+                        n.stat.aversion = t.version;
+                        out.stat = Some(n.client_stat());
+                        ErrorCode::Ok
+                    }
+                }
+            }
+            TxnBody::Check(t) => {
+                out.path = t.path.clone();
+                ErrorCode::Ok
+            }
+            TxnBody::CreateSession(_) => ErrorCode::Ok,
+            TxnBody::CloseSession(t) => {
+                let paths: Vec<String> = match t {
+                    Some(CloseSessionTxn { paths2_delete }) => paths2_delete.clone(),
+                    None => self.ephemerals_of(header.client_id).cloned().collect(),
+                };
+                for p in paths {
+                    // Deleting in a fixed order keeps replicas identical.
+                    let _ = self.delete_node(&p, zxid, &mut out);
+                }
+                ErrorCode::Ok
+            }
+            TxnBody::Error(e) => ErrorCode::from(e.err),
+            TxnBody::Multi(m) => self.apply_multi(header, &m.txns, &mut out),
+            TxnBody::SetMaxChildren(_) => ErrorCode::Ok,
+            _ => ErrorCode::Unimplemented,
+        };
+        if zxid > self.last_zxid {
+            self.last_zxid = zxid;
+        }
+        out
+    }
+
+    fn apply_multi(&mut self, header: &TxnHeader, txns: &[Txn], out: &mut Applied) -> ErrorCode {
+        // A multi whose prep failed holds only error txns: nothing applies.
+        // (Apache logs the ops before the failing one as normal txns and
+        // turns them into ErrorTxn(OK) when applying.)
+        let failed = txns.iter().any(|t| t.txn_type == OpCode::Error.code());
+        let mut post_failed = false;
+        for t in txns {
+            let ty = OpCode::from(t.txn_type);
+            let mut bytes = t.data.clone().unwrap_or_default();
+            let sub = match TxnBody::decode(ty, &mut bytes) {
+                Ok(b) => b,
+                Err(_) => {
+                    out.multi.push(Applied {
+                        err: ErrorCode::MarshallingError,
+                        txn_type: -1,
+                        ..Applied::default()
+                    });
+                    continue;
+                }
+            };
+            let sub_header = TxnHeader { txn_type: ty, ..*header };
+            let applied = if failed {
+                let err = match &sub {
+                    TxnBody::Error(e) => {
+                        post_failed = true;
+                        ErrorCode::from(e.err)
+                    }
+                    _ if post_failed => ErrorCode::RuntimeInconsistency,
+                    _ => ErrorCode::Ok,
+                };
+                Applied { err, txn_type: -1, ..Applied::default() }
+            } else {
+                self.apply(&sub_header, &sub)
+            };
+            out.triggers.extend(applied.triggers.iter().cloned());
+            out.multi.push(applied);
+        }
+        ErrorCode::Ok
+    }
+
+    /// Encodes a sub-txn of a multi.
+    pub fn multi_sub(txn_type: OpCode, body: &TxnBody) -> Txn {
+        let mut buf = bytes::BytesMut::new();
+        body.encode(&mut buf);
+        Txn { txn_type: txn_type.code(), data: Some(buf.freeze()) }
+    }
+
+    /// Whether `acl` grants `perm` to one of `ids` (or to anyone).
+    pub fn check_acl(acl: &[Acl], perm: i32, ids: &[zk_proto::records::Id]) -> bool {
+        if acl.is_empty() || ids.iter().any(|i| i.scheme == "super") {
+            return true;
+        }
+        acl.iter().filter(|a| a.perms & perm != 0).any(|a| {
+            (a.id.scheme == "world" && a.id.id == "anyone")
+                || ids.iter().any(|i| i.scheme == a.id.scheme && crate::acl::id_matches(&a.id, i))
+        })
+    }
+
+    /// Permission bit names, for logs.
+    pub fn perm_name(perm: i32) -> &'static str {
+        match perm {
+            perms::READ => "READ",
+            perms::WRITE => "WRITE",
+            perms::CREATE => "CREATE",
+            perms::DELETE => "DELETE",
+            perms::ADMIN => "ADMIN",
+            _ => "ALL",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zk_proto::records::{DeleteTxn, SetDataTxn};
+
+    fn hdr(zxid: i64, t: OpCode) -> TxnHeader {
+        TxnHeader { client_id: 7, cxid: 1, zxid, time: 1000 + zxid, txn_type: t }
+    }
+
+    fn create(path: &str, pcv: i32) -> TxnBody {
+        TxnBody::Create(CreateTxn {
+            path: path.into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            ephemeral: false,
+            parent_c_version: pcv,
+        })
+    }
+
+    #[test]
+    fn create_set_delete_update_stats() {
+        let mut t = DataTree::new();
+        let a = t.apply(&hdr(1, OpCode::Create), &create("/a", 1));
+        assert_eq!(a.err, ErrorCode::Ok);
+        let s = a.stat.unwrap();
+        assert_eq!((s.czxid, s.mzxid, s.pzxid, s.version), (1, 1, 1, 0));
+        let root = t.get("/").unwrap().client_stat();
+        assert_eq!((root.cversion, root.pzxid, root.num_children), (1, 1, 2));
+        let r = t.apply(
+            &hdr(2, OpCode::SetData),
+            &TxnBody::SetData(SetDataTxn {
+                path: "/a".into(),
+                data: Some(Bytes::from_static(b"x")),
+                version: 1,
+            }),
+        );
+        assert_eq!(r.stat.unwrap().data_length, 1);
+        let d = t.apply(&hdr(3, OpCode::Delete), &TxnBody::Delete(DeleteTxn { path: "/a".into() }));
+        assert_eq!(d.err, ErrorCode::Ok);
+        let root = t.get("/").unwrap().client_stat();
+        assert_eq!((root.cversion, root.pzxid), (1, 3), "delete bumps pzxid, not cversion");
+        assert_eq!(d.triggers.len(), 2);
+    }
+
+    #[test]
+    fn replay_absorbs_duplicates() {
+        let mut t = DataTree::new();
+        t.apply(&hdr(1, OpCode::Create), &create("/a", 1));
+        let again = t.apply(&hdr(1, OpCode::Create), &create("/a", 1));
+        assert_eq!(again.err, ErrorCode::NodeExists);
+        assert_eq!(t.node_count(), 5);
+    }
+
+    #[test]
+    fn kinds_and_indexes() {
+        let mut t = DataTree::new();
+        let eph = TxnBody::Create(CreateTxn {
+            path: "/e".into(),
+            data: None,
+            acl: vec![],
+            ephemeral: true,
+            parent_c_version: 1,
+        });
+        t.apply(&hdr(1, OpCode::Create), &eph);
+        assert_eq!(t.ephemerals_of(7).count(), 1);
+        assert_eq!(t.get("/e").unwrap().client_stat().ephemeral_owner, 7);
+        let c = TxnBody::CreateContainer(CreateContainerTxn {
+            path: "/c".into(),
+            data: None,
+            acl: vec![],
+            parent_c_version: 2,
+        });
+        t.apply(&hdr(2, OpCode::CreateContainer), &c);
+        assert_eq!(t.get("/c").unwrap().client_stat().ephemeral_owner, 0, "marker hidden");
+        assert_eq!(NodeKind::of(t.get("/c").unwrap().stat.ephemeral_owner), NodeKind::Container);
+        assert_eq!(NodeKind::of(NodeKind::ttl_owner(5000)), NodeKind::Ttl(5000));
+        let close = TxnBody::CloseSession(Some(CloseSessionTxn { paths2_delete: vec!["/e".into()] }));
+        t.apply(&hdr(3, OpCode::CloseSession), &close);
+        assert_eq!(t.ephemerals_of(7).count(), 0);
+        assert!(t.get("/e").is_none());
+        assert_eq!(t.descendants("/"), 4);
+    }
+}

@@ -1,0 +1,254 @@
+//! Server-side watches (Apache's `WatchManager`): which connection watches
+//! which path, in which mode, and who an event goes to.
+
+use std::collections::{HashMap, HashSet};
+
+use zk_proto::{EventType, WatcherType};
+
+/// A connection id.
+pub type ConnId = u64;
+
+/// Watch tables.
+#[derive(Debug, Default)]
+pub struct WatchManager {
+    data: HashMap<String, HashSet<ConnId>>,
+    child: HashMap<String, HashSet<ConnId>>,
+    persistent: HashMap<String, HashSet<ConnId>>,
+    recursive: HashMap<String, HashSet<ConnId>>,
+    by_conn: HashMap<ConnId, HashSet<(u8, String)>>,
+}
+
+const DATA: u8 = 0;
+const CHILD: u8 = 1;
+const PERSISTENT: u8 = 2;
+const RECURSIVE: u8 = 3;
+
+fn table_name(kind: u8) -> &'static str {
+    match kind {
+        DATA => "data",
+        CHILD => "child",
+        PERSISTENT => "persistent",
+        _ => "recursive",
+    }
+}
+
+impl WatchManager {
+    fn table(&mut self, kind: u8) -> &mut HashMap<String, HashSet<ConnId>> {
+        match kind {
+            DATA => &mut self.data,
+            CHILD => &mut self.child,
+            PERSISTENT => &mut self.persistent,
+            _ => &mut self.recursive,
+        }
+    }
+
+    fn add(&mut self, kind: u8, path: &str, conn: ConnId) {
+        self.table(kind).entry(path.to_string()).or_default().insert(conn);
+        self.by_conn.entry(conn).or_default().insert((kind, path.to_string()));
+    }
+
+    fn take(&mut self, kind: u8, path: &str) -> HashSet<ConnId> {
+        let set = self.table(kind).remove(path).unwrap_or_default();
+        for c in &set {
+            if let Some(s) = self.by_conn.get_mut(c) {
+                s.remove(&(kind, path.to_string()));
+            }
+        }
+        set
+    }
+
+    /// A data watch (getData, exists).
+    pub fn add_data(&mut self, path: &str, conn: ConnId) {
+        self.add(DATA, path, conn);
+    }
+
+    /// A child watch (getChildren).
+    pub fn add_child(&mut self, path: &str, conn: ConnId) {
+        self.add(CHILD, path, conn);
+    }
+
+    /// A persistent watch (addWatch mode 0).
+    pub fn add_persistent(&mut self, path: &str, conn: ConnId) {
+        self.add(PERSISTENT, path, conn);
+    }
+
+    /// A persistent recursive watch (addWatch mode 1).
+    pub fn add_recursive(&mut self, path: &str, conn: ConnId) {
+        self.add(RECURSIVE, path, conn);
+    }
+
+    /// The connections an event on `path` goes to, each once; one-shot
+    /// watches are consumed.
+    pub fn trigger(&mut self, path: &str, event: EventType) -> HashSet<ConnId> {
+        let mut out = HashSet::new();
+        match event {
+            EventType::NodeCreated | EventType::NodeDataChanged => out.extend(self.take(DATA, path)),
+            EventType::NodeDeleted => {
+                out.extend(self.take(DATA, path));
+                out.extend(self.take(CHILD, path));
+            }
+            EventType::NodeChildrenChanged => out.extend(self.take(CHILD, path)),
+            _ => {}
+        }
+        if let Some(s) = self.persistent.get(path) {
+            out.extend(s.iter().copied());
+        }
+        if event != EventType::NodeChildrenChanged {
+            let mut p = path;
+            loop {
+                if let Some(s) = self.recursive.get(p) {
+                    out.extend(s.iter().copied());
+                }
+                if p == "/" {
+                    break;
+                }
+                p = zk_proto::path::parent(p);
+            }
+        }
+        out
+    }
+
+    /// Whether `conn` has a watch of `wt` on `path`.
+    pub fn contains(&self, path: &str, wt: WatcherType, conn: ConnId) -> bool {
+        let has = |m: &HashMap<String, HashSet<ConnId>>| m.get(path).is_some_and(|s| s.contains(&conn));
+        match wt {
+            WatcherType::Data => has(&self.data),
+            WatcherType::Children => has(&self.child),
+            WatcherType::Persistent => has(&self.persistent),
+            WatcherType::PersistentRecursive => has(&self.recursive),
+            _ => has(&self.data) || has(&self.child) || has(&self.persistent) || has(&self.recursive),
+        }
+    }
+
+    /// Removes `conn`'s watches of `wt` on `path`; the removal events to
+    /// send (at most one per kind). Empty when there was none.
+    pub fn remove(&mut self, path: &str, wt: WatcherType, conn: ConnId) -> Vec<EventType> {
+        let mut events = Vec::new();
+        let mut drop_kind = |me: &mut Self, kind: u8, ev: EventType| {
+            if let Some(s) = me.table(kind).get_mut(path) {
+                if s.remove(&conn) {
+                    if s.is_empty() {
+                        me.table(kind).remove(path);
+                    }
+                    if let Some(c) = me.by_conn.get_mut(&conn) {
+                        c.remove(&(kind, path.to_string()));
+                    }
+                    if !events.contains(&ev) {
+                        events.push(ev);
+                    }
+                }
+            }
+        };
+        let any = wt == WatcherType::Any;
+        if any || wt == WatcherType::Data {
+            drop_kind(self, DATA, EventType::DataWatchRemoved);
+        }
+        if any || wt == WatcherType::Children {
+            drop_kind(self, CHILD, EventType::ChildWatchRemoved);
+        }
+        if any || wt == WatcherType::Persistent {
+            drop_kind(self, PERSISTENT, EventType::PersistentWatchRemoved);
+        }
+        if any || wt == WatcherType::PersistentRecursive {
+            drop_kind(self, RECURSIVE, EventType::PersistentWatchRemoved);
+        }
+        events
+    }
+
+    /// Drops every watch of a closed connection.
+    pub fn remove_conn(&mut self, conn: ConnId) {
+        if let Some(set) = self.by_conn.remove(&conn) {
+            for (kind, path) in set {
+                let t = self.table(kind);
+                if let Some(s) = t.get_mut(&path) {
+                    s.remove(&conn);
+                    if s.is_empty() {
+                        t.remove(&path);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Total watches (for `wchs` / `mntr`).
+    pub fn count(&self) -> usize {
+        self.by_conn.values().map(HashSet::len).sum()
+    }
+
+    /// Number of watched paths.
+    pub fn path_count(&self) -> usize {
+        let mut paths: HashSet<&String> = HashSet::new();
+        for m in [&self.data, &self.child, &self.persistent, &self.recursive] {
+            paths.extend(m.keys());
+        }
+        paths.len()
+    }
+
+    /// Watches by connection: conn → paths (for `wchc`).
+    pub fn by_connection(&self) -> Vec<(ConnId, Vec<String>)> {
+        let mut v: Vec<(ConnId, Vec<String>)> = self
+            .by_conn
+            .iter()
+            .map(|(c, s)| {
+                let mut p: Vec<String> = s.iter().map(|(_, p)| p.clone()).collect();
+                p.sort();
+                p.dedup();
+                (*c, p)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Watches by path: path → connections (for `wchp`).
+    pub fn by_path(&self) -> Vec<(String, Vec<ConnId>)> {
+        let mut m: HashMap<String, HashSet<ConnId>> = HashMap::new();
+        for t in [&self.data, &self.child, &self.persistent, &self.recursive] {
+            for (p, s) in t {
+                m.entry(p.clone()).or_default().extend(s.iter().copied());
+            }
+        }
+        let mut v: Vec<(String, Vec<ConnId>)> = m
+            .into_iter()
+            .map(|(p, s)| {
+                let mut c: Vec<ConnId> = s.into_iter().collect();
+                c.sort_unstable();
+                (p, c)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// For diagnostics.
+    pub fn describe(&self, conn: ConnId) -> Vec<String> {
+        self.by_conn
+            .get(&conn)
+            .map_or_else(Vec::new, |s| s.iter().map(|(k, p)| format!("{} {p}", table_name(*k))).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_shot_persistent_and_recursive() {
+        let mut w = WatchManager::default();
+        w.add_data("/a", 1);
+        w.add_child("/a", 2);
+        w.add_persistent("/a", 3);
+        w.add_recursive("/", 4);
+        let got = w.trigger("/a", EventType::NodeDataChanged);
+        assert_eq!(got, HashSet::from([1, 3, 4]));
+        let got = w.trigger("/a", EventType::NodeDataChanged);
+        assert_eq!(got, HashSet::from([3, 4]), "one-shot data watch consumed");
+        let got = w.trigger("/a", EventType::NodeChildrenChanged);
+        assert_eq!(got, HashSet::from([2, 3]), "recursive watches get no child events");
+        assert_eq!(w.count(), 2);
+        w.remove_conn(3);
+        assert!(!w.contains("/a", WatcherType::Persistent, 3));
+        assert_eq!(w.remove("/", WatcherType::Any, 4), vec![EventType::PersistentWatchRemoved]);
+        assert_eq!(w.count(), 0);
+    }
+}
