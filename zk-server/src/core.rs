@@ -698,7 +698,8 @@ impl Core {
         let ok = |b: Response| (ErrorCode::Ok, Some(b));
         let (err, body): (ErrorCode, Option<Response>) = match req {
             Request::Ping => {
-                self.reply(conn, ReplyHeader { xid, zxid, err: ErrorCode::Ok }, None);
+                // Apache answers every ping with the ping xid.
+                self.reply(conn, ReplyHeader { xid: zk_proto::xid::PING, zxid, err: ErrorCode::Ok }, None);
                 return;
             }
             Request::Exists(r) => match valid(&r.path) {
@@ -1038,8 +1039,10 @@ impl Core {
     }
 }
 
+/// Reads do not validate paths on the server (Apache looks them up and
+/// answers NoNode); only a path that cannot be a key at all is refused.
 fn valid(path: &str) -> Result<(), ErrorCode> {
-    zk_proto::path::validate_path(path, false).map_err(|_| ErrorCode::BadArguments)
+    if path.is_empty() { Err(ErrorCode::NoNode) } else { Ok(()) }
 }
 
 fn build_write_response(opcode: OpCode, a: &Applied, multi_ops: &[OpCode]) -> Response {
@@ -1064,8 +1067,11 @@ fn build_write_response(opcode: OpCode, a: &Applied, multi_ops: &[OpCode]) -> Re
                         return MultiResult::Error { err: s.err };
                     }
                     match op {
-                        OpCode::Create => MultiResult::Create { path: s.path.clone() },
-                        OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
+                        // Apache turns a create2 inside a multi into a plain
+                        // create (MultiOperationRecord rebuilds it with
+                        // Op.create), so its result carries no Stat.
+                        OpCode::Create | OpCode::Create2 => MultiResult::Create { path: s.path.clone() },
+                        OpCode::CreateContainer | OpCode::CreateTtl => {
                             MultiResult::Create2 { path: s.path.clone(), stat: s.stat.unwrap_or_default() }
                         }
                         OpCode::Delete => MultiResult::Delete,

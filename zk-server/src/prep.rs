@@ -129,6 +129,7 @@ impl Prep {
             let parent = zk_proto::path::parent(p);
             if let Some(mut pn) = self.get(tree, parent) {
                 pn.child_count -= 1;
+                pn.stat.cversion = pn.stat.cversion.wrapping_add(1);
                 pn.stat.pzxid = zxid;
                 self.put(parent, zxid, Some(pn), &mut touched);
             }
@@ -289,6 +290,7 @@ impl Prep {
                     }
                 }
                 parent.child_count -= 1;
+                parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
                 parent.stat.pzxid = zxid;
                 self.put(parent_path, zxid, Some(parent), touched);
                 self.put(&r.path, zxid, None, touched);
@@ -353,11 +355,11 @@ impl Prep {
         touched: &mut Vec<String>,
     ) -> PrepResult {
         let zxid = ctx.zxid;
-        valid(path, mode.is_sequential())?;
         if mode.is_ephemeral() && ctx.session_id == 0 {
             return Err(ErrorCode::EphemeralOnLocalSession);
         }
-        let parent_path = zk_proto::path::parent(path);
+        // As Apache: the parent is looked up before the path is validated.
+        let parent_path = parent_checked(path)?;
         let mut parent = self.get(tree, parent_path).ok_or(ErrorCode::NoNode)?;
         Self::check_acl(&parent, perms::CREATE, ctx)?;
         let path = if mode.is_sequential() {
@@ -410,6 +412,15 @@ impl Prep {
             _ => OpCode::Create,
         };
         Ok((ty, body))
+    }
+}
+
+/// Apache's `getParentPathAndValidate`: BadArguments without a `/` or
+/// with a NUL; the parent otherwise.
+fn parent_checked(path: &str) -> Result<&str, ErrorCode> {
+    match path.rfind('/') {
+        Some(i) if !path.contains('\0') => Ok(if i == 0 { "/" } else { &path[..i] }),
+        _ => Err(ErrorCode::BadArguments),
     }
 }
 

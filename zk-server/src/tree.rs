@@ -161,27 +161,23 @@ impl DataTree {
             acl_cache: HashMap::new(),
         };
         let open = t.intern_acl(Acl::open_unsafe());
-        t.nodes.insert(
-            "/".into(),
-            Node {
-                data: Some(Bytes::new()),
-                acl: open.clone(),
-                stat: StatPersisted::default(),
-                children: HashSet::new(),
-            },
-        );
-        t.insert_system("/zookeeper", open.clone());
-        t.insert_system("/zookeeper/quota", open);
+        // The counters start where Apache's do: adding the system nodes
+        // leaves `/` at cversion -1, `/zookeeper` at -2 and the config
+        // node at aversion -1 (checked against Apache 3.8).
+        let stat = |cversion, aversion| StatPersisted { cversion, aversion, ..StatPersisted::default() };
+        let root =
+            Node { data: Some(Bytes::new()), acl: open.clone(), stat: stat(-1, 0), children: HashSet::new() };
+        t.nodes.insert("/".into(), root);
+        t.insert_system("/zookeeper", open.clone(), stat(-2, 0));
+        t.insert_system("/zookeeper/quota", open, stat(0, 0));
         let read = t.intern_acl(Acl::read_unsafe());
-        t.insert_system("/zookeeper/config", read);
+        t.insert_system("/zookeeper/config", read, stat(0, -1));
         t
     }
 
-    fn insert_system(&mut self, path: &str, acl: Arc<Vec<Acl>>) {
-        self.nodes.insert(
-            path.into(),
-            Node { data: Some(Bytes::new()), acl, stat: StatPersisted::default(), children: HashSet::new() },
-        );
+    fn insert_system(&mut self, path: &str, acl: Arc<Vec<Acl>>, stat: StatPersisted) {
+        self.nodes
+            .insert(path.into(), Node { data: Some(Bytes::new()), acl, stat, children: HashSet::new() });
         if let Some(p) = self.nodes.get_mut(parent_of(path)) {
             p.children.insert(name_of(path).into());
         }
@@ -380,6 +376,8 @@ impl DataTree {
         let parent_path = parent_of(path);
         if let Some(parent) = self.nodes.get_mut(parent_path) {
             parent.children.remove(name_of(path));
+            // Apache 3.8 counts a child's deletion in cversion too.
+            parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
             if zxid > parent.stat.pzxid {
                 parent.stat.pzxid = zxid;
             }
@@ -581,7 +579,7 @@ mod tests {
         let s = a.stat.unwrap();
         assert_eq!((s.czxid, s.mzxid, s.pzxid, s.version), (1, 1, 1, 0));
         let root = t.get("/").unwrap().client_stat();
-        assert_eq!((root.cversion, root.pzxid, root.num_children), (1, 1, 2));
+        assert_eq!((root.cversion, root.pzxid, root.num_children), (0, 1, 2));
         let r = t.apply(
             &hdr(2, OpCode::SetData),
             &TxnBody::SetData(SetDataTxn {
@@ -594,7 +592,7 @@ mod tests {
         let d = t.apply(&hdr(3, OpCode::Delete), &TxnBody::Delete(DeleteTxn { path: "/a".into() }));
         assert_eq!(d.err, ErrorCode::Ok);
         let root = t.get("/").unwrap().client_stat();
-        assert_eq!((root.cversion, root.pzxid), (1, 3), "delete bumps pzxid, not cversion");
+        assert_eq!((root.cversion, root.pzxid), (1, 3), "delete bumps pzxid and cversion");
         assert_eq!(d.triggers.len(), 2);
     }
 

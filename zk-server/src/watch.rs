@@ -67,13 +67,17 @@ impl WatchManager {
         self.add(CHILD, path, conn);
     }
 
-    /// A persistent watch (addWatch mode 0).
+    /// A persistent watch (addWatch mode 0). A connection has one
+    /// persistent mode per path, as in Apache: the last addWatch wins.
     pub fn add_persistent(&mut self, path: &str, conn: ConnId) {
+        self.remove(path, WatcherType::PersistentRecursive, conn);
         self.add(PERSISTENT, path, conn);
     }
 
-    /// A persistent recursive watch (addWatch mode 1).
+    /// A persistent recursive watch (addWatch mode 1); replaces a
+    /// persistent one of the same connection on the same path.
     pub fn add_recursive(&mut self, path: &str, conn: ConnId) {
+        self.remove(path, WatcherType::Persistent, conn);
         self.add(RECURSIVE, path, conn);
     }
 

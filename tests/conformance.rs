@@ -1,0 +1,371 @@
+//! Conformance: the same scripted conversation, byte-level requests through
+//! zk-proto, against Apache ZooKeeper 3.8 and against zk-server. Every
+//! reply (error code, zxid, body with every Stat field) and every watch
+//! event must be the same from both, after replacing what legitimately
+//! differs (session ids, clock times).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use common::raw::Raw;
+use zk_proto::records::*;
+use zk_proto::types::perms;
+use zk_proto::{CreateMode, Request, Response};
+use zk_test_support::apache::ApacheZk;
+
+fn create(path: &str, data: Option<&[u8]>, mode: CreateMode) -> Request {
+    let r = CreateRequest {
+        path: path.into(),
+        data: data.map(Bytes::copy_from_slice),
+        acl: Acl::open_unsafe(),
+        flags: mode.code(),
+    };
+    Request::Create2(r)
+}
+
+fn create1(path: &str, mode: CreateMode) -> Request {
+    Request::Create(CreateRequest {
+        path: path.into(),
+        data: Some(Bytes::from_static(b"d")),
+        acl: Acl::open_unsafe(),
+        flags: mode.code(),
+    })
+}
+
+fn get(path: &str, watch: bool) -> Request {
+    Request::GetData(GetDataRequest { path: path.into(), watch })
+}
+
+fn set(path: &str, data: &[u8], version: i32) -> Request {
+    Request::SetData(SetDataRequest { path: path.into(), data: Some(Bytes::copy_from_slice(data)), version })
+}
+
+fn del(path: &str, version: i32) -> Request {
+    Request::Delete(DeleteRequest { path: path.into(), version })
+}
+
+fn exists(path: &str, watch: bool) -> Request {
+    Request::Exists(ExistsRequest { path: path.into(), watch })
+}
+
+fn children2(path: &str, watch: bool) -> Request {
+    Request::GetChildren2(GetChildren2Request { path: path.into(), watch })
+}
+
+/// A Stat with times replaced by a marker and session ids by names.
+fn norm_stat(s: &Stat, sessions: &[(i64, &str)]) -> String {
+    let owner = sessions
+        .iter()
+        .find(|(id, _)| *id == s.ephemeral_owner)
+        .map_or(s.ephemeral_owner.to_string(), |(_, n)| n.to_string());
+    format!(
+        "czxid={:#x} mzxid={:#x} pzxid={:#x} times={} version={} cversion={} aversion={} owner={} len={} kids={}",
+        s.czxid,
+        s.mzxid,
+        s.pzxid,
+        // Clock values differ between runs; only their order is compared.
+        if s.ctime <= s.mtime { "ordered" } else { "reversed" },
+        s.version,
+        s.cversion,
+        s.aversion,
+        owner,
+        s.data_length,
+        s.num_children
+    )
+}
+
+fn norm(rsp: &Response, sessions: &[(i64, &str)]) -> String {
+    let st = |s: &Stat| norm_stat(s, sessions);
+    match rsp {
+        Response::Create(c) => format!("create {}", c.path),
+        Response::Create2(c) => format!("create2 {} {}", c.path, st(&c.stat)),
+        Response::Exists(e) => format!("exists {}", st(&e.stat)),
+        Response::GetData(d) => format!("data {:?} {}", d.data, st(&d.stat)),
+        Response::SetData(d) => format!("set {}", st(&d.stat)),
+        Response::GetAcl(a) => format!("acl {:?} {}", a.acl, st(&a.stat)),
+        Response::SetAcl(a) => format!("setacl {}", st(&a.stat)),
+        Response::GetChildren(c) => {
+            let mut k = c.children.clone();
+            k.sort();
+            format!("children {k:?}")
+        }
+        Response::GetChildren2(c) => {
+            let mut k = c.children.clone();
+            k.sort();
+            format!("children2 {k:?} {}", st(&c.stat))
+        }
+        Response::Multi(m) => {
+            let parts: Vec<String> = m
+                .results
+                .iter()
+                .map(|r| match r {
+                    MultiResult::Create2 { path, stat } => format!("create2 {path} {}", st(stat)),
+                    MultiResult::SetData { stat } => format!("set {}", st(stat)),
+                    MultiResult::GetData { data, stat } => format!("data {data:?} {}", st(stat)),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            format!("multi [{}]", parts.join("; "))
+        }
+        Response::GetEphemerals(e) => {
+            let mut k = e.ephemerals.clone();
+            k.sort();
+            format!("ephemerals {k:?}")
+        }
+        Response::WhoAmI(w) => format!("whoami {:?}", w.client_info),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Runs the script against `addr` and returns its transcript.
+fn script(addr: SocketAddr) -> Vec<String> {
+    let mut a = Raw::connect(addr, 10_000);
+    let mut b = Raw::connect(addr, 10_000);
+    let names = [(a.session_id, "A"), (b.session_id, "B")];
+    let mut out = Vec::new();
+    fn do_step(out: &mut Vec<String>, names: &[(i64, &str)], who: &str, s: &mut Raw, req: Request) {
+        let (h, rsp) = s.call(&req).expect("reply");
+        let body = rsp.map_or(String::new(), |r| norm(&r, names));
+        out.push(format!("{who} {} -> {} zxid={:#x} {body}", req.opcode(), h.err, h.zxid));
+    }
+    macro_rules! step {
+        ($who:expr, $s:expr, $req:expr) => {
+            do_step(&mut out, &names, $who, $s, $req)
+        };
+    }
+
+    step!("A", &mut a, create("/c", Some(b"x"), CreateMode::Persistent));
+    step!("A", &mut a, create("/c", Some(b"x"), CreateMode::Persistent));
+    step!("A", &mut a, create("/nodata", None, CreateMode::Persistent));
+    step!("A", &mut a, get("/nodata", false));
+    step!("A", &mut a, create("/missing/x", None, CreateMode::Persistent));
+    step!("A", &mut a, create1("/c/s-", CreateMode::PersistentSequential));
+    step!("B", &mut b, create1("/c/s-", CreateMode::EphemeralSequential));
+    step!("A", &mut a, create("/c/", None, CreateMode::PersistentSequential));
+    step!("B", &mut b, create("/c/eph", Some(b"e"), CreateMode::Ephemeral));
+    step!("B", &mut b, create("/c/eph/child", None, CreateMode::Persistent));
+    step!("A", &mut a, create("/c/cont", None, CreateMode::Container));
+    step!(
+        "A",
+        &mut a,
+        Request::CreateTtl(CreateTtlRequest {
+            path: "/c/ttl".into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            flags: 5,
+            ttl: 100_000
+        })
+    );
+    step!(
+        "A",
+        &mut a,
+        Request::CreateTtl(CreateTtlRequest {
+            path: "/c/ttl0".into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            flags: 5,
+            ttl: 0
+        })
+    );
+    step!(
+        "A",
+        &mut a,
+        Request::CreateTtl(CreateTtlRequest {
+            path: "/c/ttlp".into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            flags: 0,
+            ttl: 10
+        })
+    );
+    step!("A", &mut a, children2("/c", false));
+    step!("A", &mut a, exists("/c", false));
+    step!("A", &mut a, get("/c", false));
+    step!("A", &mut a, set("/c", b"y", 0));
+    step!("A", &mut a, set("/c", b"z", 0));
+    step!("A", &mut a, set("/nope", b"z", -1));
+    step!("A", &mut a, del("/c", -1));
+    step!("A", &mut a, del("/c/s-0000000000", 5));
+    step!("A", &mut a, del("/c/s-0000000000", 0));
+    step!("A", &mut a, del("/nope", -1));
+    step!("A", &mut a, children2("/c", false));
+    step!("A", &mut a, Request::GetAcl(GetAclRequest { path: "/".into() }));
+    step!("A", &mut a, Request::GetAcl(GetAclRequest { path: "/zookeeper/config".into() }));
+    step!("A", &mut a, Request::GetChildren(GetChildrenRequest { path: "/zookeeper".into(), watch: false }));
+    step!("A", &mut a, Request::GetAllChildrenNumber(GetAllChildrenNumberRequest { path: "/c".into() }));
+    step!("B", &mut b, Request::GetEphemerals(GetEphemeralsRequest { prefix_path: "/".into() }));
+    step!("B", &mut b, Request::GetEphemerals(GetEphemeralsRequest { prefix_path: "/c/e".into() }));
+    step!("A", &mut a, Request::GetEphemerals(GetEphemeralsRequest { prefix_path: "/".into() }));
+
+    // ACLs.
+    let digest = Id::new("digest", "user:smGaoVKd/cQkjm7b88GyorAUz20=");
+    step!("A", &mut a, create("/secret", Some(b"s"), CreateMode::Persistent));
+    step!(
+        "A",
+        &mut a,
+        Request::SetAcl(SetAclRequest {
+            path: "/secret".into(),
+            acl: vec![Acl::new(perms::ALL, digest.clone())],
+            version: 0
+        })
+    );
+    step!(
+        "A",
+        &mut a,
+        Request::SetAcl(SetAclRequest { path: "/secret".into(), acl: Acl::open_unsafe(), version: 0 })
+    );
+    step!("A", &mut a, get("/secret", false));
+    step!("A", &mut a, set("/secret", b"t", -1));
+    step!("A", &mut a, create("/secret/kid", None, CreateMode::Persistent));
+    step!("A", &mut a, Request::SetAcl(SetAclRequest { path: "/c".into(), acl: vec![], version: -1 }));
+    step!(
+        "A",
+        &mut a,
+        Request::SetAcl(SetAclRequest {
+            path: "/c".into(),
+            acl: vec![Acl::new(perms::ALL, Id::new("bogus", "x"))],
+            version: -1
+        })
+    );
+    step!(
+        "A",
+        &mut a,
+        Request::Create(CreateRequest {
+            path: "/mine".into(),
+            data: None,
+            acl: Acl::creator_all(),
+            flags: 0
+        })
+    );
+    let auth = Request::Auth(AuthPacket {
+        auth_type: 0,
+        scheme: "digest".into(),
+        auth: Bytes::from_static(b"user:pass"),
+    });
+    let (h, _) = a.call_xid(zk_proto::xid::AUTH, &auth).expect("auth reply");
+    out.push(format!("A auth -> {}", h.err));
+    step!("A", &mut a, get("/secret", false));
+    step!(
+        "A",
+        &mut a,
+        Request::Create(CreateRequest {
+            path: "/mine".into(),
+            data: None,
+            acl: Acl::creator_all(),
+            flags: 0
+        })
+    );
+    step!("A", &mut a, Request::GetAcl(GetAclRequest { path: "/mine".into() }));
+    step!("A", &mut a, Request::WhoAmI);
+
+    // Multi.
+    let ops = vec![
+        MultiOp::Create2(CreateRequest {
+            path: "/m".into(),
+            data: Some(Bytes::from_static(b"0")),
+            acl: Acl::open_unsafe(),
+            flags: 0,
+        }),
+        MultiOp::SetData(SetDataRequest {
+            path: "/m".into(),
+            data: Some(Bytes::from_static(b"1")),
+            version: 0,
+        }),
+        MultiOp::Check(CheckVersionRequest { path: "/m".into(), version: 1 }),
+        MultiOp::Create(CreateRequest { path: "/m/s".into(), data: None, acl: Acl::open_unsafe(), flags: 2 }),
+        MultiOp::Delete(DeleteRequest { path: "/m/s0000000000".into(), version: -1 }),
+    ];
+    step!("A", &mut a, Request::Multi(MultiRequest { ops }));
+    let failing = vec![
+        MultiOp::SetData(SetDataRequest { path: "/m".into(), data: None, version: -1 }),
+        MultiOp::Check(CheckVersionRequest { path: "/m".into(), version: 0 }),
+        MultiOp::Delete(DeleteRequest { path: "/m".into(), version: -1 }),
+    ];
+    step!("A", &mut a, Request::Multi(MultiRequest { ops: failing }));
+    step!("A", &mut a, get("/m", false));
+    step!("A", &mut a, Request::Multi(MultiRequest { ops: vec![] }));
+    let reads = vec![
+        MultiOp::GetData(GetDataRequest { path: "/m".into(), watch: false }),
+        MultiOp::GetChildren(GetChildrenRequest { path: "/m".into(), watch: false }),
+        MultiOp::GetData(GetDataRequest { path: "/none".into(), watch: false }),
+    ];
+    step!("A", &mut a, Request::MultiRead(MultiRequest { ops: reads }));
+
+    // Watches: exists on a missing node, data, child, deletion, persistent, recursive.
+    step!("A", &mut a, exists("/w", true));
+    step!("B", &mut b, create("/w", Some(b"1"), CreateMode::Persistent));
+    step!("A", &mut a, get("/w", true));
+    step!("A", &mut a, children2("/w", true));
+    step!("B", &mut b, set("/w", b"2", -1));
+    step!("B", &mut b, create("/w/k", None, CreateMode::Persistent));
+    step!("A", &mut a, get("/w", true));
+    step!("A", &mut a, children2("/w", true));
+    step!("B", &mut b, del("/w/k", -1));
+    step!("A", &mut a, children2("/w", true));
+    step!("B", &mut b, del("/w", -1));
+    step!("A", &mut a, Request::AddWatch(AddWatchRequest { path: "/p".into(), mode: 0 }));
+    step!("A", &mut a, Request::AddWatch(AddWatchRequest { path: "/p".into(), mode: 1 }));
+    step!("B", &mut b, create("/p", None, CreateMode::Persistent));
+    step!("B", &mut b, create("/p/q", None, CreateMode::Persistent));
+    step!("B", &mut b, set("/p/q", b"x", -1));
+    step!("A", &mut a, Request::CheckWatches(CheckWatchesRequest { path: "/p".into(), watcher_type: 3 }));
+    step!("A", &mut a, Request::RemoveWatches(RemoveWatchesRequest { path: "/p".into(), watcher_type: 3 }));
+    step!("A", &mut a, Request::RemoveWatches(RemoveWatchesRequest { path: "/p".into(), watcher_type: 3 }));
+    step!(
+        "A",
+        &mut a,
+        Request::CheckWatches(CheckWatchesRequest { path: "/nowatch".into(), watcher_type: 2 })
+    );
+    step!("A", &mut a, Request::Sync(SyncRequest { path: "/".into() }));
+    let (h, _) = a.call_xid(zk_proto::xid::PING, &Request::Ping).expect("ping reply");
+    out.push(format!("A ping -> {} zxid={:#x}", h.err, h.zxid));
+
+    // Invalid paths are BadArguments on the server.
+    step!("A", &mut a, get("bad", false));
+    step!("A", &mut a, create("/bad/", None, CreateMode::Persistent));
+
+    // B closes: its ephemerals go, A's watch on one fires.
+    step!("A", &mut a, exists("/c/eph", true));
+    step!("B", &mut b, Request::CloseSession);
+    a.wait_events(a.events.len() + 1);
+    step!("A", &mut a, children2("/c", false));
+
+    for (who, s) in [("A", &a)] {
+        for (_zxid, ev) in &s.events {
+            out.push(format!("{who} event type={} state={} path={}", ev.event_type, ev.state, ev.path));
+        }
+    }
+    // Last: an opcode the server does not know is answered and the
+    // connection closed.
+    let (h, _) =
+        a.call(&Request::Unknown { opcode: zk_proto::OpCode::from(777), body: Bytes::new() }).expect("reply");
+    out.push(format!("A unknown -> {}", h.err));
+    out.push(format!("A closed after unknown op: {}", a.closed()));
+    out
+}
+
+#[test]
+fn zk_server_answers_as_apache_does() {
+    common::trace_init();
+    let Some(apache) = ApacheZk::start() else { return };
+    let expected = script(apache.addr());
+    drop(apache);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let ours = rt.block_on(zk_server::Server::start_temp()).expect("start zk-server");
+    let got = script(ours.addr());
+    rt.block_on(ours.stop());
+    let mut mismatches = Vec::new();
+    for (i, (e, g)) in expected.iter().zip(got.iter()).enumerate() {
+        if e != g {
+            mismatches.push(format!("step {i}:\n  apache: {e}\n  ours:   {g}"));
+        }
+    }
+    if expected.len() != got.len() {
+        mismatches.push(format!("apache had {} lines, ours {}", expected.len(), got.len()));
+    }
+    assert!(mismatches.is_empty(), "{} differences:\n{}", mismatches.len(), mismatches.join("\n"));
+}
