@@ -574,7 +574,8 @@ mod tests {
     #[test]
     fn create_set_delete_update_stats() {
         let mut t = DataTree::new();
-        let a = t.apply(&hdr(1, OpCode::Create), &create("/a", 1));
+        // Prep hands the parent's next cversion (-1 + 1 for a fresh root).
+        let a = t.apply(&hdr(1, OpCode::Create), &create("/a", 0));
         assert_eq!(a.err, ErrorCode::Ok);
         let s = a.stat.unwrap();
         assert_eq!((s.czxid, s.mzxid, s.pzxid, s.version), (1, 1, 1, 0));
@@ -593,6 +594,9 @@ mod tests {
         assert_eq!(d.err, ErrorCode::Ok);
         let root = t.get("/").unwrap().client_stat();
         assert_eq!((root.cversion, root.pzxid), (1, 3), "delete bumps pzxid and cversion");
+        let again = t.apply(&hdr(4, OpCode::Create), &create("/b", -1));
+        assert_eq!(again.err, ErrorCode::Ok);
+        assert_eq!(t.get("/").unwrap().stat.cversion, 2, "-1 means: the parent's cversion plus one");
         assert_eq!(d.triggers.len(), 2);
     }
 
