@@ -309,12 +309,9 @@ impl Core {
                     let (dir, retain) = (self.cfg.data_dir.clone(), self.cfg.autopurge_snap_retain_count);
                     let log_dir = self.cfg.data_log_dir.clone();
                     tokio::task::spawn_blocking(move || {
-                        match crate::persist::snapshot::purge(&dir, retain) {
+                        match crate::persist::snapshot::purge_dirs(&dir, &log_dir, retain) {
                             Ok(r) => info!(?r, "autopurge"),
                             Err(e) => warn!(error = %e, "autopurge failed"),
-                        }
-                        if log_dir != dir {
-                            let _ = crate::persist::snapshot::purge(&log_dir, retain);
                         }
                     });
                 }

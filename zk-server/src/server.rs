@@ -64,8 +64,20 @@ pub fn recover(cfg: &ServerConfig) -> Result<Recovered, ServerError> {
         tree = t;
         sessions.extend(s.sessions);
     }
+    let had_snapshot = tree.last_zxid > 0;
     let read = txnlog::read_log(&cfg.data_log_dir, tree.last_zxid, true)
         .map_err(io("reading the transaction log"))?;
+    if !had_snapshot && read.txns.first().is_some_and(|t| t.header.zxid & 0xffff_ffff > 1) {
+        // As Apache: a log that does not start at the beginning needs the
+        // snapshot it continues; starting without it would lose data.
+        return Err(ServerError::Io {
+            what: "recovery".into(),
+            source: std::io::Error::other(format!(
+                "no snapshot found, but the transaction log starts at zxid {:#x}",
+                read.txns[0].header.zxid
+            )),
+        });
+    }
     if let Some(torn) = &read.torn {
         warn!(file = %torn.file.display(), good_len = torn.good_len, reason = %torn.reason, "cut a torn log tail");
     }

@@ -36,11 +36,18 @@ pub struct ApacheZkOptions {
     pub extended_types: bool,
     /// Extra `zoo.cfg` lines.
     pub extra_config: Vec<String>,
+    /// The JVM's maximum heap (`-Xmx`), e.g. `512m`.
+    pub max_heap: String,
 }
 
 impl Default for ApacheZkOptions {
     fn default() -> Self {
-        ApacheZkOptions { tick_time: 2000, extended_types: true, extra_config: Vec::new() }
+        ApacheZkOptions {
+            tick_time: 2000,
+            extended_types: true,
+            extra_config: Vec::new(),
+            max_heap: "512m".into(),
+        }
     }
 }
 
@@ -147,6 +154,11 @@ impl ApacheZk {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The JVM's process id (e.g. to read its memory use).
+    pub fn pid(&self) -> u32 {
+        self.server.pid()
+    }
+
     /// The server's data dir.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
@@ -202,7 +214,7 @@ impl JavaServer {
         #[allow(clippy::expect_used)]
         let err = out.try_clone().expect("log file");
         let mut cmd = Command::new("java");
-        cmd.arg("-Xmx512m")
+        cmd.arg(format!("-Xmx{}", opts.max_heap))
             .arg("-cp")
             .arg(cp)
             .arg(format!("-Dzookeeper.extendedTypesEnabled={}", opts.extended_types))
@@ -215,6 +227,11 @@ impl JavaServer {
         #[allow(clippy::expect_used)]
         let child = cmd.spawn().expect("spawn java");
         JavaServer { child, log: log.to_path_buf() }
+    }
+
+    /// The JVM's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The exit status when the JVM has exited.
