@@ -1,2 +1,47 @@
-//! Curator-style recipes (issue: zk-recipes). Not built yet: this crate only
-//! reserves its place in the workspace layout; see README.md's status table.
+//! Curator-style recipes over [`zk_client`]: what services import for
+//! distributed locks, leader election and live caches.
+//!
+//! # Layout
+//!
+//! - [`Framework`] (`framework.rs`): a client with a namespace, a
+//!   [`RetryPolicy`](retry::RetryPolicy), default ACLs, Curator's
+//!   [`ConnectionState`]s, a new session after expiry, create/delete
+//!   builders (parents, containers, protection mode, guaranteed delete).
+//! - [`retry`] — Curator's policies with Curator's formulas, a `backoff`
+//!   adapter, and the one retry loop.
+//! - [`locks`] — `InterProcessMutex`.
+//! - [`leader`] — `LeaderLatch`, `LeaderSelector`.
+//! - [`cache`] — `NodeCache`, `PathChildrenCache`, `TreeCache`,
+//!   `CuratorCache`.
+//!
+//! Node layouts are Curator's, byte for byte: a Rust process and a Java
+//! Curator process contend for the same lock and the same leadership.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn f() -> zk_recipes::Result<()> {
+//! use std::time::Duration;
+//! use zk_recipes::{Framework, locks::InterProcessMutex, retry::ExponentialBackoffRetry};
+//!
+//! let fw = Framework::new("127.0.0.1:2181", ExponentialBackoffRetry::new(Duration::from_millis(500), 3));
+//! fw.start().await?;
+//! let lock = InterProcessMutex::new(&fw, "/locks/inventory");
+//! lock.acquire().await?;
+//! // ... the critical section ...
+//! lock.release().await?;
+//! fw.close().await;
+//! # Ok(()) }
+//! ```
+
+pub mod cache;
+mod error;
+mod framework;
+pub mod leader;
+pub mod locks;
+pub mod retry;
+mod state;
+
+pub use error::{Error, Result};
+pub use framework::{CreateBuilder, DEFAULT_DATA, DeleteBuilder, Framework, FrameworkBuilder, StateStream};
+pub use state::ConnectionState;

@@ -107,12 +107,23 @@ impl ClientBuilder {
         }
         tokio::spawn(Driver::new(cfg, rx, shared.clone()).run());
         let client = Client { tx, shared, chroot, max_frame: self.max_frame };
-        let wait = state.wait_for(|s| s.is_connected() || s.is_terminal());
-        match tokio::time::timeout(self.connection_timeout, wait).await {
-            Ok(Ok(s)) if s.is_connected() => Ok(client),
-            Ok(Ok(s)) if *s == SessionState::AuthFailed => Err(Error::AuthFailed),
-            Ok(_) => Err(Error::ConnectTimeout),
-            Err(_) => {
+        // Copy the state out so no watch guard lives across an await
+        // (the connect future must be Send).
+        let outcome = match tokio::time::timeout(
+            self.connection_timeout,
+            state.wait_for(|s| s.is_connected() || s.is_terminal()),
+        )
+        .await
+        {
+            Ok(Ok(s)) => Some(*s),
+            Ok(Err(_)) => Some(SessionState::Closed),
+            Err(_) => None,
+        };
+        match outcome {
+            Some(s) if s.is_connected() => Ok(client),
+            Some(SessionState::AuthFailed) => Err(Error::AuthFailed),
+            Some(_) => Err(Error::ConnectTimeout),
+            None => {
                 let _ = client.close().await;
                 Err(Error::ConnectTimeout)
             }
