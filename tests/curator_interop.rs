@@ -1,0 +1,232 @@
+//! Rust recipes and Java Curator 5 (Debian `libcurator-recipes-java`) on
+//! the same paths: an InterProcessMutex shared by a Java process and Rust
+//! tasks keeps a read-modify-write counter exact, and a LeaderLatch with
+//! Java and Rust participants always has a single leader and hands over
+//! across languages. Run against our server and against Apache 3.8.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::within;
+use zk_recipes::leader::{CloseMode, LeaderLatch};
+use zk_recipes::locks::InterProcessMutex;
+use zk_recipes::retry::ExponentialBackoffRetry;
+use zk_recipes::Framework;
+use zk_test_support::apache::ApacheZk;
+
+const CURATOR_JARS: &[&str] = &[
+    "/usr/share/java/curator-recipes.jar",
+    "/usr/share/java/curator-framework.jar",
+    "/usr/share/java/curator-client.jar",
+    "/usr/share/java/guava.jar",
+    "/usr/share/java/slf4j-api.jar",
+    "/usr/share/java/slf4j-nop.jar",
+    "/usr/share/java/zookeeper.jar",
+    "/usr/share/java/zookeeper-jute.jar",
+];
+
+/// Compiles the Java peer once; `None` (loudly) when Curator or javac is missing.
+fn java_peer() -> Option<(PathBuf, String)> {
+    // Both tests may get here at once: compile under a lock.
+    static COMPILE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = COMPILE.lock().unwrap_or_else(|e| e.into_inner());
+    let missing: Vec<_> = CURATOR_JARS.iter().filter(|j| !Path::new(j).exists()).collect();
+    if !missing.is_empty() {
+        zk_test_support::external::missing(
+            "Java Curator (Debian libcurator-recipes-java, libcurator-framework-java)",
+            &format!("missing {missing:?}"),
+        );
+        return None;
+    }
+    let cp = CURATOR_JARS.join(":");
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("curator-peer");
+    std::fs::create_dir_all(&out).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/CuratorPeer.java");
+    let status = Command::new("javac").args(["-cp", &cp, "-d"]).arg(&out).arg(&src).status();
+    match status {
+        Ok(s) if s.success() => Some((out.clone(), format!("{cp}:{}", out.display()))),
+        other => {
+            zk_test_support::external::missing("javac", &format!("{other:?}"));
+            None
+        }
+    }
+}
+
+struct Peer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Peer {
+    fn spawn(cp: &str, args: &[&str]) -> Peer {
+        let mut child = Command::new("java")
+            .args(["-Xmx256m", "-cp", cp, "CuratorPeer"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("java");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Peer { child, stdin, lines }
+    }
+
+    fn expect_line(&self, want: &str, secs: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l == want => return,
+                Ok(_) => {}
+                Err(_) => panic!("Java peer did not print {want:?} within {secs}s"),
+            }
+        }
+    }
+
+    fn say(&mut self, line: &str) {
+        if let Some(s) = self.stdin.as_mut() {
+            let _ = writeln!(s, "{line}");
+            let _ = s.flush();
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn framework(cs: &str) -> Framework {
+    let fw = Framework::builder(cs)
+        .session_timeout(Duration::from_secs(10))
+        .retry_policy(ExponentialBackoffRetry::new(Duration::from_millis(50), 5))
+        .build();
+    fw.start().await.unwrap();
+    fw
+}
+
+async fn shared_mutex(cs: &str, cp: &str) {
+    let fw = framework(cs).await;
+    fw.create().creating_parents_if_needed().for_path("/interop/counter", b"0").await.unwrap();
+    let java_rounds = 40;
+    let rust_rounds = 40;
+    let peer = Peer::spawn(cp, &["mutex", cs, "/interop/lock", "/interop/counter", &java_rounds.to_string()]);
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let cs = cs.to_string();
+        tasks.push(tokio::spawn(async move {
+            let fw = framework(&cs).await;
+            let lock = InterProcessMutex::new(&fw, "/interop/lock");
+            for _ in 0..rust_rounds / 4 {
+                lock.acquire().await.unwrap();
+                let (data, _) = fw.get_data("/interop/counter").await.unwrap();
+                let n: u64 = std::str::from_utf8(&data).unwrap().parse().unwrap();
+                // Hold the lock a moment so Java and Rust really interleave.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                fw.set_data("/interop/counter", (n + 1).to_string().as_bytes(), None).await.unwrap();
+                lock.release().await.unwrap();
+            }
+            fw.close().await;
+        }));
+    }
+    for t in tasks {
+        within(120, "rust contenders", t).await.unwrap();
+    }
+    let p = peer;
+    tokio::task::spawn_blocking(move || p.expect_line("DONE", 120)).await.unwrap();
+    let (data, _) = fw.get_data("/interop/counter").await.unwrap();
+    assert_eq!(std::str::from_utf8(&data).unwrap(), (java_rounds + rust_rounds).to_string(), "mutual exclusion across Java and Rust");
+    assert!(fw.get_children("/interop/lock").await.unwrap().is_empty());
+    fw.close().await;
+}
+
+async fn shared_latch(cs: &str, cp: &str) {
+    let fw = framework(cs).await;
+    // Java joins first and leads; Rust queues behind it.
+    let mut java = Peer::spawn(cp, &["latch", cs, "/interop/latch", "java-1"]);
+    let java = tokio::task::spawn_blocking(move || {
+        java.expect_line("STARTED java-1", 60);
+        java.expect_line("LEADER java-1", 60);
+        java
+    })
+    .await
+    .unwrap();
+    let rust = LeaderLatch::new(&fw, "/interop/latch", "rust-1");
+    rust.start().await.unwrap();
+    within(20, "both queued", async {
+        while rust.participants().await.unwrap().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let ps = rust.participants().await.unwrap();
+    assert_eq!(ps[0].id, "java-1", "Rust sees the Java participant lead");
+    assert!(ps[0].is_leader && !ps[1].is_leader);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!rust.has_leadership(), "a single leader");
+    // Java leaves: leadership moves to Rust.
+    let mut java = java;
+    java.say("close");
+    assert!(rust.await_leadership(Some(Duration::from_secs(20))).await, "Rust takes over from Java");
+    let java_after = tokio::task::spawn_blocking(move || {
+        java.expect_line("CLOSED java-1", 30);
+        java
+    })
+    .await
+    .unwrap();
+    drop(java_after);
+    // And back: a new Java participant queues behind Rust, takes over when Rust leaves.
+    let java2 = Peer::spawn(cp, &["latch", cs, "/interop/latch", "java-2"]);
+    let java2 = tokio::task::spawn_blocking(move || {
+        java2.expect_line("STARTED java-2", 60);
+        java2
+    })
+    .await
+    .unwrap();
+    within(20, "java queued", async {
+        while rust.participants().await.unwrap().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(rust.has_leadership());
+    rust.close(CloseMode::NotifyLeader).await;
+    tokio::task::spawn_blocking(move || java2.expect_line("LEADER java-2", 30)).await.unwrap();
+    fw.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curator_and_rust_share_locks_and_leadership_on_zk_server() {
+    let Some((_dir, cp)) = java_peer() else { return };
+    let server = zk_server::Server::start_temp().await.unwrap();
+    within(200, "mutex", shared_mutex(&server.connect_string(), &cp)).await;
+    within(200, "latch", shared_latch(&server.connect_string(), &cp)).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curator_and_rust_share_locks_and_leadership_on_apache() {
+    let Some((_dir, cp)) = java_peer() else { return };
+    let Some(zk) = ApacheZk::start() else { return };
+    within(200, "mutex", shared_mutex(&zk.connect_string(), &cp)).await;
+    within(200, "latch", shared_latch(&zk.connect_string(), &cp)).await;
+}

@@ -1,0 +1,67 @@
+// A Java Curator 5 peer for tests/curator_interop.rs: contends for the same
+// InterProcessMutex or LeaderLatch as Rust processes, on the same path.
+//
+//   java CuratorPeer mutex <connect> <lockPath> <counterPath> <rounds>
+//     acquires the lock <rounds> times, each time reading the counter node,
+//     adding one and writing it back WITHOUT a version check (only mutual
+//     exclusion keeps the count exact); prints "DONE".
+//   java CuratorPeer latch <connect> <latchPath> <id>
+//     joins the LeaderLatch and prints "LEADER <id>" / "FOLLOWER <id>" on
+//     every change; a line "close" on stdin closes the latch and exits.
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.TimeUnit;
+import org.apache.curator.framework.CuratorFramework;
+import org.apache.curator.framework.CuratorFrameworkFactory;
+import org.apache.curator.framework.recipes.leader.LeaderLatch;
+import org.apache.curator.framework.recipes.leader.LeaderLatchListener;
+import org.apache.curator.framework.recipes.locks.InterProcessMutex;
+import org.apache.curator.retry.ExponentialBackoffRetry;
+
+public class CuratorPeer {
+    public static void main(String[] args) throws Exception {
+        CuratorFramework client = CuratorFrameworkFactory.builder()
+            .connectString(args[1])
+            .sessionTimeoutMs(10000)
+            .connectionTimeoutMs(10000)
+            .retryPolicy(new ExponentialBackoffRetry(50, 5))
+            .build();
+        client.start();
+        if (!client.blockUntilConnected(20, TimeUnit.SECONDS)) {
+            throw new IllegalStateException("not connected");
+        }
+        if (args[0].equals("mutex")) {
+            InterProcessMutex lock = new InterProcessMutex(client, args[2]);
+            int rounds = Integer.parseInt(args[4]);
+            for (int i = 0; i < rounds; i++) {
+                if (!lock.acquire(60, TimeUnit.SECONDS)) throw new IllegalStateException("lock timeout");
+                try {
+                    byte[] data = client.getData().forPath(args[3]);
+                    long n = Long.parseLong(new String(data, StandardCharsets.UTF_8));
+                    client.setData().forPath(args[3], Long.toString(n + 1).getBytes(StandardCharsets.UTF_8));
+                } finally {
+                    lock.release();
+                }
+            }
+            System.out.println("DONE");
+        } else {
+            String id = args[3];
+            LeaderLatch latch = new LeaderLatch(client, args[2], id);
+            latch.addListener(new LeaderLatchListener() {
+                public void isLeader() { System.out.println("LEADER " + id); System.out.flush(); }
+                public void notLeader() { System.out.println("FOLLOWER " + id); System.out.flush(); }
+            });
+            latch.start();
+            System.out.println("STARTED " + id);
+            System.out.flush();
+            BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
+            String line;
+            while ((line = in.readLine()) != null && !line.equals("close")) { }
+            latch.close(LeaderLatch.CloseMode.NOTIFY_LEADER);
+            System.out.println("CLOSED " + id);
+        }
+        client.close();
+        System.out.flush();
+    }
+}
