@@ -15,10 +15,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::within;
+use zk_recipes::Framework;
 use zk_recipes::leader::{CloseMode, LeaderLatch};
 use zk_recipes::locks::InterProcessMutex;
 use zk_recipes::retry::ExponentialBackoffRetry;
-use zk_recipes::Framework;
 use zk_test_support::apache::ApacheZk;
 
 const CURATOR_JARS: &[&str] = &[
@@ -154,7 +154,11 @@ async fn shared_mutex(cs: &str, cp: &str) {
     let p = peer;
     tokio::task::spawn_blocking(move || p.expect_line("DONE", 120)).await.unwrap();
     let (data, _) = fw.get_data("/interop/counter").await.unwrap();
-    assert_eq!(std::str::from_utf8(&data).unwrap(), (java_rounds + rust_rounds).to_string(), "mutual exclusion across Java and Rust");
+    assert_eq!(
+        std::str::from_utf8(&data).unwrap(),
+        (java_rounds + rust_rounds).to_string(),
+        "mutual exclusion across Java and Rust"
+    );
     assert!(fw.get_children("/interop/lock").await.unwrap().is_empty());
     fw.close().await;
 }
@@ -162,7 +166,7 @@ async fn shared_mutex(cs: &str, cp: &str) {
 async fn shared_latch(cs: &str, cp: &str) {
     let fw = framework(cs).await;
     // Java joins first and leads; Rust queues behind it.
-    let mut java = Peer::spawn(cp, &["latch", cs, "/interop/latch", "java-1"]);
+    let java = Peer::spawn(cp, &["latch", cs, "/interop/latch", "java-1"]);
     let java = tokio::task::spawn_blocking(move || {
         java.expect_line("STARTED java-1", 60);
         java.expect_line("LEADER java-1", 60);
