@@ -111,6 +111,10 @@ impl Shared {
     }
 
     fn set_state(&self, s: SessionState) {
+        // The listeners' lock is held while the current state changes, so a
+        // subscriber sees either the old state and this change, or only the
+        // new state: never a change it did not live through.
+        let Ok(mut listeners) = self.listeners.lock() else { return };
         let changed = self.state.send_if_modified(|cur| {
             let changed = *cur != s;
             *cur = s;
@@ -118,9 +122,7 @@ impl Shared {
         });
         if changed {
             info!(state = ?s, "session state");
-            if let Ok(mut l) = self.listeners.lock() {
-                l.retain(|tx| tx.send(s).is_ok());
-            }
+            listeners.retain(|tx| tx.send(s).is_ok());
         }
     }
 

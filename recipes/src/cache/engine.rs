@@ -489,9 +489,10 @@ impl Shared {
                 _ = self.closed.notified() => return,
             }
             if need_rebuild && self.fw.connection_state().is_some_and(ConnectionState::is_connected) {
-                // Fresh watches; the old ones either fired or died with the
-                // session (our client replays live ones itself).
-                watches = FuturesUnordered::new();
+                // The old watches stay: live ones still fire (the client
+                // re-registers them after a reconnect), dead ones end with a
+                // session event that is ignored; a duplicate only costs a
+                // re-read.
                 match self.rebuild(&mut watches).await {
                     Ok(p) => {
                         if p.is_some() {

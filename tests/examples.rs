@@ -1,0 +1,82 @@
+//! Every example runs, on the bundled server and against Apache ZooKeeper
+//! 3.8, and prints what it promises — so the examples never rot.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use zk_test_support::apache::ApacheZk;
+
+/// Where cargo put the example binaries (built by `cargo test`).
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    dir.join("examples").join(name)
+}
+
+/// Runs an example (bounded) and returns its output.
+fn run(name: &str, connect: Option<&str>) -> String {
+    let mut cmd = Command::new(example(name));
+    if let Some(cs) = connect {
+        cmd.args(["--connect", cs]);
+    }
+    cmd.env_remove("ZK_CONNECT").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child =
+        cmd.spawn().unwrap_or_else(|e| panic!("{name}: {e} (examples are built by `cargo test`)"));
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            let text =
+                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(status.success(), "{name} failed:\n{text}");
+            return text;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("{name} did not finish in 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn check_all(connect: Option<&str>) {
+    let out = run("quickstart", connect);
+    for want in [
+        "Watch fired: NodeDataChanged",
+        "A write with a stale version is refused: BADVERSION",
+        "exists after the failed multi: false",
+        "Session closed; done.",
+    ] {
+        assert!(out.contains(want), "quickstart lacks {want:?}:\n{out}");
+    }
+    let out = run("distributed_lock", connect);
+    assert!(out.contains("final count 100 (expected 100)"), "{out}");
+    assert!(out.contains("lock nodes left behind: 0"), "{out}");
+    let out = run("leader_election", connect);
+    assert!(out.contains("closing the leader"), "{out}");
+    assert_eq!(out.matches("leader: ").count(), 2, "two leaders in turn:\n{out}");
+    assert!(out.contains("6 terms of leadership, never two at once"), "{out}");
+    let out = run("caches", connect);
+    assert!(out.contains("NodeCache now: Some(\"v2\")"), "{out}");
+    assert!(out.contains("removed ") && out.contains("/users/ada"), "{out}");
+    let out = run("service_registry", connect);
+    assert_eq!(out.matches("  + ").count(), 3, "{out}");
+    assert!(out.contains("member-0000000001 left"), "{out}");
+    assert!(out.contains(r#"live members: ["10.0.0.1:8080", "10.0.0.3:8080"]"#), "{out}");
+    let out = run("wire_dump", None);
+    assert!(out.contains("watch event NodeDataChanged on /golden"), "{out}");
+}
+
+#[test]
+fn examples_on_the_bundled_server() {
+    check_all(None);
+}
+
+#[test]
+fn examples_against_apache_zookeeper() {
+    let Some(zk) = ApacheZk::start() else { return };
+    check_all(Some(&zk.connect_string()));
+}
