@@ -46,6 +46,76 @@ pub enum Out {
     Close,
 }
 
+/// Requests taken in from connections and not yet answered by the core:
+/// what `globalOutstandingLimit` bounds. A request counts from the moment
+/// its connection reads it until the core has answered it (queued its
+/// reply), not until the reply is written, so a client that stops reading
+/// cannot hold other clients' share.
+#[derive(Debug)]
+pub struct Outstanding {
+    count: std::sync::atomic::AtomicUsize,
+    limit: usize,
+    freed: tokio::sync::Notify,
+}
+
+impl Outstanding {
+    /// A counter with `limit` places.
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Outstanding {
+            count: Default::default(),
+            limit: limit.max(1),
+            freed: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Waits for a place.
+    pub async fn acquire(&self) {
+        use std::sync::atomic::Ordering::AcqRel;
+        loop {
+            let notified = self.freed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count.fetch_add(1, AcqRel) < self.limit {
+                return;
+            }
+            self.count.fetch_sub(1, AcqRel);
+            notified.await;
+        }
+    }
+
+    /// Frees a place.
+    pub fn release(&self) {
+        self.count.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.freed.notify_waiters();
+    }
+
+    /// Requests in flight now.
+    pub fn current(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The most bytes of replies that may wait for one connection before the
+/// server decides its client stopped reading and closes it.
+pub const MAX_QUEUED_BYTES: usize = 64 << 20;
+
+/// The weight of a queued message, as the core and the connection's writer
+/// both count it (an estimate of its encoded size).
+pub fn out_weight(out: &Out) -> usize {
+    match out {
+        Out::Reply(_, Some(Response::GetData(d))) => 100 + d.data.as_ref().map_or(0, |b| b.len()),
+        Out::Reply(_, Some(Response::GetChildren(c))) => {
+            16 + c.children.iter().map(|s| s.len() + 4).sum::<usize>()
+        }
+        Out::Reply(_, Some(Response::GetChildren2(c))) => {
+            84 + c.children.iter().map(|s| s.len() + 4).sum::<usize>()
+        }
+        Out::Reply(_, Some(Response::Multi(m))) => 32 + 100 * m.results.len(),
+        Out::Event(_, e) => 32 + e.path.len(),
+        _ => 100,
+    }
+}
+
 /// Sender half of a connection's queue.
 pub type OutTx = mpsc::Sender<Out>;
 
@@ -66,6 +136,10 @@ pub enum CoreMsg {
         req: ConnectRequest,
         /// Where its replies go.
         out: OutTx,
+        /// Notified to close the connection at once (without flushing).
+        kill: Arc<tokio::sync::Notify>,
+        /// Bytes queued for it and not yet written (see [`out_weight`]).
+        queued: Arc<std::sync::atomic::AtomicUsize>,
     },
     /// A request after the handshake.
     Request {
@@ -130,6 +204,8 @@ enum Queued {
 #[derive(Debug)]
 struct Conn {
     out: OutTx,
+    kill: Arc<tokio::sync::Notify>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
     session: i64,
     peer: Option<IpAddr>,
     auth: Vec<Id>,
@@ -193,6 +269,7 @@ pub struct Core {
     snapshot_running: bool,
     stats: ServerStats,
     failed: bool,
+    outstanding: Arc<Outstanding>,
 }
 
 impl std::fmt::Debug for Core {
@@ -219,6 +296,7 @@ impl Core {
         cfg: Arc<ServerConfig>,
         recovered: Recovered,
         log_tx: std::sync::mpsc::Sender<LogCmd>,
+        outstanding: Arc<Outstanding>,
     ) -> Self {
         let epoch = Instant::now();
         let first_id = crate::session::initial_session_id(cfg.server_id, wall_ms() as u64);
@@ -246,6 +324,7 @@ impl Core {
             snapshot_running: false,
             stats: ServerStats::default(),
             failed: false,
+            outstanding,
         };
         core.snap_threshold = core.next_snap_threshold();
         core
@@ -324,7 +403,9 @@ impl Core {
 
     fn on_msg(&mut self, msg: CoreMsg) {
         match msg {
-            CoreMsg::Connect { conn, peer, req, out } => self.on_connect(conn, peer, req, out),
+            CoreMsg::Connect { conn, peer, req, out, kill, queued } => {
+                self.on_connect(conn, peer, req, out, kill, queued)
+            }
             CoreMsg::Request { conn, xid, req } => self.on_request(conn, xid, req),
             CoreMsg::Disconnected { conn } => self.on_disconnected(conn),
             CoreMsg::Stats(tx) => {
@@ -341,7 +422,16 @@ impl Core {
         }
     }
 
-    fn on_connect(&mut self, conn: ConnId, peer: Option<IpAddr>, req: ConnectRequest, out: OutTx) {
+    #[allow(clippy::too_many_arguments)]
+    fn on_connect(
+        &mut self,
+        conn: ConnId,
+        peer: Option<IpAddr>,
+        req: ConnectRequest,
+        out: OutTx,
+        kill: Arc<tokio::sync::Notify>,
+        queued: Arc<std::sync::atomic::AtomicUsize>,
+    ) {
         if self.failed {
             let _ = out.try_send(Out::Close);
             return;
@@ -365,6 +455,8 @@ impl Core {
             conn,
             Conn {
                 out,
+                kill,
+                queued,
                 session: 0,
                 peer,
                 auth,
@@ -454,14 +546,24 @@ impl Core {
         self.in_flight.push_back(InFlight { txn, origin });
     }
 
+    /// Answers a request: frees its `globalOutstandingLimit` place
+    /// whether or not the connection is still there.
     fn reply(&mut self, conn: ConnId, header: ReplyHeader, body: Option<Response>) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.stats.sent += 1;
-            c.stats.last_zxid = header.zxid;
-            self.stats.packets_sent += 1;
-            if c.out.try_send(Out::Reply(header, body)).is_err() {
-                self.drop_slow(conn);
-            }
+        self.outstanding.release();
+        self.send_out(conn, Out::Reply(header, body));
+    }
+
+    fn send_out(&mut self, conn: ConnId, out: Out) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        c.stats.sent += 1;
+        if let Out::Reply(h, _) = &out {
+            c.stats.last_zxid = h.zxid;
+        }
+        self.stats.packets_sent += 1;
+        let weight = out_weight(&out);
+        let queued = c.queued.fetch_add(weight, std::sync::atomic::Ordering::AcqRel) + weight;
+        if queued > MAX_QUEUED_BYTES || c.out.try_send(out).is_err() {
+            self.drop_slow(conn);
         }
     }
 
@@ -469,6 +571,9 @@ impl Core {
     /// dropped; its session lives on until it expires.
     fn drop_slow(&mut self, conn: ConnId) {
         warn!(conn, "client is not reading its replies; closing its connection");
+        if let Some(c) = self.conns.get(&conn) {
+            c.kill.notify_one();
+        }
         self.on_disconnected(conn);
     }
 
@@ -477,22 +582,30 @@ impl Core {
         self.reply(conn, h, None);
     }
 
+    /// Closes a connection: what is queued is flushed for a moment (the
+    /// connection task gives its writer two seconds), then the socket goes.
     fn close_conn(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.get(&conn) {
             let _ = c.out.try_send(Out::Close);
+            c.kill.notify_one();
         }
         self.on_disconnected(conn);
     }
 
     fn on_request(&mut self, conn: ConnId, xid: i32, req: Request) {
         let now = self.now_ms();
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            // The connection left before its request was seen.
+            self.outstanding.release();
+            return;
+        };
         let session = c.session;
         c.stats.received += 1;
         c.stats.last_op = req.opcode().name().to_string();
         self.stats.packets_received += 1;
         if session == 0 || !self.sessions.touch(session, now) {
             // The session ended (expired or closed) under this connection.
+            self.outstanding.release();
             self.close_conn(conn);
             return;
         }
@@ -597,7 +710,15 @@ impl Core {
             TxnBody::CloseSession(_) => {
                 let id = txn.header.client_id;
                 self.sessions.remove(id);
-                self.queues.remove(&id);
+                // Reads queued behind the session's writes die with it; their
+                // places in globalOutstandingLimit are freed.
+                if let Some(q) = self.queues.remove(&id) {
+                    for queued in q {
+                        if matches!(queued, Queued::Read { .. }) {
+                            self.outstanding.release();
+                        }
+                    }
+                }
             }
             TxnBody::CreateSession(_) => {}
             _ => {}
@@ -672,17 +793,12 @@ impl Core {
     }
 
     fn send_event(&mut self, conn: ConnId, event: EventType, path: &str, zxid: i64) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.stats.sent += 1;
-            let ev = WatcherEvent {
-                event_type: event.code(),
-                state: KeeperState::SyncConnected.code(),
-                path: path.to_string(),
-            };
-            if c.out.try_send(Out::Event(zxid, ev)).is_err() {
-                self.drop_slow(conn);
-            }
-        }
+        let ev = WatcherEvent {
+            event_type: event.code(),
+            state: KeeperState::SyncConnected.code(),
+            path: path.to_string(),
+        };
+        self.send_out(conn, Out::Event(zxid, ev));
     }
 
     fn acl_ok(&self, conn: ConnId, acl: &[Acl], perm: i32) -> bool {

@@ -11,14 +11,14 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 use zk_proto::frame::{encode_frame, split_frame};
 use zk_proto::records::{ConnectRequest, RequestHeader};
 use zk_proto::{Record, Request};
 
 use crate::config::ServerConfig;
-use crate::core::{CoreMsg, OUT_QUEUE, Out};
+use crate::core::{CoreMsg, OUT_QUEUE, Out, Outstanding, out_weight};
 
 /// What every connection task shares.
 #[derive(Debug)]
@@ -31,21 +31,25 @@ pub(crate) struct NetShared {
     pub(crate) port: u16,
     /// Connections per client IP.
     per_ip: Mutex<HashMap<IpAddr, usize>>,
-    /// `globalOutstandingLimit` permits.
-    outstanding: Arc<Semaphore>,
+    /// `globalOutstandingLimit`: requests not yet answered.
+    outstanding: Arc<Outstanding>,
     next_conn: AtomicU64,
 }
 
 impl NetShared {
     /// Shared state for a listener on `port`.
-    pub(crate) fn new(core: mpsc::UnboundedSender<CoreMsg>, cfg: Arc<ServerConfig>, port: u16) -> Self {
-        let permits = cfg.global_outstanding_limit.max(1);
+    pub(crate) fn new(
+        core: mpsc::UnboundedSender<CoreMsg>,
+        cfg: Arc<ServerConfig>,
+        port: u16,
+        outstanding: Arc<Outstanding>,
+    ) -> Self {
         NetShared {
             core,
             cfg,
             port,
             per_ip: Mutex::new(HashMap::new()),
-            outstanding: Arc::new(Semaphore::new(permits)),
+            outstanding,
             next_conn: AtomicU64::new(1),
         }
     }
@@ -162,7 +166,17 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, conn: u64, shared: &NetS
         }
     };
     let (out_tx, mut out_rx) = mpsc::channel(OUT_QUEUE);
-    if shared.core.send(CoreMsg::Connect { conn, peer: Some(peer.ip()), req, out: out_tx }).is_err() {
+    let kill = Arc::new(Notify::new());
+    let queued = Arc::new(AtomicUsize::new(0));
+    let connect = CoreMsg::Connect {
+        conn,
+        peer: Some(peer.ip()),
+        req,
+        out: out_tx,
+        kill: kill.clone(),
+        queued: queued.clone(),
+    };
+    if shared.core.send(connect).is_err() {
         return;
     }
     let (mut rd, mut wr) = stream.into_split();
@@ -182,9 +196,7 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, conn: u64, shared: &NetS
         }
         _ => return,
     }
-    let owed = Arc::new(AtomicUsize::new(0));
-    let writer_owed = owed.clone();
-    let permits = shared.outstanding.clone();
+    let writer_queued = queued.clone();
     let writer = async move {
         let mut wbuf = BytesMut::with_capacity(64 * 1024);
         'outer: while let Some(first) = out_rx.recv().await {
@@ -192,6 +204,7 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, conn: u64, shared: &NetS
             let mut close = false;
             let mut batch = 0;
             while let Some(msg) = next.take() {
+                writer_queued.fetch_sub(out_weight(&msg), Ordering::AcqRel);
                 match msg {
                     Out::Reply(h, body) => {
                         let frame_ok = match body {
@@ -200,10 +213,6 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, conn: u64, shared: &NetS
                         };
                         if frame_ok.is_err() {
                             break 'outer;
-                        }
-                        if h.xid != zk_proto::xid::NOTIFICATION && writer_owed.load(Ordering::Relaxed) > 0 {
-                            writer_owed.fetch_sub(1, Ordering::Relaxed);
-                            permits.add_permits(1);
                         }
                     }
                     Out::Event(zxid, ev) => {
@@ -234,7 +243,6 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, conn: u64, shared: &NetS
         }
         let _ = wr.shutdown().await;
     };
-    let reader_owed = owed.clone();
     let reader = async {
         loop {
             loop {
@@ -261,13 +269,10 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, conn: u64, shared: &NetS
                         return;
                     }
                 };
-                // globalOutstandingLimit: wait for a permit before handing
-                // the request on (back-pressure on this client's socket).
-                match shared.outstanding.clone().acquire_owned().await {
-                    Ok(p) => p.forget(),
-                    Err(_) => return,
-                }
-                reader_owed.fetch_add(1, Ordering::Relaxed);
+                // globalOutstandingLimit: wait for a place before handing
+                // the request on (back-pressure on this client's socket);
+                // the core frees it when it answers.
+                shared.outstanding.acquire().await;
                 if shared.core.send(CoreMsg::Request { conn, xid: header.xid, req }).is_err() {
                     return;
                 }
@@ -282,6 +287,9 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, conn: u64, shared: &NetS
     let writer_done = tokio::select! {
         _ = reader => false,
         _ = &mut writer => true,
+        // The core closed this connection (session over, or a client that
+        // stopped reading): stop reading now.
+        _ = kill.notified() => false,
     };
     // The core stops sending and drops its end of the queue; the writer
     // flushes what was already queued (bounded) and ends.
@@ -289,8 +297,6 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, conn: u64, shared: &NetS
     if !writer_done {
         let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
     }
-    let owed = owed.swap(0, Ordering::Relaxed);
-    shared.outstanding.add_permits(owed);
     debug!("connection closed");
 }
 

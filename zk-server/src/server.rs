@@ -232,10 +232,11 @@ impl Server {
             .map_err(io("starting the log thread"))?;
         let (core_tx, core_rx) = mpsc::unbounded_channel();
         let (snap_tx, snap_rx) = mpsc::unbounded_channel();
-        let core = Core::new(cfg.clone(), recovered, log_tx);
+        let outstanding = crate::core::Outstanding::new(cfg.global_outstanding_limit);
+        let core = Core::new(cfg.clone(), recovered, log_tx, outstanding.clone());
         let core_task = tokio::spawn(core.run(core_rx, durable_rx, snap_rx, snap_tx));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let shared = Arc::new(NetShared::new(core_tx.clone(), cfg.clone(), addr.port()));
+        let shared = Arc::new(NetShared::new(core_tx.clone(), cfg.clone(), addr.port(), outstanding));
         tokio::spawn(accept_loop(listener, shared, shutdown_rx));
         info!(%addr, data_dir = %cfg.data_dir.display(), "serving");
         Ok(Server {

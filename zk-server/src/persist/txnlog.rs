@@ -373,6 +373,18 @@ pub fn read_log(dir: &Path, after_zxid: i64, repair: bool) -> io::Result<LogRead
         };
         match files.get(i + 1) {
             None => {
+                // A crash tears only the entry being written, at the end. An
+                // intact entry after the damaged one means the damage is in
+                // the middle of the log: cutting there would drop
+                // acknowledged txns, so (as Apache) refuse to start.
+                if intact_entry_after(path, scan.good_len)? {
+                    return Err(invalid_data(format!(
+                        "corrupt transaction log {} at offset {} ({reason}), with intact entries after it; \
+                         refusing to drop them (restore the file or remove the damaged entries by hand)",
+                        path.display(),
+                        scan.good_len
+                    )));
+                }
                 warn!(
                     file = %path.display(),
                     good_len = scan.good_len,
@@ -451,6 +463,29 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Reads the entries of one log file, passing each intact txn to `on_txn`.
+/// Whether, after the damaged entry at `at`, the file still holds an intact
+/// entry (found by skipping the damaged one by its length, or by searching
+/// forward for an entry whose checksum holds).
+fn intact_entry_after(path: &Path, at: u64) -> io::Result<bool> {
+    let data = std::fs::read(path)?;
+    let Ok(start) = usize::try_from(at) else { return Ok(false) };
+    let entry_at = |off: usize| -> bool {
+        let Some(head) = data.get(off..off + ENTRY_HEAD_LEN) else { return false };
+        let crc =
+            i64::from_be_bytes([head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7]]);
+        let len = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+        if len <= 0 || crc == 0 {
+            return false;
+        }
+        let body_start = off + ENTRY_HEAD_LEN;
+        let Some(body) = data.get(body_start..body_start + len as usize) else { return false };
+        data.get(body_start + len as usize) == Some(&END_OF_RECORD) && i64::from(adler32(body)) == crc
+    };
+    // Search every offset after the damaged entry's header: cheap next to
+    // a restart, and it finds intact entries whatever field was damaged.
+    Ok((start + 1..data.len().saturating_sub(ENTRY_HEAD_LEN)).any(entry_at))
+}
+
 fn scan_file(path: &Path, on_txn: &mut dyn FnMut(LoggedTxn)) -> io::Result<Scan> {
     let file = File::open(path)?;
     let file_len = file.metadata()?.len();
