@@ -84,10 +84,8 @@ async fn session_moves_between_ensemble_servers_and_expires_without_them() {
     drop(other);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_reply_fails_with_connection_loss_and_the_next_request_succeeds() {
-    let Some(zk) = ApacheZk::start() else { return };
-    let proxy = Proxy::start(zk.addr());
+async fn a_lost_reply_fails_with_connection_loss_and_the_next_request_succeeds(addr: std::net::SocketAddr) {
+    let proxy = Proxy::start(addr);
     let c = Client::builder(&proxy.connect_string())
         .session_timeout(Duration::from_secs(6))
         .connect()
@@ -114,10 +112,8 @@ async fn a_lost_reply_fails_with_connection_loss_and_the_next_request_succeeds()
     c.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_connection_is_detected_and_replaced() {
-    let Some(zk) = ApacheZk::start() else { return };
-    let proxy = Proxy::start(zk.addr());
+async fn a_stalled_connection_is_detected_and_replaced(addr: std::net::SocketAddr) {
+    let proxy = Proxy::start(addr);
     let c = Client::builder(&proxy.connect_string())
         .session_timeout(Duration::from_secs(6))
         .connect()
@@ -139,10 +135,8 @@ async fn a_stalled_connection_is_detected_and_replaced() {
     c.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cut_connections_and_refused_reconnects() {
-    let Some(zk) = ApacheZk::start() else { return };
-    let proxy = Proxy::start(zk.addr());
+async fn cut_connections_and_refused_reconnects(addr: std::net::SocketAddr) {
+    let proxy = Proxy::start(addr);
     let c = Client::builder(&proxy.connect_string())
         .session_timeout(Duration::from_secs(6))
         .connect()
@@ -172,4 +166,98 @@ async fn cut_connections_and_refused_reconnects() {
     assert_eq!(c.session_id(), id);
     c.get_data("/").await.unwrap();
     c.close().await.unwrap();
+}
+
+mod a_lost_reply_fails_with_connection_loss_and_the_next_request_succeeds_on {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn apache() {
+        let Some(zk) = ApacheZk::start() else { return };
+        super::a_lost_reply_fails_with_connection_loss_and_the_next_request_succeeds(zk.addr()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn zk_server() {
+        let server = zk_server::Server::start_temp().await.unwrap();
+        super::a_lost_reply_fails_with_connection_loss_and_the_next_request_succeeds(server.addr()).await;
+        server.stop().await;
+    }
+}
+
+mod a_stalled_connection_is_detected_and_replaced_on {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn apache() {
+        let Some(zk) = ApacheZk::start() else { return };
+        super::a_stalled_connection_is_detected_and_replaced(zk.addr()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn zk_server() {
+        let server = zk_server::Server::start_temp().await.unwrap();
+        super::a_stalled_connection_is_detected_and_replaced(server.addr()).await;
+        server.stop().await;
+    }
+}
+
+mod cut_connections_and_refused_reconnects_on {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn apache() {
+        let Some(zk) = ApacheZk::start() else { return };
+        super::cut_connections_and_refused_reconnects(zk.addr()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn zk_server() {
+        let server = zk_server::Server::start_temp().await.unwrap();
+        super::cut_connections_and_refused_reconnects(server.addr()).await;
+        server.stop().await;
+    }
+}
+
+/// Our server expires a session whose client is gone: its ephemerals go
+/// and watchers hear of it; a re-attach with a bad password is refused as
+/// expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_server_expires_sessions_and_refuses_bad_reattach() {
+    let mut cfg = zk_server::ServerConfig::new("");
+    cfg.tick_time = Duration::from_millis(200);
+    cfg.client_port = 0;
+    cfg.client_port_address = Some(std::net::Ipv4Addr::LOCALHOST.into());
+    let server = zk_server::Server::start_temp_with(cfg).await.unwrap();
+    let proxy = Proxy::start(server.addr());
+    let doomed = Client::builder(&proxy.connect_string())
+        .session_timeout(Duration::from_millis(800))
+        .connect()
+        .await
+        .unwrap();
+    let watcher = Client::connect(&server.connect_string()).await.unwrap();
+    doomed.create("/eph", b"", CreateMode::Ephemeral).await.unwrap();
+    let (_, gone) = watcher.exists_watch("/eph").await.unwrap();
+    let mut states = doomed.state_events();
+    proxy.set_refuse(true);
+    proxy.cut();
+    let ev = within(10, "ephemeral removed by expiry", gone).await;
+    assert_eq!(ev.event_type, EventType::NodeDeleted);
+    wait_state(&mut states, SessionState::Expired, 10).await;
+    // A raw re-attach with the right id but a wrong password is refused.
+    let (rsp, _raw) = common::raw::Raw::connect_with(
+        server.addr(),
+        zk_proto::records::ConnectRequest {
+            session_id: watcher.session_id(),
+            passwd: bytes::Bytes::from_static(&[9; 16]),
+            time_out: 10_000,
+            read_only: Some(false),
+            ..Default::default()
+        },
+    );
+    assert_eq!((rsp.time_out, rsp.session_id), (0, 0), "a bad password gets the expired answer");
+    watcher.get_data("/").await.unwrap();
+    drop(proxy);
+    watcher.close().await.unwrap();
+    server.stop().await;
 }
