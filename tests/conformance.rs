@@ -260,6 +260,19 @@ fn script(addr: SocketAddr) -> Vec<String> {
         })
     );
     step!("A", &mut a, Request::GetAcl(GetAclRequest { path: "/mine".into() }));
+    // getACL needs READ or ADMIN; without ADMIN digest hashes are masked.
+    let mixed = vec![Acl::new(perms::READ, Id::anyone()), Acl::new(perms::ALL, digest.clone())];
+    step!(
+        "A",
+        &mut a,
+        Request::Create(CreateRequest { path: "/masked".into(), data: None, acl: mixed, flags: 0 })
+    );
+    step!("B", &mut b, Request::GetAcl(GetAclRequest { path: "/masked".into() }));
+    step!("A", &mut a, Request::GetAcl(GetAclRequest { path: "/masked".into() }));
+    step!("B", &mut b, Request::GetAcl(GetAclRequest { path: "/secret".into() }));
+    step!("B", &mut b, exists("/secret", false));
+    step!("B", &mut b, Request::GetChildren(GetChildrenRequest { path: "/secret".into(), watch: false }));
+    step!("B", &mut b, Request::GetAllChildrenNumber(GetAllChildrenNumberRequest { path: "/secret".into() }));
     step!("A", &mut a, Request::WhoAmI);
 
     // Multi.

@@ -866,8 +866,27 @@ impl Core {
             Request::GetAcl(r) => match valid(&r.path) {
                 Err(e) => (e, None),
                 Ok(()) => match self.tree.get(&r.path) {
+                    // As Apache (ZOOKEEPER-4799 era): READ or ADMIN is needed,
+                    // and without ADMIN the digest hashes are masked.
+                    Some(n) if !self.acl_ok(conn, &n.acl, perms::READ | perms::ADMIN) => {
+                        (ErrorCode::NoAuth, None)
+                    }
                     Some(n) => {
-                        ok(Response::GetAcl(GetAclResponse { acl: n.acl.to_vec(), stat: n.client_stat() }))
+                        let acl = if self.acl_ok(conn, &n.acl, perms::ADMIN) {
+                            n.acl.to_vec()
+                        } else {
+                            n.acl
+                                .iter()
+                                .map(|a| match a.id.scheme.as_str() {
+                                    "digest" => {
+                                        let user = a.id.id.split(':').next().unwrap_or("");
+                                        Acl::new(a.perms, Id::new("digest", format!("{user}:x")))
+                                    }
+                                    _ => a.clone(),
+                                })
+                                .collect()
+                        };
+                        ok(Response::GetAcl(GetAclResponse { acl, stat: n.client_stat() }))
                     }
                     None => (ErrorCode::NoNode, None),
                 },
