@@ -31,6 +31,7 @@ use zk_client::{Client, CreateMode, Error, digest_id};
 use zk_proto::types::perms;
 use zk_test_support::apache::ApacheZk;
 use zk_test_support::external::missing;
+use zk_test_support::proxy::Proxy;
 
 const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
 const CLI_MT: &str = "/usr/lib/zookeeper/bin/cli_mt";
@@ -307,21 +308,30 @@ fn zkcli_once(cs: &str, args: &[&str]) -> (i32, String) {
 }
 
 /// Feeds `script` (one command a line) to zkCli.sh on stdin, then `quit`;
-/// returns the output.
-fn zkcli_script(cs: &str, script: &str) -> String {
+/// returns the exit code (that of the last command: 0 when it succeeded)
+/// and the output.
+fn zkcli_script(cs: &str, script: &str) -> (i32, String) {
     let mut p = Proc::spawn(&format!("zkCli.sh -server {cs} < script"), ZKCLI, &["-server", cs]);
     for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
         p.send(line);
     }
     p.send("quit");
-    let (code, out) = p.finish();
-    assert_eq!(code, 0, "zkCli.sh on {cs} exited with {code}; output:\n{out}");
-    out
+    p.finish()
 }
 
-/// zkCli.sh output without the noise (SLF4J, banners, blank lines), with
-/// zxids, session ids and times masked: what must be equal across servers.
+/// zkCli.sh output without the noise (SLF4J, banners, blank lines,
+/// connection-state events), with zxids, session ids and times masked:
+/// what must be equal across servers.
 fn clean(out: &str) -> Vec<String> {
+    clean_lines(out, true)
+}
+
+/// [`clean`] without the masking.
+fn clean_unmasked(out: &str) -> Vec<String> {
+    clean_lines(out, false)
+}
+
+fn clean_lines(out: &str, mask: bool) -> Vec<String> {
     out.lines()
         .map(str::trim_end)
         .filter(|l| {
@@ -330,10 +340,15 @@ fn clean(out: &str) -> Vec<String> {
                 || l.starts_with("Connecting to ")
                 || l.starts_with("Welcome to ZooKeeper")
                 || l.starts_with("JLine support")
-                || *l == "WATCHER::")
+                || *l == "WATCHER::"
+                // Connection-state events come from the event thread and
+                // interleave with command output at random.
+                || (l.starts_with("WatchedEvent state:") && l.contains(" type:None path:null")))
         })
         .map(|l| {
-            if l.starts_with("ctime = ") || l.starts_with("mtime = ") {
+            if !mask {
+                l.to_string()
+            } else if l.starts_with("ctime = ") || l.starts_with("mtime = ") {
                 format!("{} = <time>", &l[..5])
             } else {
                 mask_hex(l)
@@ -407,30 +422,38 @@ fn zkcli_one_shot_commands() {
     let mut transcripts = Vec::new();
     for (name, cs) in targets.list() {
         let mut all = String::new();
-        let mut run = |args: &[&str], want_code: i32, want_line: &str| {
+        // `want`: a line the command prints, or None for a silent one.
+        let mut run = |args: &[&str], want_code: i32, want: Option<&str>| {
             let (code, out) = zkcli_once(&cs, args);
             let lines = clean(&out);
             assert_eq!(code, want_code, "{name}: zkCli {args:?} exit code; output:\n{out}");
-            assert!(has(&lines, want_line), "{name}: zkCli {args:?} did not print {want_line:?}:\n{out}");
+            match want {
+                Some(w) => assert!(has(&lines, w), "{name}: zkCli {args:?} did not print {w:?}:\n{out}"),
+                None => assert!(lines.is_empty(), "{name}: zkCli {args:?} printed something:\n{out}"),
+            }
             all.push_str(&out);
         };
-        run(&["create", "/zkcli", "hello"], 0, "Created /zkcli");
-        run(&["get", "/zkcli"], 0, "hello");
-        run(&["ls", "/"], 0, "[zkcli, zookeeper]");
-        run(&["set", "/zkcli", "world"], 0, "WatchedEvent state:SyncConnected type:None path:null");
-        run(&["stat", "/zkcli"], 0, "dataVersion = 1");
-        run(&["create", "-s", "/zkcli/n-", "x"], 0, "Created /zkcli/n-0000000000");
-        run(&["create", "/zkcli", "again"], 1, "Node already exists: /zkcli");
-        run(&["get", "/missing"], 1, "Node does not exist: /missing");
-        run(&["delete", "/zkcli"], 1, "Node not empty: /zkcli");
-        run(&["delete", "/zkcli/n-0000000000"], 0, "WatchedEvent state:SyncConnected type:None path:null");
-        run(&["ls", "/zkcli"], 0, "[]");
+        run(&["create", "/zkcli", "hello"], 0, Some("Created /zkcli"));
+        run(&["get", "/zkcli"], 0, Some("hello"));
+        run(&["ls", "/"], 0, Some("[zkcli, zookeeper]"));
+        run(&["set", "/zkcli", "world"], 0, None);
+        run(&["stat", "/zkcli"], 0, Some("dataVersion = 1"));
+        run(&["create", "-s", "/zkcli/n-", "x"], 0, Some("Created /zkcli/n-0000000000"));
+        run(&["create", "/zkcli", "again"], 1, Some("Node already exists: /zkcli"));
+        run(&["get", "/missing"], 1, Some("Node does not exist: /missing"));
+        run(&["delete", "/zkcli"], 1, Some("Node not empty: /zkcli"));
+        run(&["delete", "/zkcli/n-0000000000"], 0, None);
+        run(&["ls", "/zkcli"], 0, Some("[]"));
 
         let (data, version, kids) = with_rust_client(&cs, None, async |c| {
             let (data, stat) = c.get_data("/zkcli").await.unwrap();
             (data.to_vec(), stat.version, c.get_children("/zkcli").await.unwrap())
         });
-        assert_eq!((&data[..], version, kids.len()), (&b"world"[..], 1, 0), "{name}: as the Rust client sees it");
+        assert_eq!(
+            (&data[..], version, kids.len()),
+            (&b"world"[..], 1, 0),
+            "{name}: as the Rust client sees it"
+        );
         transcripts.push((name, clean(&all)));
     }
     assert_same_transcripts("one-shot zkCli commands", &transcripts);
@@ -492,13 +515,13 @@ fn zkcli_scripted_session() {
     let targets = Targets::start();
     let mut transcripts = Vec::new();
     for (name, cs) in targets.list() {
-        let out = zkcli_script(&cs, SESSION_SCRIPT);
+        let (code, out) = zkcli_script(&cs, SESSION_SCRIPT);
+        assert_eq!(code, 0, "{name}: the last command (whoami) succeeded:\n{out}");
         let l = clean(&out);
         let ctx = |what: &str| format!("{name}: {what}; transcript:\n{out}");
         for want in [
             "Created /zkcli",
             "hello",
-            "[cont, ttl, zkcli, zookeeper]",
             "version No is not valid : /zkcli",
             "Node already exists: /zkcli",
             "Node does not exist: /zkcli/missing",
@@ -528,7 +551,6 @@ fn zkcli_scripted_session() {
         ] {
             assert!(has(&l, want), "{}", ctx(&format!("no line {want:?}")));
         }
-        // `ls /` ran before /cont and /ttl existed.
         assert!(has(&l, "[zkcli, zookeeper]"), "{}", ctx("ls /"));
         // stat after create: 5 bytes, version 0; get -s after set: version 1.
         let first_stat = index_of(&l, "hello") + 2;
@@ -566,7 +588,10 @@ fn zkcli_scripted_session() {
         assert_eq!((&data[..], version), (&b"world"[..], 1), "{name}");
         assert_eq!(kids, vec!["seq-0000000001"], "{name}: ephemerals died with the zkCli session");
         assert_eq!(acl.len(), 1, "{name}");
-        assert_eq!((acl[0].perms, acl[0].id.scheme.as_str(), acl[0].id.id.as_str()), (perms::READ, "world", "anyone"));
+        assert_eq!(
+            (acl[0].perms, acl[0].id.scheme.as_str(), acl[0].id.id.as_str()),
+            (perms::READ, "world", "anyone")
+        );
         assert_eq!((cont, &ttl[..], tree_gone), (vec!["kid".to_string()], &b"t"[..], true), "{name}");
         transcripts.push((name, l));
     }
@@ -574,27 +599,7 @@ fn zkcli_scripted_session() {
     targets.stop();
 }
 
-/// [`clean`] without masking.
-fn clean_unmasked(out: &str) -> Vec<String> {
-    let masked = clean(out);
-    let raw: Vec<String> = out
-        .lines()
-        .map(str::trim_end)
-        .filter(|l| {
-            !(l.is_empty()
-                || l.starts_with("SLF4J:")
-                || l.starts_with("Connecting to ")
-                || l.starts_with("Welcome to ZooKeeper")
-                || l.starts_with("JLine support")
-                || *l == "WATCHER::")
-        })
-        .map(str::to_string)
-        .collect();
-    assert_eq!(raw.len(), masked.len());
-    raw
-}
-
-/// The `(type, path)` of each `WatchedEvent` line printed from `from` on.
+/// The `type:.. path:..` of each node event zkCli printed in `out`.
 fn watch_events(out: &str) -> Vec<String> {
     out.lines()
         .filter_map(|l| l.trim().strip_prefix("WatchedEvent state:SyncConnected "))
@@ -616,14 +621,20 @@ fn zkcli_watches_fire_on_changes_by_other_clients() {
     for (name, cs) in targets.list() {
         let rust = |f: &'static str| {
             with_rust_client(&cs, None, async |c| match f {
-                "set w1" => drop(c.set_data("/w", b"w1", None).await.unwrap()),
-                "create later" => drop(c.create("/w/later", b"", CreateMode::Persistent).await.unwrap()),
+                "set w1" => {
+                    c.set_data("/w", b"w1", None).await.unwrap();
+                }
+                "create later" => {
+                    c.create("/w/later", b"", CreateMode::Persistent).await.unwrap();
+                }
                 "create deep" => {
                     c.create("/w/kid/deep", b"d0", CreateMode::Persistent).await.unwrap();
                     c.set_data("/w/kid/deep", b"d1", None).await.unwrap();
                     c.delete("/w/kid/deep", None).await.unwrap();
                 }
-                "set w2" => drop(c.set_data("/w", b"w2", None).await.unwrap()),
+                "set w2" => {
+                    c.set_data("/w", b"w2", None).await.unwrap();
+                }
                 "delete later" => c.delete("/w/later", None).await.unwrap(),
                 other => panic!("unknown step {other}"),
             })
@@ -671,13 +682,25 @@ fn zkcli_watches_fire_on_changes_by_other_clients() {
             a.finish()
         };
         let events = watch_events(&out);
-        assert!(
-            !events.iter().any(|e| e.ends_with("path:/w/kid")),
-            "{name}: the removed recursive watch fired: {events:#?}"
+        assert_eq!(
+            events,
+            [
+                "type:NodeDataChanged path:/w",
+                "type:NodeChildrenChanged path:/w",
+                "type:NodeCreated path:/w/later",
+                "type:NodeCreated path:/w/kid/deep",
+                "type:NodeDataChanged path:/w/kid/deep",
+                "type:NodeDeleted path:/w/kid/deep",
+                // The client's own event for `removewatches`; after it the
+                // deleteall of /w/kid must stay silent.
+                "type:PersistentWatchRemoved path:/w/kid",
+                "type:NodeDataChanged path:/w",
+                "type:NodeDeleted path:/w/later",
+            ],
+            "{name}: the WATCHER events zkCli printed:\n{out}"
         );
         sequences.push((name, events));
     }
-    assert_eq!(sequences[0].1.len(), 7, "{:#?}", sequences[0]);
     assert_same_transcripts("zkCli watch events", &sequences);
     targets.stop();
 }
@@ -694,7 +717,7 @@ fn zkcli_digest_acls_and_noauth() {
     let mut transcripts = Vec::new();
     let digest = digest_id("alice", "pw").id;
     for (name, cs) in targets.list() {
-        let owner = zkcli_script(
+        let (code, owner) = zkcli_script(
             &cs,
             "create /acl secret
              addauth digest alice:pw
@@ -704,12 +727,16 @@ fn zkcli_digest_acls_and_noauth() {
              create /acl/kid k
              whoami",
         );
+        assert_eq!(code, 0, "{name}:\n{owner}");
         let lo = clean(&owner);
         assert!(has(&lo, &format!("'digest,'{digest}")), "{name}: getAcl shows the digest:\n{owner}");
-        assert!(has(&lo, ": cdrwa") && has(&lo, "secret") && has(&lo, "Created /acl/kid"), "{name}:\n{owner}");
+        assert!(
+            has(&lo, ": cdrwa") && has(&lo, "secret") && has(&lo, "Created /acl/kid"),
+            "{name}:\n{owner}"
+        );
         assert!(has(&lo, "digest: alice"), "{name}: whoami:\n{owner}");
 
-        let other = zkcli_script(
+        let (code, other) = zkcli_script(
             &cs,
             "get /acl
              set /acl x
@@ -724,6 +751,7 @@ fn zkcli_digest_acls_and_noauth() {
              get /acl
              ls /acl",
         );
+        assert_eq!(code, 0, "{name}:\n{other}");
         let lt = clean(&other);
         let denied: Vec<&String> = lt.iter().filter(|l| l.starts_with("Insufficient permission")).collect();
         assert_eq!(
@@ -745,10 +773,481 @@ fn zkcli_digest_acls_and_noauth() {
 
         let anon = with_rust_client(&cs, None, async |c| c.get_data("/acl").await.map(|_| ()));
         assert_eq!(anon, Err(Error::NoAuth), "{name}: the Rust client without auth");
-        let data = with_rust_client(&cs, Some("alice:pw"), async |c| c.get_data("/acl").await.unwrap().0.to_vec());
+        let data =
+            with_rust_client(&cs, Some("alice:pw"), async |c| c.get_data("/acl").await.unwrap().0.to_vec());
         assert_eq!(&data[..], b"changed", "{name}: the Rust client with alice's digest");
         transcripts.push((name, [lo, lt].concat()));
     }
     assert_same_transcripts("zkCli ACL sessions", &transcripts);
+    targets.stop();
+}
+
+/// `getAcl` from a session that may not read the node. Apache 3.8 checks
+/// READ or ADMIN first (NoAuth otherwise) and, to a reader without ADMIN,
+/// shows digest ids with the hash replaced by `x`.
+#[test]
+#[ignore = "known difference: zk-server answers getAcl without an ACL check and never masks digests"]
+fn zkcli_get_acl_needs_read_or_admin_like_apache() {
+    if !zkcli_available() {
+        return;
+    }
+    let targets = Targets::start();
+    for (name, cs) in targets.list().into_iter().rev() {
+        zkcli_script(
+            &cs,
+            "addauth digest alice:pw
+             create /readable r
+             setAcl /readable auth:alice:pw:cdrwa,world:anyone:r
+             create /hidden h
+             setAcl /hidden auth:alice:pw:cdrwa",
+        );
+        let (_, out) = zkcli_script(&cs, "getAcl /readable\ngetAcl /hidden");
+        let l = clean(&out);
+        assert!(has(&l, "'digest,'alice:x"), "{name}: a reader without ADMIN sees the digest masked:\n{out}");
+        assert!(has(&l, "Insufficient permission : /hidden"), "{name}: no READ/ADMIN, no ACL:\n{out}");
+    }
+    targets.stop();
+}
+
+/// `setquota` creates /zookeeper/quota/<path>/zookeeper_limits and
+/// zookeeper_stats; Apache fills the stats with the subtree's node count
+/// and bytes and keeps them current; `listquota` prints them.
+#[test]
+#[ignore = "known difference: zk-server does not maintain /zookeeper/quota/<path>/zookeeper_stats"]
+fn zkcli_quota_stats_like_apache() {
+    if !zkcli_available() {
+        return;
+    }
+    let targets = Targets::start();
+    for (name, cs) in targets.list().into_iter().rev() {
+        let (_, out) = zkcli_script(
+            &cs,
+            "create /q abc
+             create /q/a 12
+             setquota -n 10 /q
+             listquota /q
+             create /q/b 1
+             listquota /q",
+        );
+        let l = clean(&out);
+        let stats: Vec<&String> = l.iter().filter(|x| x.starts_with("Output stat for /q")).collect();
+        assert_eq!(
+            stats,
+            ["Output stat for /q count=2,bytes=5", "Output stat for /q count=3,bytes=6"],
+            "{name}:\n{out}"
+        );
+    }
+    targets.stop();
+}
+
+// ---------------------------------------------------------------------------
+// cli_mt, the C client's shell
+
+fn cli_mt_available() -> bool {
+    if !Path::new(CLI_MT).exists() {
+        missing("cli_mt (Debian package `zookeeper-bin`)", &format!("{CLI_MT} not found"));
+        return false;
+    }
+    true
+}
+
+/// The children `ls2` printed in `out` (the `\t` lines after `rc = 0`, up
+/// to its stat), sorted.
+fn cli_mt_children(out: &str, path: &str) -> Vec<String> {
+    let after =
+        out.split_once(&format!("{path}: rc = 0\n")).unwrap_or_else(|| panic!("no ls2 reply:\n{out}")).1;
+    let mut kids: Vec<String> = after
+        .lines()
+        .take_while(|l| l.starts_with('\t') && !l.contains('='))
+        .map(|l| l.trim().to_string())
+        .collect();
+    kids.sort();
+    kids
+}
+
+/// The C client's shell, reading commands from stdin: create (plain,
+/// sequential, ephemeral, container, TTL), set, get, ls2, exists watches,
+/// the error codes of failing calls, digest auth; the results read back
+/// with the Rust client. Same facts from both servers.
+#[test]
+fn cli_mt_session() {
+    if !cli_mt_available() {
+        return;
+    }
+    let targets = Targets::start();
+    let mut all_facts = Vec::new();
+    for (name, cs) in targets.list() {
+        let acl = vec![zk_proto::records::Acl { perms: perms::ALL, id: digest_id("alice", "pw") }];
+        with_rust_client(&cs, Some("alice:pw"), async |c| {
+            let opts = zk_client::CreateOptions::new(CreateMode::Persistent).with_acl(acl);
+            c.create("/secret", b"s3cret", opts).await.unwrap();
+        });
+
+        let mut p = Proc::spawn(&format!("cli_mt -h {cs} ({name})"), CLI_MT, &["-h", &cs]);
+        p.wait_for(0, "Watcher SESSION_EVENT state = CONNECTED_STATE");
+        let mut facts: Vec<String> = Vec::new();
+        let mut fact = |f: String| facts.push(f);
+
+        let out = p.cmd("create /cmt", "[/cmt]: rc = ");
+        assert!(out.ends_with("[/cmt]: rc = "), "{out}");
+        let out = p.cmd("get /cmt", "ephemeralOwner = ");
+        assert!(out.contains("/cmt: rc = 0\n"), "{name}: get of a new node:\n{out}");
+        fact(format!("new node: {}", out.lines().find(|l| l.contains("value_len")).unwrap_or("-").trim()));
+        let out = p.cmd("set /cmt hello", "ephemeralOwner = ");
+        assert!(out.contains("/cmt: rc = 0 Stat:") && out.contains("version=1\t"), "{name}: set:\n{out}");
+        fact("set: version=1".into());
+        let out = p.cmd("get /cmt", "ephemeralOwner = ");
+        assert!(out.contains(" value_len = 5\nhello\n"), "{name}: get:\n{out}");
+        fact("get: value_len = 5 hello".into());
+        for (cmd, want) in [
+            ("create +s /cmt/s-", "\tname = /cmt/s-0000000000\n"),
+            ("create +s /cmt/s-", "\tname = /cmt/s-0000000001\n"),
+            ("create +e /cmt/e", "\tname = /cmt/e\n"),
+            ("create +c /cmt/c", "\tname = /cmt/c\n"),
+            ("create +t=60000 /cmt/t", "\tname = /cmt/t\n"),
+            ("create +es /cmt/es-", "\tname = /cmt/es-0000000005\n"),
+        ] {
+            p.cmd(cmd, want);
+            fact(format!("{cmd}: {}", want.trim()));
+        }
+        let out = p.cmd("ls2 /cmt", "ephemeralOwner = ");
+        let kids = cli_mt_children(&out, "/cmt");
+        assert_eq!(kids, ["c", "e", "es-0000000005", "s-0000000000", "s-0000000001", "t"], "{name}:\n{out}");
+        fact(format!("ls2: {kids:?}"));
+
+        p.cmd("wexists /cmt/w", "Error -101 for /cmt/w");
+        let m = p.mark();
+        p.cmd("create /cmt/w", "[/cmt/w]: rc = 0");
+        p.wait_for(m, "Watcher CREATED_EVENT state = CONNECTED_STATE for path /cmt/w");
+        fact("wexists + create: CREATED_EVENT".into());
+
+        for (cmd, want) in [
+            ("delete /cmt", "/cmt: rc = -111\n"),
+            ("delete /cmt/nope", "/cmt/nope: rc = -101\n"),
+            ("create /cmt", "[/cmt]: rc = -110\n"),
+            ("get /nope", "/nope: rc = -101\n"),
+            ("create /nope/child", "[/nope/child]: rc = -101\n"),
+            ("create /cmt/e/child", "[/cmt/e/child]: rc = -108\n"),
+            ("get /secret", "/secret: rc = -102\n"),
+            ("delete /cmt/s-0000000000", "/cmt/s-0000000000: rc = 0\n"),
+        ] {
+            p.cmd(cmd, want);
+            fact(format!("{cmd}: {}", want.trim()));
+        }
+        p.send("addauth digest alice:pw");
+        let out = p.cmd("get /secret", "ephemeralOwner = ");
+        assert!(out.contains("/secret: rc = 0\n value_len = 6\ns3cret\n"), "{name}: after addauth:\n{out}");
+        fact("addauth + get /secret: s3cret".into());
+        p.send("quit");
+        let (_, out) = p.finish();
+        assert!(out.contains("Quitting..."), "{name}: {out}");
+
+        let (data, mut kids) = with_rust_client(&cs, None, async |c| {
+            (c.get_data("/cmt").await.unwrap().0.to_vec(), c.get_children("/cmt").await.unwrap())
+        });
+        kids.sort();
+        assert_eq!(&data[..], b"hello", "{name}");
+        assert_eq!(kids, ["c", "s-0000000001", "t", "w"], "{name}: ephemerals gone with the C session");
+        all_facts.push((name, facts));
+    }
+    assert_same_transcripts("cli_mt facts", &all_facts);
+    targets.stop();
+}
+
+// ---------------------------------------------------------------------------
+// kazoo
+
+/// A python3 that can `import kazoo`: `$ZK_PYTHON`, `python3` on PATH, or
+/// Debian's `/usr/bin/python3` (package `python3-kazoo`).
+fn kazoo_python() -> Option<String> {
+    let mut candidates: Vec<String> = std::env::var("ZK_PYTHON").into_iter().collect();
+    candidates.extend(["python3".to_string(), "/usr/bin/python3".to_string()]);
+    for py in candidates {
+        let probe = std::panic::catch_unwind(|| {
+            Proc::spawn(&format!("{py} -c 'import kazoo'"), &py, &["-c", "import kazoo.client"]).finish()
+        });
+        if let Ok((0, _)) = probe {
+            return Some(py);
+        }
+    }
+    missing(
+        "kazoo (PyPI `kazoo` or Debian `python3-kazoo`)",
+        "no python3 (ZK_PYTHON, python3 on PATH, /usr/bin/python3) can `import kazoo`",
+    );
+    None
+}
+
+/// kazoo runs tests/real_clients/kazoo_session.py: two sessions, CRUD,
+/// one-shot watches, DataWatch, ChildrenWatch, sequential and ephemeral
+/// nodes, transactions, digest ACLs, the Lock, Counter, Semaphore,
+/// LockingQueue and TreeCache recipes,
+/// `server_version()` (the `envi` four-letter word) and session close.
+/// What it left is then read with the Rust client.
+#[test]
+fn kazoo_client_and_recipes() {
+    let Some(py) = kazoo_python() else { return };
+    let targets = Targets::start();
+    let mut steps = Vec::new();
+    for (name, cs) in targets.list() {
+        let (code, out) = Proc::spawn(&format!("kazoo on {name}"), &py, &[KAZOO_SCRIPT, &cs]).finish();
+        assert!(code == 0 && out.contains("KAZOO-ALL-OK"), "{name}: kazoo exited with {code}:\n{out}");
+        let done: Vec<String> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("OK "))
+            .map(|l| l.split(' ').next().unwrap_or("").into())
+            .collect();
+
+        let seen = with_rust_client(&cs, None, async |c| {
+            let get =
+                async |p: &str| c.get_data(p).await.map(|(d, _)| String::from_utf8_lossy(&d).into_owned());
+            let mut kids = c.get_children("/kazoo").await.unwrap();
+            kids.sort();
+            (
+                get("/kazoo/left").await,
+                get("/kazoo/counter").await,
+                get("/kazoo/node").await,
+                get("/kazoo/tx").await,
+                get("/kazoo/secret").await,
+                c.get_children("/kazoo/lock").await,
+                kids,
+            )
+        });
+        let (left, counter, node, tx, secret, lock, kids) = seen;
+        assert_eq!(left.as_deref(), Ok("from-kazoo"), "{name}");
+        assert_eq!(counter.as_deref(), Ok("3"), "{name}: kazoo's Counter");
+        assert_eq!(node.as_deref(), Ok("in-tx"), "{name}: kazoo's transaction");
+        assert_eq!(tx.as_deref(), Ok("tx"), "{name}");
+        assert_eq!(secret, Err(Error::NoAuth), "{name}: kazoo's digest ACL holds for the Rust client");
+        assert_eq!(lock, Ok(vec![]), "{name}: the Lock recipe left no contender behind");
+        assert_eq!(
+            kids,
+            [
+                "counter",
+                "later",
+                "left",
+                "lock",
+                "node",
+                "queue",
+                "secret",
+                "sem",
+                "sem-__lock__",
+                "seq-0000000003",
+                "seq-0000000004",
+                "tx"
+            ],
+            "{name}: the ephemerals went with kazoo's sessions"
+        );
+        let secret = with_rust_client(&cs, Some("kaz:pw"), async |c| c.get_data("/kazoo/secret").await);
+        assert_eq!(secret.map(|(d, _)| d.to_vec()), Ok(b"s3cret".to_vec()), "{name}");
+        steps.push((name, done));
+    }
+    assert_same_transcripts("kazoo steps", &steps);
+    targets.stop();
+}
+
+#[test]
+fn mask_hex_masks_every_hex_number() {
+    assert_eq!(mask_hex("cZxid = 0x1a2 owner 0x0 end"), "cZxid = 0x# owner 0x# end");
+    assert_eq!(mask_hex("no hex 0x here"), "no hex 0x here");
+    assert_eq!(clean("SLF4J: x\n\nctime = Sat\nWATCHER::\nhello\n"), ["ctime = <time>", "hello"]);
+}
+
+// ---------------------------------------------------------------------------
+// Connection loss and session expiry, through the fault-injection proxy
+
+/// The `ephemeralOwner = ...` value in `out`.
+fn ephemeral_owner(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("ephemeralOwner = "))
+        .unwrap_or_else(|| panic!("no ephemeralOwner in {out}"))
+        .to_string()
+}
+
+/// The connection of a zkCli.sh session breaks (and stays refused) while
+/// another client changes what it watches; when it comes back, the server
+/// takes the session back (same ephemeral owner, ephemeral kept) and, from
+/// the watches the client re-sends with its last zxid (SetWatches), fires
+/// the events it missed.
+#[test]
+fn zkcli_session_and_watches_survive_a_lost_connection() {
+    if !zkcli_available() {
+        return;
+    }
+    let targets = Targets::start();
+    let mut sequences = Vec::new();
+    for (name, cs) in targets.list() {
+        let proxy = Proxy::start(cs.parse().expect("host:port"));
+        let pcs = proxy.connect_string();
+        let mut a = Proc::spawn(
+            &format!("zkCli.sh via proxy ({name})"),
+            ZKCLI,
+            &["-timeout", "20000", "-server", &pcs],
+        );
+        a.wait_for(0, "state:SyncConnected type:None path:null");
+        a.cmd("create /w w0", "Created /w");
+        a.cmd("create -e /eph e", "Created /eph");
+        let owner = ephemeral_owner(&a.cmd("stat /eph", "numChildren = "));
+        a.cmd("get -w /w", "w0\n");
+        a.cmd("ls -w /w", "[]\n");
+        a.cmd("stat -w /w2", "Node does not exist: /w2");
+        // A persistent watch makes the client re-send its watches with
+        // SetWatches2 (the one-shot ones alone go as SetWatches).
+        a.cmd("addWatch -m PERSISTENT /w3", "");
+        a.cmd("get /w", "w0\n");
+
+        let m = a.mark();
+        proxy.set_refuse(true);
+        proxy.cut();
+        let m = a.wait_for(m, "state:Disconnected type:None path:null");
+        with_rust_client(&cs, None, async |c| {
+            c.set_data("/w", b"w1", None).await.unwrap();
+            c.create("/w/k", b"", CreateMode::Persistent).await.unwrap();
+            c.create("/w2", b"", CreateMode::Persistent).await.unwrap();
+            c.create("/w3", b"", CreateMode::Persistent).await.unwrap();
+        });
+        proxy.set_refuse(false);
+        a.wait_for(m, "state:SyncConnected type:None path:null");
+        for e in [
+            "type:NodeDataChanged path:/w\n",
+            "type:NodeChildrenChanged path:/w\n",
+            "type:NodeCreated path:/w2\n",
+        ] {
+            a.wait_for(m, e);
+        }
+        // The persistent watch is back: a change after the reconnect fires
+        // (as in Apache, the creation missed meanwhile does not).
+        with_rust_client(&cs, None, async |c| {
+            c.set_data("/w3", b"3", None).await.unwrap();
+        });
+        a.wait_for(m, "type:NodeDataChanged path:/w3\n");
+        let again = a.cmd("stat /eph", "numChildren = ");
+        assert_eq!(ephemeral_owner(&again), owner, "{name}: the same session after reconnecting");
+        a.cmd("get /w", "w1\n");
+        a.send("quit");
+        let (_, out) = a.finish();
+        let mut events = watch_events(&out[m..]);
+        events.sort();
+        assert_eq!(
+            events,
+            [
+                "type:NodeChildrenChanged path:/w",
+                "type:NodeCreated path:/w2",
+                "type:NodeDataChanged path:/w",
+                "type:NodeDataChanged path:/w3",
+            ],
+            "{name}: the events after the reconnect:\n{out}"
+        );
+        sequences.push((name, events));
+        let eph = with_rust_client(&cs, None, async |c| c.exists("/eph").await.unwrap());
+        assert!(eph.is_none(), "{name}: the ephemeral went with the closed session");
+        drop(proxy);
+    }
+    assert_same_transcripts("zkCli events after reconnecting", &sequences);
+    targets.stop();
+}
+
+/// A zkCli.sh session whose network is gone longer than its session
+/// timeout: the server expires it (its ephemeral goes), and when the
+/// client gets through again it is told `Expired`; its later commands
+/// fail ("Not connected").
+#[test]
+fn zkcli_sees_its_session_expire() {
+    if !zkcli_available() {
+        return;
+    }
+    let targets = Targets::start();
+    let mut transcripts = Vec::new();
+    for (name, cs) in targets.list() {
+        let proxy = Proxy::start(cs.parse().expect("host:port"));
+        let pcs = proxy.connect_string();
+        let mut a = Proc::spawn(
+            &format!("zkCli.sh via proxy ({name})"),
+            ZKCLI,
+            &["-timeout", "4000", "-server", &pcs],
+        );
+        a.wait_for(0, "state:SyncConnected type:None path:null");
+        a.cmd("create -e /eph e", "Created /eph");
+        let m = a.mark();
+        proxy.set_refuse(true);
+        proxy.cut();
+        let m = a.wait_for(m, "state:Disconnected type:None path:null");
+        let started = Instant::now();
+        with_rust_client(&cs, None, async |c| {
+            while c.exists("/eph").await.unwrap().is_some() {
+                assert!(started.elapsed() < Duration::from_secs(30), "{name}: the session never expired");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        let took = started.elapsed();
+        proxy.set_refuse(false);
+        a.wait_for(m, "state:Expired type:None path:null");
+        let out = a.cmd("ls /", "Not connected");
+        a.send("quit");
+        let _ = a.finish();
+        assert!(took >= Duration::from_secs(2), "{name}: expired after only {took:?}");
+        transcripts.push((name, clean(&out)));
+        drop(proxy);
+    }
+    assert_same_transcripts("zkCli after expiry", &transcripts);
+    targets.stop();
+}
+
+const KAZOO_RECONNECT_SCRIPT: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/real_clients/kazoo_reconnect.py");
+
+/// kazoo through the proxy, in both modes of kazoo_reconnect.py: a lost
+/// connection that comes back within the session timeout (same session,
+/// the recipes updated with the changes made meanwhile), and one that does not
+/// (LOST, then a new session without the old ephemeral). kazoo does not
+/// re-send one-shot watches (it ends them with a NONE event), so the
+/// SetWatches path is covered by the zkCli test above.
+#[test]
+fn kazoo_reconnects_and_sees_expiry() {
+    let Some(py) = kazoo_python() else { return };
+    let targets = Targets::start();
+    for (name, cs) in targets.list() {
+        for mode in ["reconnect", "expire"] {
+            let proxy = Proxy::start(cs.parse().expect("host:port"));
+            let pcs = proxy.connect_string();
+            let mut p =
+                Proc::spawn(&format!("kazoo {mode} on {name}"), &py, &[KAZOO_RECONNECT_SCRIPT, &pcs, mode]);
+            let m = p.wait_for(0, "READY session=");
+            proxy.set_refuse(true);
+            proxy.cut();
+            p.wait_for(m, "SUSPENDED");
+            let started = Instant::now();
+            with_rust_client(&cs, None, async |c| {
+                if mode == "reconnect" {
+                    c.set_data("/kr/w", b"w1", None).await.unwrap();
+                    c.create("/kr/w/k", b"", CreateMode::Persistent).await.unwrap();
+                    c.create("/kr/w2", b"", CreateMode::Persistent).await.unwrap();
+                } else {
+                    while c.exists("/kr/eph").await.unwrap().is_some() {
+                        assert!(started.elapsed() < Duration::from_secs(30), "{name}: never expired");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            });
+            proxy.set_refuse(false);
+            p.send("GO");
+            let (code, out) = p.finish();
+            let want = if mode == "reconnect" { "KAZOO-RECONNECT-OK" } else { "KAZOO-EXPIRE-OK" };
+            assert!(code == 0 && out.contains(want), "{name} {mode}: kazoo exited with {code}:\n{out}");
+            // Clean up for the next mode (the Rust client sees kazoo's state).
+            with_rust_client(&cs, None, async |c| {
+                for p in ["/kr/w/k", "/kr/w", "/kr/w2"] {
+                    let _ = c.delete(p, None).await;
+                }
+                let left = c.get_children("/kr").await.unwrap();
+                assert_eq!(
+                    left,
+                    Vec::<String>::new(),
+                    "{name} {mode}: kazoo's ephemeral is gone with its session"
+                );
+                c.delete("/kr", None).await.unwrap();
+            });
+            drop(proxy);
+        }
+    }
     targets.stop();
 }

@@ -188,8 +188,9 @@ impl OurServer {
         std::fs::write(
             &cfg,
             format!(
-                "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n",
-                dir.path().join("data").display()
+                "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n{}",
+                dir.path().join("data").display(),
+                std::env::var("ZK_BENCH_EXTRA_CFG").unwrap_or_default().replace(';', "\n")
             ),
         )
         .map_err(|e| e.to_string())?;

@@ -2,9 +2,10 @@
 
 Usage: python3 kazoo_session.py HOST:PORT
 
-Connects two kazoo clients, exercises four-letter words, create/get/set/delete, one-shot
-watches, DataWatch, ChildrenWatch, a transaction, digest ACLs, ephemeral
-(sequential) nodes, session close and the Lock and Counter recipes. Prints one
+Connects two kazoo clients and exercises four-letter words (server_version,
+ruok), create/get/set/delete, one-shot watches, DataWatch, ChildrenWatch,
+ephemeral and sequential nodes, transactions, digest ACLs, the Lock, Counter,
+Semaphore, LockingQueue and TreeCache recipes, and session close. Prints one
 `OK <step>` line per step and `KAZOO-ALL-OK` at the end, leaves the node
 /kazoo/left = b"from-kazoo" for the caller to check, and exits 0; on any
 failure it prints a traceback and exits 1.
@@ -25,6 +26,7 @@ from kazoo.exceptions import (
     NotEmptyError,
 )
 from kazoo.protocol.states import EventType, KazooState
+from kazoo.recipe.cache import TreeCache
 from kazoo.security import make_digest_acl
 
 WAIT = 10.0
@@ -227,6 +229,7 @@ def main(hosts):
     c2.stop()
     c2.close()
     assert gone.wait(WAIT), "ephemeral of the closed session not deleted"
+    c3 = client(hosts)
     assert c1.exists(eph) is None
     ok("session-close")
 
@@ -237,6 +240,56 @@ def main(hosts):
     assert counter.value == 3 and c1.get("/kazoo/counter")[0] == b"3", counter.value
     ok("counter")
 
+    # Semaphore: two leases, the third contender waits.
+    sems = [c.Semaphore("/kazoo/sem", identifier="s%d" % i, max_leases=2) for i, c in enumerate([c1, c1, c3])]
+    assert sems[0].acquire(timeout=WAIT) and sems[1].acquire(timeout=WAIT)
+    try:
+        sems[2].acquire(timeout=0.5)
+        raise AssertionError("a third semaphore lease was granted")
+    except LockTimeout:
+        pass
+    assert sorted(sems[0].lease_holders()) == ["s0", "s1"], sems[0].lease_holders()
+    sems[0].release()
+    assert sems[2].acquire(timeout=WAIT)
+    sems[1].release()
+    sems[2].release()
+    ok("semaphore")
+
+    # LockingQueue: items by priority, taken (a lock node) then consumed
+    # (a multi that deletes both).
+    q = c1.LockingQueue("/kazoo/queue")
+    q.put(b"low", priority=50)
+    q.put(b"high", priority=10)
+    assert len(q) == 2
+    assert q.get(timeout=WAIT) == b"high"
+    assert q.consume()
+    assert q.get(timeout=WAIT) == b"low"
+    assert q.consume()
+    assert len(q) == 0
+    ok("lockingqueue")
+
+    # TreeCache follows a subtree through its watches.
+    c1.ensure_path("/kazoo/tree/a")
+    cache = TreeCache(c1, "/kazoo/tree")
+    cache.start()
+
+    def cached(path):
+        node = cache.get_data(path)
+        return node.data if node is not None else None
+
+    wait_until("TreeCache initial", lambda: cache.get_children("/kazoo/tree") == frozenset(["a"]))
+    c3.create("/kazoo/tree/a/b", b"tb")
+    wait_until("TreeCache create", lambda: cached("/kazoo/tree/a/b") == b"tb")
+    c3.set("/kazoo/tree/a/b", b"tb2")
+    wait_until("TreeCache set", lambda: cached("/kazoo/tree/a/b") == b"tb2")
+    c3.delete("/kazoo/tree/a/b")
+    wait_until("TreeCache delete", lambda: cached("/kazoo/tree/a/b") is None)
+    cache.close()
+    c1.delete("/kazoo/tree", recursive=True)
+    ok("treecache")
+
+    c3.stop()
+    c3.close()
     c1.delete("/kazoo/kids", recursive=True)
     assert c1.exists("/kazoo/kids") is None
     c1.sync("/kazoo")

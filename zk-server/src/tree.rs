@@ -356,6 +356,9 @@ impl DataTree {
             ephemeral_owner: owner,
             pzxid: zxid,
         };
+        // A private copy: the request's bytes are a slice of a connection's
+        // read buffer, which a long-lived node must not keep alive.
+        let data = data.map(|d| Bytes::copy_from_slice(&d));
         let node = Node { data, acl, stat, children: HashSet::new() };
         out.stat = Some(node.client_stat());
         self.nodes.insert(path.into(), node);
@@ -430,7 +433,7 @@ impl DataTree {
                 match self.nodes.get_mut(t.path.as_str()) {
                     None => ErrorCode::NoNode,
                     Some(n) => {
-                        n.data = t.data.clone();
+                        n.data = t.data.as_ref().map(|d| Bytes::copy_from_slice(d));
                         n.stat.version = t.version;
                         n.stat.mzxid = zxid;
                         n.stat.mtime = time;

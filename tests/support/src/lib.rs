@@ -10,11 +10,14 @@
 //!   loopback port with a temporary data dir, stopped on drop.
 //! - [`ensemble`]: an n-server Apache ZooKeeper ensemble on loopback whose
 //!   servers a test can stop and restart one by one.
+//! - [`container`]: zk-server as a Docker container (testcontainers), the
+//!   image built from this work tree once per test run.
 //! - [`proxy`]: a TCP fault-injection proxy (cut, refuse, stall, drop
 //!   replies) to put between a client and a server.
 //! - [`free_port`], [`free_ports`]: free loopback TCP ports.
 
 pub mod apache;
+pub mod container;
 pub mod ensemble;
 pub mod external;
 pub mod proxy;

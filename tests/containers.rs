@@ -1,0 +1,317 @@
+//! zk-server in Docker (zk_test_support::container): the recipes against a
+//! container, data that outlives a stopped container and the container
+//! itself (a named volume on /data), and a paused container that costs the
+//! framework its session (SUSPENDED, LOST, then RECONNECTED on a new
+//! session, with a leader latch leading again).
+//!
+//! Skipped loudly without a Docker daemon (failed under
+//! `ZK_REQUIRE_EXTERNAL=1`). The first test to run builds the image (a
+//! static release build of zk-server, then `docker build`); every container
+//! is removed when its handle drops, every volume when its guard drops.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::within;
+use futures::StreamExt;
+use zk_client::{Client, CreateMode};
+use zk_recipes::cache::{CacheEvent, PathChildrenCache};
+use zk_recipes::leader::{CloseMode, LeaderLatch};
+use zk_recipes::locks::InterProcessMutex;
+use zk_recipes::retry::ExponentialBackoffRetry;
+use zk_recipes::{ConnectionState, Framework};
+use zk_test_support::container::{DataVolume, ZkContainer, ZkServerImage};
+
+/// The image build may be a cold release build of zk-server.
+const START_LIMIT: u64 = 900;
+
+async fn start(image: ZkServerImage) -> Option<ZkContainer> {
+    within(START_LIMIT, "build the image and start a container", ZkContainer::start_with(image)).await
+}
+
+async fn framework(cs: &str) -> Framework {
+    let fw = Framework::builder(cs)
+        .session_timeout(Duration::from_secs(10))
+        .retry_policy(ExponentialBackoffRetry::new(Duration::from_millis(50), 5))
+        .build();
+    within(20, "framework start", fw.start()).await.unwrap();
+    fw
+}
+
+async fn mutex_counter(cs: &str) {
+    let (contenders, rounds) = (4, 25);
+    let setup = framework(cs).await;
+    setup.create().creating_parents_if_needed().for_path("/mc/counter", b"0").await.unwrap();
+    let inside = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..contenders {
+        let cs = cs.to_string();
+        let inside = inside.clone();
+        tasks.push(tokio::spawn(async move {
+            let fw = framework(&cs).await;
+            let lock = InterProcessMutex::new(&fw, "/mc/lock");
+            for _ in 0..rounds {
+                lock.acquire().await.unwrap();
+                assert!(!inside.swap(true, Ordering::SeqCst), "two holders at once");
+                let (data, _) = fw.get_data("/mc/counter").await.unwrap();
+                let n: u64 = std::str::from_utf8(&data).unwrap().parse().unwrap();
+                // No version check: only the lock keeps the counter exact.
+                fw.set_data("/mc/counter", (n + 1).to_string().as_bytes(), None).await.unwrap();
+                inside.store(false, Ordering::SeqCst);
+                lock.release().await.unwrap();
+            }
+            fw.close().await;
+        }));
+    }
+    for t in tasks {
+        within(120, "contenders", t).await.unwrap();
+    }
+    let (data, _) = setup.get_data("/mc/counter").await.unwrap();
+    assert_eq!(std::str::from_utf8(&data).unwrap(), (contenders * rounds).to_string());
+    assert!(setup.get_children("/mc/lock").await.unwrap().is_empty(), "no lock node left behind");
+    setup.close().await;
+}
+
+async fn latch_has_one_leader(cs: &str) {
+    let mut fws = Vec::new();
+    let mut latches = Vec::new();
+    for i in 0..3 {
+        let fw = framework(cs).await;
+        let latch = LeaderLatch::new(&fw, "/latch", &format!("p{i}"));
+        latch.start().await.unwrap();
+        fws.push(fw);
+        latches.push(latch);
+    }
+    let leaders = |ls: &[LeaderLatch]| ls.iter().filter(|l| l.has_leadership()).count();
+    within(20, "three participants, one leader", async {
+        while leaders(&latches) != 1 || latches[0].participants().await.unwrap().len() < 3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let participants = latches[0].participants().await.unwrap();
+    assert_eq!(participants.iter().filter(|p| p.is_leader).count(), 1);
+    let leader = latches.iter().find(|l| l.has_leadership()).unwrap();
+    assert_eq!(participants[0].id, leader.id(), "the first node leads");
+    // The leader leaves: exactly one of the other two takes over.
+    let old = latches.remove(latches.iter().position(|l| l.has_leadership()).unwrap());
+    old.close(CloseMode::NotifyLeader).await;
+    within(20, "the next leader", async {
+        while leaders(&latches) != 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_ne!(latches[0].leader().await.unwrap().unwrap().id, old.id());
+    for l in &latches {
+        l.close(CloseMode::Silent).await;
+    }
+    within(20, "latch nodes gone", async {
+        while !fws[0].get_children("/latch").await.unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    for fw in fws {
+        fw.close().await;
+    }
+}
+
+async fn children_cache_sees_another_client(cs: &str) {
+    let fw = framework(cs).await;
+    let writer = Client::connect(cs).await.unwrap();
+    writer.create("/services", b"", CreateMode::Persistent).await.unwrap();
+    let cache = PathChildrenCache::new(&fw, "/services");
+    let mut events = cache.events();
+    cache.start().await.unwrap();
+    within(10, "initialized", cache.initialized()).await;
+    for i in 0..5 {
+        writer
+            .create(&format!("/services/s{i}"), format!("host{i}").as_bytes(), CreateMode::Ephemeral)
+            .await
+            .unwrap();
+    }
+    writer.set_data("/services/s0", b"moved", None).await.unwrap();
+    writer.delete("/services/s4", None).await.unwrap();
+    let want = |c: &PathChildrenCache| {
+        let got: Vec<(String, Vec<u8>)> =
+            c.current_data().into_iter().map(|d| (d.path, d.data.to_vec())).collect();
+        got == vec![
+            ("/services/s0".to_string(), b"moved".to_vec()),
+            ("/services/s1".to_string(), b"host1".to_vec()),
+            ("/services/s2".to_string(), b"host2".to_vec()),
+            ("/services/s3".to_string(), b"host3".to_vec()),
+        ]
+    };
+    within(20, "the cache converges", async {
+        while !want(&cache) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let mut added = HashSet::new();
+    let mut removed = HashSet::new();
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(200), events.next()).await {
+        match ev {
+            CacheEvent::Added(d) => {
+                added.insert(d.path);
+            }
+            CacheEvent::Removed(d) => {
+                removed.insert(d.path);
+            }
+            _ => {}
+        }
+    }
+    // s4 may come and go between two reads of the children; the others
+    // cannot be missed.
+    for i in 0..4 {
+        assert!(added.contains(&format!("/services/s{i}")), "an Added event for s{i}: {added:?}");
+    }
+    if added.contains("/services/s4") {
+        assert!(removed.contains("/services/s4"), "s4 added, then removed: {removed:?}");
+    }
+    // The writer's session ends: its ephemeral children go, and the cache
+    // sees that too.
+    writer.close().await.unwrap();
+    within(20, "the cache empties", async {
+        while !cache.current_data().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    cache.close().await;
+    fw.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipes_against_a_container() {
+    common::trace_init();
+    let Some(zk) = start(ZkServerImage::default()).await else { return };
+    let cs = zk.connect_string();
+    within(180, "mutex counter", mutex_counter(&cs)).await;
+    within(60, "leader latch", latch_has_one_leader(&cs)).await;
+    within(60, "children cache", children_cache_sees_another_client(&cs)).await;
+    within(60, "remove the container", zk.remove()).await;
+}
+
+/// Persistent and sequential nodes with data, and what they should read.
+async fn write_nodes(cs: &str) -> Vec<(String, Vec<u8>)> {
+    let c = Client::connect(cs).await.unwrap();
+    c.create("/durable", b"root", CreateMode::Persistent).await.unwrap();
+    let mut want = vec![("/durable".to_string(), b"root".to_vec())];
+    for i in 0..20 {
+        let data = format!("value-{i}").into_bytes();
+        let (path, _) =
+            c.create("/durable/n-", data.as_slice(), CreateMode::PersistentSequential).await.unwrap();
+        want.push((path, data));
+    }
+    c.set_data("/durable", b"root-v2", None).await.unwrap();
+    want[0].1 = b"root-v2".to_vec();
+    c.close().await.unwrap();
+    want
+}
+
+async fn check_nodes(cs: &str, want: &[(String, Vec<u8>)], when: &str) {
+    let c = within(20, "connect", Client::connect(cs)).await.unwrap();
+    let mut kids = c.get_children("/durable").await.unwrap();
+    kids.sort();
+    assert_eq!(kids.len(), want.len() - 1, "{when}: children of /durable: {kids:?}");
+    for (path, data) in want {
+        let (got, _) = c.get_data(path).await.unwrap_or_else(|e| panic!("{when}: {path}: {e}"));
+        assert_eq!(&got[..], &data[..], "{when}: {path}");
+    }
+    // New writes go on from where the old server stopped.
+    let (next, _) = c.create("/durable/n-", b"", CreateMode::PersistentSequential).await.unwrap();
+    assert!(want.iter().all(|(p, _)| p < &next), "{when}: {next} after the old sequence");
+    c.delete(&next, None).await.unwrap();
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_survives_stop_start_and_a_new_container_on_the_volume() {
+    common::trace_init();
+    let volume = DataVolume::new();
+    let image = ZkServerImage::default().with_data_volume(volume.name());
+    let Some(mut zk) = start(image.clone()).await else { return };
+    let want = within(30, "write nodes", write_nodes(&zk.connect_string())).await;
+
+    // The same container, stopped (SIGTERM) and started again.
+    within(30, "docker stop", zk.stop()).await;
+    assert!(!zk.container().is_running().await.unwrap());
+    assert_eq!(zk.container().exit_code().await.unwrap(), Some(0), "a clean stop on SIGTERM");
+    within(90, "docker start", zk.restart()).await;
+    within(30, "check after restart", check_nodes(&zk.connect_string(), &want, "restarted")).await;
+    within(60, "remove the container", zk.remove()).await;
+
+    // A new container on the same volume.
+    let zk = start(image).await.expect("Docker was there a moment ago");
+    within(30, "check in a new container", check_nodes(&zk.connect_string(), &want, "new container")).await;
+    within(60, "remove the container", zk.remove()).await;
+    drop(volume);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_container_loses_the_session_and_the_latch_leads_again() {
+    common::trace_init();
+    // tickTime 500: sessions may be as short as 1 s on the server.
+    let Some(zk) = start(ZkServerImage::default().with_tick_time(500)).await else { return };
+    let session = Duration::from_secs(2);
+    let fw = Framework::builder(&zk.connect_string())
+        .session_timeout(session)
+        .connection_timeout(Duration::from_secs(2))
+        .retry_policy(ExponentialBackoffRetry::new(Duration::from_millis(50), 3))
+        .build();
+    within(20, "framework start", fw.start()).await.unwrap();
+    assert_eq!(fw.client().unwrap().session_timeout(), session, "the server grants 2 s");
+    let mut states = fw.connection_state_events();
+    let latch = LeaderLatch::new(&fw, "/paused/leader", "solo");
+    latch.start().await.unwrap();
+    assert!(latch.await_leadership(Some(Duration::from_secs(10))).await, "leads before the pause");
+    let old_session = fw.client().unwrap().session_id();
+    let old_node = latch.our_node().unwrap();
+
+    async fn expect(states: &mut zk_recipes::StateStream, want: ConnectionState, secs: u64) {
+        within(secs, &format!("{want:?}"), async {
+            while let Some(s) = states.next().await {
+                if s == want {
+                    return;
+                }
+            }
+            panic!("the state stream ended before {want:?}");
+        })
+        .await
+    }
+
+    // Frozen for well over the session timeout: SUSPENDED once pings go
+    // unanswered, LOST a session timeout after the server was last heard.
+    within(30, "docker pause", zk.pause()).await;
+    expect(&mut states, ConnectionState::Suspended, 10).await;
+    // The latch hears of SUSPENDED through its own listener.
+    let mut leadership = latch.leadership();
+    within(5, "leadership given up on SUSPENDED", leadership.wait_for(|l| !*l)).await.unwrap();
+    expect(&mut states, ConnectionState::Lost, 10).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!latch.has_leadership());
+    within(30, "docker unpause", zk.unpause()).await;
+
+    expect(&mut states, ConnectionState::Reconnected, 30).await;
+    let new_session = fw.client().unwrap().session_id();
+    assert_ne!(new_session, old_session, "a new session after LOST");
+    assert!(
+        latch.await_leadership(Some(Duration::from_secs(20))).await,
+        "the latch leads again on the new session"
+    );
+    assert_ne!(latch.our_node().unwrap(), old_node, "with a new latch node");
+    // The server expired the old session: its ephemeral latch node is gone.
+    let kids = fw.get_children("/paused/leader").await.unwrap();
+    assert_eq!(kids.len(), 1, "only the new latch node: {kids:?}");
+    latch.close(CloseMode::Silent).await;
+    fw.close().await;
+    within(60, "remove the container", zk.remove()).await;
+}
