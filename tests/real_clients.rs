@@ -786,7 +786,6 @@ fn zkcli_digest_acls_and_noauth() {
 /// READ or ADMIN first (NoAuth otherwise) and, to a reader without ADMIN,
 /// shows digest ids with the hash replaced by `x`.
 #[test]
-#[ignore = "known difference: zk-server answers getAcl without an ACL check and never masks digests"]
 fn zkcli_get_acl_needs_read_or_admin_like_apache() {
     if !zkcli_available() {
         return;
