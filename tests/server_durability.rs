@@ -197,8 +197,22 @@ fn walk(raw: &mut Raw) -> Image {
         if h.err == ErrorCode::NoNode {
             continue;
         }
-        assert_eq!(h.err, ErrorCode::Ok, "getACL {path}");
-        let Some(Response::GetAcl(GetAclResponse { acl, stat })) = rsp else { panic!("getACL body {path}") };
+        let (acl, stat) = if h.err == ErrorCode::NoAuth {
+            // getACL needs READ or ADMIN (as Apache): keep the Stat and mark
+            // the ACL as unreadable; it must stay unreadable after a restart.
+            let (h, rsp) = raw
+                .call(&Request::Exists(zk_proto::records::ExistsRequest { path: path.clone(), watch: false }))
+                .expect("exists");
+            assert_eq!(h.err, ErrorCode::Ok, "exists {path}");
+            let Some(Response::Exists(e)) = rsp else { panic!("exists body {path}") };
+            (vec![zk_proto::records::Acl::new(-1, zk_proto::records::Id::new("unreadable", ""))], e.stat)
+        } else {
+            assert_eq!(h.err, ErrorCode::Ok, "getACL {path}");
+            let Some(Response::GetAcl(GetAclResponse { acl, stat })) = rsp else {
+                panic!("getACL body {path}")
+            };
+            (acl, stat)
+        };
         let (h, rsp) = raw
             .call(&Request::GetData(GetDataRequest { path: path.clone(), watch: false }))
             .expect("getData");

@@ -374,11 +374,19 @@ async fn fill(cs: &str, nodes: usize) -> Result<Duration, String> {
     Ok(took)
 }
 
+/// How long both servers get after the fill before their memory is read:
+/// background snapshots finish and the steady state is measured.
+const SETTLE: Duration = Duration::from_secs(15);
+
 async fn memory(nodes: usize) -> Result<(), String> {
-    println!("resident memory holding {nodes} znodes of 100 bytes (children of one parent):");
+    println!(
+        "resident memory holding {nodes} znodes of 100 bytes (children of one parent), {} s after the last write:",
+        SETTLE.as_secs()
+    );
     let server = apache("4g")?;
     let idle = rss_kib(server.pid()).unwrap_or(0);
     let took = fill(&server.connect_string(), nodes).await?;
+    tokio::time::sleep(SETTLE).await;
     let full = rss_kib(server.pid()).unwrap_or(0);
     println!(
         "  Apache 3.8     idle {:>8} KiB   full {:>8} KiB   filled in {:.1} s",
@@ -390,6 +398,7 @@ async fn memory(nodes: usize) -> Result<(), String> {
     let ours = OurServer::start()?;
     let idle2 = rss_kib(ours.child.id()).unwrap_or(0);
     let took2 = fill(&ours.connect_string(), nodes).await?;
+    tokio::time::sleep(SETTLE).await;
     let full2 = rss_kib(ours.child.id()).unwrap_or(0);
     println!(
         "  zk-server      idle {:>8} KiB   full {:>8} KiB   filled in {:.1} s",

@@ -1015,7 +1015,7 @@ impl Core {
     }
 
     fn children(&self, path: &str) -> Vec<String> {
-        self.tree.get(path).map(|n| n.children.iter().map(|c| c.to_string()).collect()).unwrap_or_default()
+        self.tree.children_of(path).map(str::to_string).collect()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1080,7 +1080,7 @@ impl Core {
         let mut candidates = Vec::new();
         for p in self.tree.containers() {
             if let Some(n) = self.tree.get(p) {
-                if n.children.is_empty() && n.stat.cversion > 0 {
+                if n.num_children == 0 && n.stat.cversion > 0 {
                     candidates.push(p.clone());
                 }
             }
@@ -1088,7 +1088,7 @@ impl Core {
         for p in self.tree.ttl_nodes() {
             if let Some(n) = self.tree.get(p) {
                 if let NodeKind::Ttl(ttl) = NodeKind::of(n.stat.ephemeral_owner) {
-                    if n.children.is_empty() && now - n.stat.mtime > ttl {
+                    if n.num_children == 0 && now - n.stat.mtime > ttl {
                         candidates.push(p.clone());
                     }
                 }
@@ -1118,22 +1118,27 @@ impl Core {
         let _ = self.log_tx.send(LogCmd::Roll);
         let zxid = self.tree.last_zxid;
         let sessions = self.sessions.all();
-        let nodes: Vec<crate::persist::snapshot::SnapshotNode> = self
-            .tree
-            .iter()
-            .map(|(p, n)| crate::persist::snapshot::SnapshotNode {
+        // The view shares every node with the tree: taking it costs one
+        // pointer copy per node, and the tree copies a node before changing
+        // it while the view is alive. The snapshot is consistent at `zxid`.
+        let view = self.tree.snapshot_view();
+        let dir = self.cfg.data_dir.clone();
+        info!(zxid = format_args!("{zxid:#x}"), nodes = view.len(), "taking a snapshot");
+        tokio::task::spawn_blocking(move || {
+            // Parents before children, as Apache's loader wants them.
+            let mut order: Vec<(&std::sync::Arc<str>, &std::sync::Arc<crate::tree::Node>)> =
+                view.iter().collect();
+            order.sort_by_cached_key(|(p, _)| if &***p == "/" { 0 } else { p.matches('/').count() });
+            let nodes = order.into_iter().map(|(p, n)| crate::persist::snapshot::SnapshotNode {
                 path: p.to_string(),
                 data: n.data.clone(),
                 acl: n.acl.to_vec(),
                 stat: n.stat,
-            })
-            .collect();
-        let dir = self.cfg.data_dir.clone();
-        info!(zxid = format_args!("{zxid:#x}"), nodes = nodes.len(), "taking a snapshot");
-        tokio::task::spawn_blocking(move || {
-            let r = crate::persist::snapshot::write_snapshot(&dir, zxid, &sessions, nodes.into_iter())
+            });
+            let r = crate::persist::snapshot::write_snapshot(&dir, zxid, &sessions, nodes)
                 .map(drop)
                 .map_err(|e| e.to_string());
+            drop(view);
             let _ = done.send(r);
         });
     }

@@ -4,6 +4,11 @@
 use std::path::PathBuf;
 
 use tracing_subscriber::EnvFilter;
+
+// mimalloc keeps the resident set close to what the tree really holds
+// (glibc's per-thread arenas keep freed snapshot and buffer memory).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use zk_server::{Server, ServerConfig};
 
 const USAGE: &str =

@@ -60,7 +60,7 @@ impl Prep {
             Some(r) => r.node.clone(),
             None => tree.get(path).map(|n| RecNode {
                 stat: n.stat,
-                child_count: n.children.len() as i32,
+                child_count: n.num_children,
                 acl: n.acl.clone(),
             }),
         }

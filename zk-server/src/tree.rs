@@ -68,8 +68,8 @@ pub struct Node {
     pub acl: Arc<Vec<Acl>>,
     /// The persisted Stat.
     pub stat: StatPersisted,
-    /// Child names.
-    pub children: HashSet<Box<str>>,
+    /// Number of children (the names live in the tree's child index).
+    pub num_children: i32,
 }
 
 impl Node {
@@ -90,7 +90,7 @@ impl Node {
                 _ => 0,
             },
             data_length: self.data.as_ref().map_or(0, |d| d.len() as i32),
-            num_children: self.children.len() as i32,
+            num_children: self.num_children,
             pzxid: s.pzxid,
         }
     }
@@ -125,7 +125,9 @@ pub struct Applied {
 /// The tree.
 #[derive(Debug)]
 pub struct DataTree {
-    nodes: HashMap<Box<str>, Node>,
+    nodes: HashMap<Arc<str>, Arc<Node>>,
+    /// Child names by parent path (only parents that have children).
+    kids: HashMap<Arc<str>, HashSet<Box<str>>>,
     ephemerals: HashMap<i64, BTreeSet<String>>,
     containers: HashSet<String>,
     ttls: HashSet<String>,
@@ -154,6 +156,7 @@ impl DataTree {
     pub fn new() -> Self {
         let mut t = DataTree {
             nodes: HashMap::new(),
+            kids: HashMap::new(),
             ephemerals: HashMap::new(),
             containers: HashSet::new(),
             ttls: HashSet::new(),
@@ -165,9 +168,8 @@ impl DataTree {
         // leaves `/` at cversion -1, `/zookeeper` at -2 and the config
         // node at aversion -1 (checked against Apache 3.8).
         let stat = |cversion, aversion| StatPersisted { cversion, aversion, ..StatPersisted::default() };
-        let root =
-            Node { data: Some(Bytes::new()), acl: open.clone(), stat: stat(-1, 0), children: HashSet::new() };
-        t.nodes.insert("/".into(), root);
+        let root = Node { data: Some(Bytes::new()), acl: open.clone(), stat: stat(-1, 0), num_children: 0 };
+        t.nodes.insert("/".into(), Arc::new(root));
         t.insert_system("/zookeeper", open.clone(), stat(-2, 0));
         t.insert_system("/zookeeper/quota", open, stat(0, 0));
         let read = t.intern_acl(Acl::read_unsafe());
@@ -177,10 +179,57 @@ impl DataTree {
 
     fn insert_system(&mut self, path: &str, acl: Arc<Vec<Acl>>, stat: StatPersisted) {
         self.nodes
-            .insert(path.into(), Node { data: Some(Bytes::new()), acl, stat, children: HashSet::new() });
-        if let Some(p) = self.nodes.get_mut(parent_of(path)) {
-            p.children.insert(name_of(path).into());
+            .insert(path.into(), Arc::new(Node { data: Some(Bytes::new()), acl, stat, num_children: 0 }));
+        self.add_child(parent_of(path), name_of(path));
+    }
+
+    /// The node at `path`, to change (copied first if a snapshot still
+    /// shares it).
+    fn node_mut(&mut self, path: &str) -> Option<&mut Node> {
+        self.nodes.get_mut(path).map(Arc::make_mut)
+    }
+
+    fn add_child(&mut self, parent: &str, name: &str) {
+        let Some(key) = self.nodes.get_key_value(parent).map(|(k, _)| k.clone()) else { return };
+        if self.kids.entry(key).or_default().insert(name.into()) {
+            if let Some(p) = self.node_mut(parent) {
+                p.num_children += 1;
+            }
         }
+    }
+
+    fn remove_child(&mut self, parent: &str, name: &str) {
+        let removed = match self.kids.get_mut(parent) {
+            Some(set) => {
+                let r = set.remove(name);
+                if set.is_empty() {
+                    self.kids.remove(parent);
+                }
+                r
+            }
+            None => false,
+        };
+        if removed {
+            if let Some(p) = self.node_mut(parent) {
+                p.num_children -= 1;
+            }
+        }
+    }
+
+    fn has_child(&self, parent: &str, name: &str) -> bool {
+        self.kids.get(parent).is_some_and(|s| s.contains(name))
+    }
+
+    /// The names of the children of `path`.
+    pub fn children_of(&self, path: &str) -> impl Iterator<Item = &str> {
+        self.kids.get(path).into_iter().flatten().map(|s| &**s)
+    }
+
+    /// A copy of the node table that shares every node: what a snapshot
+    /// writes while the tree goes on changing (a changed node is copied
+    /// away from the snapshot's view, not changed under it).
+    pub fn snapshot_view(&self) -> HashMap<Arc<str>, Arc<Node>> {
+        self.nodes.clone()
     }
 
     /// Shares equal ACL lists between nodes.
@@ -195,7 +244,7 @@ impl DataTree {
 
     /// The node at `path`.
     pub fn get(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path)
+        self.nodes.get(path).map(|n| &**n)
     }
 
     /// Number of nodes.
@@ -233,11 +282,9 @@ impl DataTree {
         let mut count = 0;
         let mut stack = vec![path.to_string()];
         while let Some(p) = stack.pop() {
-            if let Some(n) = self.nodes.get(p.as_str()) {
-                for c in &n.children {
-                    count += 1;
-                    stack.push(if p == "/" { format!("/{c}") } else { format!("{p}/{c}") });
-                }
+            for c in self.children_of(&p) {
+                count += 1;
+                stack.push(if p == "/" { format!("/{c}") } else { format!("{p}/{c}") });
             }
         }
         count
@@ -245,22 +292,23 @@ impl DataTree {
 
     /// Every node (for snapshots).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
-        self.nodes.iter().map(|(k, v)| (&**k, v))
+        self.nodes.iter().map(|(k, v)| (&**k, &**v))
     }
 
     /// Inserts a node read from a snapshot (parents may come later; links
     /// are made by [`DataTree::link_children`]).
     pub fn insert_loaded(&mut self, path: &str, data: Option<Bytes>, acl: Vec<Acl>, stat: StatPersisted) {
         let acl = self.intern_acl(acl);
-        self.nodes.insert(path.into(), Node { data, acl, stat, children: HashSet::new() });
+        self.nodes.insert(path.into(), Arc::new(Node { data, acl, stat, num_children: 0 }));
     }
 
     /// Rebuilds children sets and the ephemeral/container/TTL indexes after
     /// a snapshot load.
     pub fn link_children(&mut self) {
         let paths: Vec<String> = self.nodes.keys().map(|k| k.to_string()).collect();
+        self.kids.clear();
         for n in self.nodes.values_mut() {
-            n.children.clear();
+            Arc::make_mut(n).num_children = 0;
         }
         self.ephemerals.clear();
         self.containers.clear();
@@ -269,9 +317,7 @@ impl DataTree {
             if p == "/" {
                 continue;
             }
-            if let Some(parent) = self.nodes.get_mut(parent_of(&p)) {
-                parent.children.insert(name_of(&p).into());
-            }
+            self.add_child(parent_of(&p), name_of(&p));
             let owner = self.nodes.get(p.as_str()).map_or(0, |n| n.stat.ephemeral_owner);
             self.index(&p, owner);
         }
@@ -329,10 +375,11 @@ impl DataTree {
         }
         let parent_path = parent_of(path);
         let name = name_of(path);
-        let Some(parent) = self.nodes.get_mut(parent_path) else {
+        let exists = self.has_child(parent_path, name);
+        let Some(parent) = self.node_mut(parent_path) else {
             return ErrorCode::NoNode;
         };
-        if parent.children.contains(name) {
+        if exists {
             // Replay after a fuzzy snapshot: bring the parent's counters up.
             if parent_cversion > parent.stat.cversion {
                 parent.stat.cversion = parent_cversion;
@@ -343,7 +390,7 @@ impl DataTree {
         parent.stat.cversion =
             if parent_cversion == -1 { parent.stat.cversion.wrapping_add(1) } else { parent_cversion };
         parent.stat.pzxid = zxid;
-        parent.children.insert(name.into());
+        self.add_child(parent_path, name);
         let acl = self.intern_acl(acl.to_vec());
         let stat = StatPersisted {
             czxid: zxid,
@@ -359,9 +406,9 @@ impl DataTree {
         // A private copy: the request's bytes are a slice of a connection's
         // read buffer, which a long-lived node must not keep alive.
         let data = data.map(|d| Bytes::copy_from_slice(&d));
-        let node = Node { data, acl, stat, children: HashSet::new() };
+        let node = Node { data, acl, stat, num_children: 0 };
         out.stat = Some(node.client_stat());
-        self.nodes.insert(path.into(), node);
+        self.nodes.insert(path.into(), Arc::new(node));
         self.index(path, owner);
         out.triggers.push(Trigger { path: path.to_string(), event: EventType::NodeCreated });
         out.triggers.push(Trigger { path: parent_path.to_string(), event: EventType::NodeChildrenChanged });
@@ -377,8 +424,8 @@ impl DataTree {
         };
         self.unindex(path, node.stat.ephemeral_owner);
         let parent_path = parent_of(path);
-        if let Some(parent) = self.nodes.get_mut(parent_path) {
-            parent.children.remove(name_of(path));
+        self.remove_child(parent_path, name_of(path));
+        if let Some(parent) = self.node_mut(parent_path) {
             // Apache 3.8 counts a child's deletion in cversion too.
             parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
             if zxid > parent.stat.pzxid {
@@ -430,7 +477,7 @@ impl DataTree {
             }
             TxnBody::SetData(t) | TxnBody::Reconfig(t) => {
                 out.path = t.path.clone();
-                match self.nodes.get_mut(t.path.as_str()) {
+                match self.node_mut(t.path.as_str()) {
                     None => ErrorCode::NoNode,
                     Some(n) => {
                         n.data = t.data.as_ref().map(|d| Bytes::copy_from_slice(d));
@@ -447,7 +494,7 @@ impl DataTree {
             TxnBody::SetAcl(t) => {
                 out.path = t.path.clone();
                 let acl = self.intern_acl(t.acl.clone());
-                match self.nodes.get_mut(t.path.as_str()) {
+                match self.node_mut(t.path.as_str()) {
                     None => ErrorCode::NoNode,
                     Some(n) => {
                         n.acl = acl;
