@@ -302,6 +302,16 @@ async fn caches_converge(cs: &str) {
     for c in [&children as &dyn Started, &tree, &curator, &node] {
         c.stop().await;
     }
+    // No residue: with the caches closed (their sessions still open), the
+    // server holds no watch for them.
+    let addr: std::net::SocketAddr = cs.parse().unwrap();
+    let wchs = tokio::task::spawn_blocking(move || zk_test_support::apache::four_letter_word(addr, "wchs"))
+        .await
+        .unwrap();
+    assert!(
+        wchs.as_deref().is_some_and(|w| w.contains("Total watches:0")),
+        "watches left after close: {wchs:?}"
+    );
     writer.close().await.unwrap();
     fw.close().await;
     fw2.close().await;
