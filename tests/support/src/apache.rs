@@ -38,6 +38,8 @@ pub struct ApacheZkOptions {
     pub extra_config: Vec<String>,
     /// The JVM's maximum heap (`-Xmx`), e.g. `512m`.
     pub max_heap: String,
+    /// Extra JVM arguments, e.g. `-Dreadonlymode.enabled=true`.
+    pub jvm_args: Vec<String>,
 }
 
 impl Default for ApacheZkOptions {
@@ -47,6 +49,7 @@ impl Default for ApacheZkOptions {
             extended_types: true,
             extra_config: Vec::new(),
             max_heap: "512m".into(),
+            jvm_args: Vec::new(),
         }
     }
 }
@@ -219,6 +222,7 @@ impl JavaServer {
             .arg(cp)
             .arg(format!("-Dzookeeper.extendedTypesEnabled={}", opts.extended_types))
             .arg("-Dzookeeper.admin.enableServer=false")
+            .args(&opts.jvm_args)
             .arg(main_class)
             .arg(cfg)
             .stdin(Stdio::null())
