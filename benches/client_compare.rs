@@ -199,7 +199,11 @@ fn main() {
     let _ = rt.block_on(ours(&cs, Load { sessions: 2, inflight: 64 }, warmup, Duration::from_secs(3)));
     let rounds: usize = std::env::var("ZK_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     println!("{rounds} alternating rounds per client; the median round (by throughput) is shown");
-    for load in [Load { sessions: 1, inflight: 100 }, Load { sessions: 4, inflight: 64 }] {
+    let loads = match std::env::var("ZK_BENCH_LOADS").as_deref() {
+        Ok("1") => vec![Load { sessions: 1, inflight: 100 }],
+        _ => vec![Load { sessions: 1, inflight: 100 }, Load { sessions: 4, inflight: 64 }],
+    };
+    for load in loads {
         println!("{} session(s) x {} in flight:", load.sessions, load.inflight);
         let (mut a_runs, mut b_runs) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
