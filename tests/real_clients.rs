@@ -812,7 +812,6 @@ fn zkcli_get_acl_needs_read_or_admin_like_apache() {
 /// zookeeper_stats; Apache fills the stats with the subtree's node count
 /// and bytes and keeps them current; `listquota` prints them.
 #[test]
-#[ignore = "known difference: zk-server does not maintain /zookeeper/quota/<path>/zookeeper_stats"]
 fn zkcli_quota_stats_like_apache() {
     if !zkcli_available() {
         return;

@@ -128,12 +128,36 @@ pub struct DataTree {
     nodes: HashMap<Arc<str>, Arc<Node>>,
     /// Child names by parent path (only parents that have children).
     kids: HashMap<Arc<str>, HashSet<Box<str>>>,
+    /// Paths with a quota (a `/zookeeper/quota/<path>/zookeeper_limits`
+    /// node), whose `zookeeper_stats` node the tree keeps current.
+    quotas: BTreeSet<String>,
     ephemerals: HashMap<i64, BTreeSet<String>>,
     containers: HashSet<String>,
     ttls: HashSet<String>,
     /// The zxid of the last txn applied.
     pub last_zxid: i64,
     acl_cache: HashMap<Vec<Acl>, Arc<Vec<Acl>>>,
+}
+
+/// Where quota nodes live.
+const QUOTA_ROOT: &str = "/zookeeper/quota";
+/// The node holding a quota's limits.
+const QUOTA_LIMITS: &str = "zookeeper_limits";
+/// The node holding a quota's current usage.
+const QUOTA_STATS: &str = "zookeeper_stats";
+
+/// Reads `count=N,bytes=M` (other fields ignored).
+fn parse_stats(data: &[u8]) -> (i64, i64) {
+    let text = String::from_utf8_lossy(data);
+    let mut out = (0, 0);
+    for part in text.split(',') {
+        match part.split_once('=') {
+            Some(("count", v)) => out.0 = v.trim().parse().unwrap_or(0),
+            Some(("bytes", v)) => out.1 = v.trim().parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    out
 }
 
 fn parent_of(path: &str) -> &str {
@@ -157,6 +181,7 @@ impl DataTree {
         let mut t = DataTree {
             nodes: HashMap::new(),
             kids: HashMap::new(),
+            quotas: BTreeSet::new(),
             ephemerals: HashMap::new(),
             containers: HashSet::new(),
             ttls: HashSet::new(),
@@ -218,6 +243,68 @@ impl DataTree {
 
     fn has_child(&self, parent: &str, name: &str) -> bool {
         self.kids.get(parent).is_some_and(|s| s.contains(name))
+    }
+
+    /// The quota root that covers `path` (the longest one), if any. Paths
+    /// under `/zookeeper` are not counted, as in Apache.
+    fn quota_root_for(&self, path: &str) -> Option<&String> {
+        if path == "/zookeeper" || path.starts_with("/zookeeper/") {
+            return None;
+        }
+        self.quotas
+            .iter()
+            .filter(|q| path == q.as_str() || path.starts_with(&format!("{q}/")))
+            .max_by_key(|q| q.len())
+    }
+
+    /// Adds `count` nodes and `bytes` bytes to the stats of the quota that
+    /// covers `path` (Apache's `updateCountBytes`: the stats node's data is
+    /// set in place, no version change).
+    fn bump_quota(&mut self, path: &str, count: i64, bytes: i64) {
+        let Some(root) = self.quota_root_for(path).cloned() else { return };
+        let stats = format!("{QUOTA_ROOT}{root}/{QUOTA_STATS}");
+        let Some(node) = self.node_mut(&stats) else { return };
+        let (mut c, mut b) = parse_stats(node.data.as_deref().unwrap_or_default());
+        c += count;
+        b += bytes;
+        node.data = Some(Bytes::from(format!("count={c},bytes={b}")));
+    }
+
+    /// Count and bytes of the subtree at `path` (the node included).
+    fn subtree_usage(&self, path: &str) -> (i64, i64) {
+        let mut stack = vec![path.to_string()];
+        let (mut count, mut bytes) = (0, 0);
+        while let Some(p) = stack.pop() {
+            if let Some(n) = self.get(&p) {
+                count += 1;
+                bytes += n.data.as_ref().map_or(0, |d| d.len() as i64);
+            }
+            for c in self.children_of(&p) {
+                stack.push(if p == "/" { format!("/{c}") } else { format!("{p}/{c}") });
+            }
+        }
+        (count, bytes)
+    }
+
+    /// Keeps the quota registry in step with a created or deleted quota
+    /// node.
+    fn quota_node_changed(&mut self, path: &str, created: bool) {
+        let Some(rest) = path.strip_prefix(QUOTA_ROOT) else { return };
+        if let Some(root) = rest.strip_suffix(&format!("/{QUOTA_LIMITS}")) {
+            if created {
+                self.quotas.insert(root.to_string());
+            } else {
+                self.quotas.remove(root);
+            }
+        } else if let Some(root) = rest.strip_suffix(&format!("/{QUOTA_STATS}")) {
+            if created {
+                // Apache fills a new stats node with the subtree's usage.
+                let (c, b) = self.subtree_usage(root);
+                if let Some(n) = self.node_mut(path) {
+                    n.data = Some(Bytes::from(format!("count={c},bytes={b}")));
+                }
+            }
+        }
     }
 
     /// The names of the children of `path`.
@@ -321,6 +408,22 @@ impl DataTree {
             let owner = self.nodes.get(p.as_str()).map_or(0, |n| n.stat.ephemeral_owner);
             self.index(&p, owner);
         }
+        // Quotas: registered from their limits nodes, stats recomputed
+        // from the tree (they are derived, and replay keeps them current).
+        self.quotas.clear();
+        let limits: Vec<String> = self
+            .nodes
+            .keys()
+            .filter(|k| k.starts_with(QUOTA_ROOT) && k.ends_with(&format!("/{QUOTA_LIMITS}")))
+            .map(|k| k.to_string())
+            .collect();
+        for l in limits {
+            self.quota_node_changed(&l, true);
+        }
+        let roots: Vec<String> = self.quotas.iter().cloned().collect();
+        for r in roots {
+            self.quota_node_changed(&format!("{QUOTA_ROOT}{r}/{QUOTA_STATS}"), true);
+        }
     }
 
     fn index(&mut self, path: &str, owner: i64) {
@@ -406,9 +509,12 @@ impl DataTree {
         // A private copy: the request's bytes are a slice of a connection's
         // read buffer, which a long-lived node must not keep alive.
         let data = data.map(|d| Bytes::copy_from_slice(&d));
+        let len = data.as_ref().map_or(0, |d| d.len() as i64);
         let node = Node { data, acl, stat, num_children: 0 };
         out.stat = Some(node.client_stat());
         self.nodes.insert(path.into(), Arc::new(node));
+        self.quota_node_changed(path, true);
+        self.bump_quota(path, 1, len);
         self.index(path, owner);
         out.triggers.push(Trigger { path: path.to_string(), event: EventType::NodeCreated });
         out.triggers.push(Trigger { path: parent_path.to_string(), event: EventType::NodeChildrenChanged });
@@ -423,6 +529,8 @@ impl DataTree {
             return ErrorCode::NoNode;
         };
         self.unindex(path, node.stat.ephemeral_owner);
+        self.bump_quota(path, -1, -node.data.as_ref().map_or(0, |d| d.len() as i64));
+        self.quota_node_changed(path, false);
         let parent_path = parent_of(path);
         self.remove_child(parent_path, name_of(path));
         if let Some(parent) = self.node_mut(parent_path) {
@@ -477,6 +585,11 @@ impl DataTree {
             }
             TxnBody::SetData(t) | TxnBody::Reconfig(t) => {
                 out.path = t.path.clone();
+                let old_len = self.get(&t.path).map(|n| n.data.as_ref().map_or(0, |d| d.len() as i64));
+                let new_len = t.data.as_ref().map_or(0, |d| d.len() as i64);
+                if let Some(old_len) = old_len {
+                    self.bump_quota(&t.path, 0, new_len - old_len);
+                }
                 match self.node_mut(t.path.as_str()) {
                     None => ErrorCode::NoNode,
                     Some(n) => {
@@ -687,5 +800,46 @@ mod tests {
         assert_eq!(t.ephemerals_of(7).count(), 0);
         assert!(t.get("/e").is_none());
         assert_eq!(t.descendants("/"), 4);
+    }
+
+    #[test]
+    fn quota_stats_follow_the_subtree() {
+        let mut t = DataTree::new();
+        let mk = |path: &str, data: &[u8], pcv: i32| {
+            TxnBody::Create(CreateTxn {
+                path: path.into(),
+                data: Some(Bytes::copy_from_slice(data)),
+                acl: Acl::open_unsafe(),
+                ephemeral: false,
+                parent_c_version: pcv,
+            })
+        };
+        let mut z = 0;
+        let mut apply = |t: &mut DataTree, b: TxnBody| {
+            z += 1;
+            t.apply(&hdr(z, OpCode::Create), &b)
+        };
+        apply(&mut t, mk("/q", b"abc", -1));
+        apply(&mut t, mk("/q/a", b"12", -1));
+        apply(&mut t, mk("/zookeeper/quota/q", b"", -1));
+        apply(&mut t, mk("/zookeeper/quota/q/zookeeper_limits", b"count=10,bytes=-1", -1));
+        apply(&mut t, mk("/zookeeper/quota/q/zookeeper_stats", b"count=0,bytes=0", -1));
+        let stats = |t: &DataTree| t.get("/zookeeper/quota/q/zookeeper_stats").unwrap().data.clone().unwrap();
+        assert_eq!(&stats(&t)[..], b"count=2,bytes=5");
+        apply(&mut t, mk("/q/b", b"1", -1));
+        assert_eq!(&stats(&t)[..], b"count=3,bytes=6");
+        t.apply(
+            &hdr(100, OpCode::SetData),
+            &TxnBody::SetData(SetDataTxn {
+                path: "/q/a".into(),
+                data: Some(Bytes::from_static(b"12345")),
+                version: 1,
+            }),
+        );
+        assert_eq!(&stats(&t)[..], b"count=3,bytes=9");
+        t.apply(&hdr(101, OpCode::Delete), &TxnBody::Delete(DeleteTxn { path: "/q/b".into() }));
+        assert_eq!(&stats(&t)[..], b"count=2,bytes=8");
+        apply(&mut t, mk("/other", b"zz", -1));
+        assert_eq!(&stats(&t)[..], b"count=2,bytes=8", "outside the quota");
     }
 }
