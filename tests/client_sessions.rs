@@ -261,3 +261,49 @@ async fn zk_server_expires_sessions_and_refuses_bad_reattach() {
     watcher.close().await.unwrap();
     server.stop().await;
 }
+
+/// Read-only mode: a client that accepts read-only servers connects to an
+/// ensemble member that lost its quorum (ConnectedReadOnly): reads work,
+/// writes fail with NotReadOnly; when the quorum is back the client moves
+/// to a read-write server on its own. (Apache needs local sessions to
+/// create a session on a read-only server.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_mode_and_back_to_read_write() {
+    use zk_test_support::apache::ApacheZkOptions;
+    let opts = ApacheZkOptions {
+        tick_time: zk_test_support::ensemble::ENSEMBLE_TICK_MS,
+        jvm_args: vec!["-Dreadonlymode.enabled=true".into()],
+        extra_config: vec!["localSessionsEnabled=true".into(), "localSessionsUpgradingEnabled=true".into()],
+        ..ApacheZkOptions::default()
+    };
+    let Some(mut ens) = ApacheEnsemble::start_with(3, opts) else { return };
+    let writer = Client::connect(&ens.connect_string()).await.unwrap();
+    writer.create("/ro", b"data", CreateMode::Persistent).await.unwrap();
+    writer.close().await.unwrap();
+    // Only server 0 is left: without a quorum it turns read-only.
+    ens.stop(1);
+    ens.stop(2);
+    let all = ens.connect_string();
+    let c = within(60, "read-only connect", async {
+        loop {
+            let b = Client::builder(&all).read_only(true).session_timeout(Duration::from_secs(6));
+            match b.connection_timeout(Duration::from_secs(5)).connect().await {
+                Ok(c) if c.state() == SessionState::ConnectedReadOnly => return c,
+                Ok(c) => {
+                    let _ = c.close().await;
+                }
+                Err(_) => {}
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+    .await;
+    assert_eq!(&c.get_data("/ro").await.unwrap().0[..], b"data", "reads work on a read-only server");
+    assert_eq!(c.create("/x", b"", CreateMode::Persistent).await.err(), Some(Error::NotReadOnly));
+    let mut states = c.state_events();
+    ens.restart(1);
+    ens.restart(2);
+    wait_state(&mut states, SessionState::Connected, 90).await;
+    c.get_data("/ro").await.unwrap();
+    drop(c);
+}

@@ -173,6 +173,10 @@ pub(crate) struct Driver {
     password: Bytes,
     negotiated: Duration,
     read_only: bool,
+    /// Whether a read-write server was ever reached. Until then the
+    /// session is a read-only server's local one, which a read-write server
+    /// does not know: as Apache's client, reconnect with session id 0 then.
+    seen_rw: bool,
     last_zxid: i64,
     auths: Vec<AuthPacket>,
     watches: WatchRegistry,
@@ -197,6 +201,7 @@ impl Driver {
             password: Bytes::from_static(&[0; 16]),
             negotiated: Duration::ZERO,
             read_only: false,
+            seen_rw: false,
             last_zxid: 0,
             auths: Vec::new(),
             watches: WatchRegistry::default(),
@@ -289,8 +294,8 @@ impl Driver {
             protocol_version: 0,
             last_zxid_seen: self.last_zxid,
             time_out: i32::try_from(self.cfg.session_timeout.as_millis()).unwrap_or(i32::MAX),
-            session_id: self.session_id,
-            passwd: self.password.clone(),
+            session_id: if self.seen_rw { self.session_id } else { 0 },
+            passwd: if self.seen_rw { self.password.clone() } else { Bytes::from_static(&[0; 16]) },
             read_only: Some(self.cfg.can_be_read_only),
         }
     }
@@ -375,6 +380,7 @@ impl Driver {
         self.password = rsp.passwd.clone();
         self.negotiated = Duration::from_millis(u64::try_from(rsp.time_out).unwrap_or(1));
         self.read_only = rsp.read_only.unwrap_or(false);
+        self.seen_rw |= !self.read_only;
         self.ever_connected = true;
         self.last_heard = Instant::now();
         let info = SessionInfo {
