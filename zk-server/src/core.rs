@@ -1149,6 +1149,7 @@ impl Core {
             node_count: self.tree.node_count(),
             approximate_data_size: self.tree.approximate_data_size(),
             watch_count: self.watches.count(),
+            data_watch_count: self.watches.data_count(),
             watched_paths: self.watches.path_count(),
             ephemerals: self.tree.ephemeral_sessions().map(|(_, s)| s.len()).sum(),
             sessions: self.sessions.len(),

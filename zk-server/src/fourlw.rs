@@ -43,6 +43,8 @@ pub struct Snapshot {
     pub approximate_data_size: usize,
     /// Watches.
     pub watch_count: usize,
+    /// Watches in the data-watch table (what `wchs` counts).
+    pub data_watch_count: usize,
     /// Watched paths.
     pub watched_paths: usize,
     /// Ephemeral nodes.
@@ -166,7 +168,7 @@ pub fn answer(cmd: &str, cfg: &ServerConfig, s: &Snapshot, client_port: u16) -> 
             "{} connections watching {} paths\nTotal watches:{}\n",
             s.watches_by_conn.len(),
             s.watched_paths,
-            s.watch_count
+            s.data_watch_count
         ),
         "wchc" => {
             let mut out = String::new();

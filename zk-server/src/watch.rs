@@ -179,10 +179,17 @@ impl WatchManager {
         self.by_conn.values().map(HashSet::len).sum()
     }
 
-    /// Number of watched paths.
+    /// Watches in Apache's data-watch table (data, exists, persistent and
+    /// recursive ones; child watches are not in it): what `wchs`, `wchc`
+    /// and `wchp` report, as Apache's do.
+    pub fn data_count(&self) -> usize {
+        self.by_conn.values().map(|s| s.iter().filter(|(k, _)| *k != CHILD).count()).sum()
+    }
+
+    /// Number of watched paths (data-watch table, as `wchs`).
     pub fn path_count(&self) -> usize {
         let mut paths: HashSet<&String> = HashSet::new();
-        for m in [&self.data, &self.child, &self.persistent, &self.recursive] {
+        for m in [&self.data, &self.persistent, &self.recursive] {
             paths.extend(m.keys());
         }
         paths.len()
@@ -194,11 +201,13 @@ impl WatchManager {
             .by_conn
             .iter()
             .map(|(c, s)| {
-                let mut p: Vec<String> = s.iter().map(|(_, p)| p.clone()).collect();
+                let mut p: Vec<String> =
+                    s.iter().filter(|(k, _)| *k != CHILD).map(|(_, p)| p.clone()).collect();
                 p.sort();
                 p.dedup();
                 (*c, p)
             })
+            .filter(|(_, p)| !p.is_empty())
             .collect();
         v.sort();
         v
@@ -207,7 +216,7 @@ impl WatchManager {
     /// Watches by path: path → connections (for `wchp`).
     pub fn by_path(&self) -> Vec<(String, Vec<ConnId>)> {
         let mut m: HashMap<String, HashSet<ConnId>> = HashMap::new();
-        for t in [&self.data, &self.child, &self.persistent, &self.recursive] {
+        for t in [&self.data, &self.persistent, &self.recursive] {
             for (p, s) in t {
                 m.entry(p.clone()).or_default().extend(s.iter().copied());
             }
