@@ -316,6 +316,7 @@ async fn compare(base: &Load) -> Result<(), String> {
         Load { workload: "get".into(), sessions: 100, inflight: 10, ..base.clone() },
         Load { workload: "set".into(), sessions: 100, inflight: 1, ..base.clone() },
         Load { workload: "set".into(), sessions: 20, inflight: 10, ..base.clone() },
+        Load { workload: "set".into(), sessions: 100, inflight: 10, ..base.clone() },
         Load { workload: "create".into(), sessions: 100, inflight: 1, ..base.clone() },
         Load { workload: "mixed".into(), sessions: 100, inflight: 10, ..base.clone() },
     ];
