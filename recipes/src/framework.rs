@@ -505,6 +505,11 @@ impl Framework {
         let started = std::time::Instant::now();
         let mut attempt = 0u32;
         let mut first_session = None;
+        // If this future is dropped while a create may be in flight (a
+        // cancelled acquire), the node it may have made is found by its
+        // prefix and deleted: the cleanup runs on the same session, after
+        // the create, so it sees it.
+        let mut in_doubt = InDoubt { fw: self, parent: parent.clone(), prefix: prefix.clone(), armed: true };
         loop {
             let client = self.client()?;
             if first_session.is_none() {
@@ -549,18 +554,22 @@ impl Framework {
             }
             .await;
             match r {
-                Ok(p) => return Ok(p),
+                Ok(p) => {
+                    in_doubt.armed = false;
+                    return Ok(p);
+                }
                 Err(e) if e.is_retriable() => match policy.allow_retry(attempt, started.elapsed(), &e) {
                     Some(sleep) => {
                         tokio::time::sleep(sleep).await;
                         attempt += 1;
                     }
-                    None => {
-                        self.delete_protected_later(parent, prefix);
-                        return Err(e.into());
-                    }
+                    // The guard deletes what a lost create may have made.
+                    None => return Err(e.into()),
                 },
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    in_doubt.armed = false;
+                    return Err(e.into());
+                }
             }
         }
     }
@@ -588,6 +597,23 @@ impl Framework {
                 }
             }
         });
+    }
+}
+
+/// Deletes, on drop, the protected node a create may have made.
+struct InDoubt<'a> {
+    fw: &'a Framework,
+    parent: String,
+    prefix: String,
+    armed: bool,
+}
+
+impl Drop for InDoubt<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.fw
+                .delete_protected_later(std::mem::take(&mut self.parent), std::mem::take(&mut self.prefix));
+        }
     }
 }
 
