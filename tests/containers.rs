@@ -13,9 +13,9 @@
 
 mod common;
 
+use common::recipes::{framework, mutex_counter};
+
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::within;
@@ -23,7 +23,6 @@ use futures::StreamExt;
 use zk_client::{Client, CreateMode};
 use zk_recipes::cache::{CacheEvent, PathChildrenCache};
 use zk_recipes::leader::{CloseMode, LeaderLatch};
-use zk_recipes::locks::InterProcessMutex;
 use zk_recipes::retry::ExponentialBackoffRetry;
 use zk_recipes::{ConnectionState, Framework};
 use zk_test_support::container::{DataVolume, ZkContainer, ZkServerImage};
@@ -33,49 +32,6 @@ const START_LIMIT: u64 = 900;
 
 async fn start(image: ZkServerImage) -> Option<ZkContainer> {
     within(START_LIMIT, "build the image and start a container", ZkContainer::start_with(image)).await
-}
-
-async fn framework(cs: &str) -> Framework {
-    let fw = Framework::builder(cs)
-        .session_timeout(Duration::from_secs(10))
-        .retry_policy(ExponentialBackoffRetry::new(Duration::from_millis(50), 5))
-        .build();
-    within(20, "framework start", fw.start()).await.unwrap();
-    fw
-}
-
-async fn mutex_counter(cs: &str) {
-    let (contenders, rounds) = (4, 25);
-    let setup = framework(cs).await;
-    setup.create().creating_parents_if_needed().for_path("/mc/counter", b"0").await.unwrap();
-    let inside = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for _ in 0..contenders {
-        let cs = cs.to_string();
-        let inside = inside.clone();
-        tasks.push(tokio::spawn(async move {
-            let fw = framework(&cs).await;
-            let lock = InterProcessMutex::new(&fw, "/mc/lock");
-            for _ in 0..rounds {
-                lock.acquire().await.unwrap();
-                assert!(!inside.swap(true, Ordering::SeqCst), "two holders at once");
-                let (data, _) = fw.get_data("/mc/counter").await.unwrap();
-                let n: u64 = std::str::from_utf8(&data).unwrap().parse().unwrap();
-                // No version check: only the lock keeps the counter exact.
-                fw.set_data("/mc/counter", (n + 1).to_string().as_bytes(), None).await.unwrap();
-                inside.store(false, Ordering::SeqCst);
-                lock.release().await.unwrap();
-            }
-            fw.close().await;
-        }));
-    }
-    for t in tasks {
-        within(120, "contenders", t).await.unwrap();
-    }
-    let (data, _) = setup.get_data("/mc/counter").await.unwrap();
-    assert_eq!(std::str::from_utf8(&data).unwrap(), (contenders * rounds).to_string());
-    assert!(setup.get_children("/mc/lock").await.unwrap().is_empty(), "no lock node left behind");
-    setup.close().await;
 }
 
 async fn latch_has_one_leader(cs: &str) {
@@ -194,7 +150,7 @@ async fn recipes_against_a_container() {
     common::trace_init();
     let Some(zk) = start(ZkServerImage::default()).await else { return };
     let cs = zk.connect_string();
-    within(180, "mutex counter", mutex_counter(&cs)).await;
+    within(180, "mutex counter", mutex_counter(&cs, 4, 25)).await;
     within(60, "leader latch", latch_has_one_leader(&cs)).await;
     within(60, "children cache", children_cache_sees_another_client(&cs)).await;
     within(60, "remove the container", zk.remove()).await;
