@@ -61,6 +61,19 @@ pub struct ServerConfig {
     /// The server id (`myid`, 0 when absent); the top byte of session ids
     /// (a standalone Apache server uses 1 when there is no myid).
     pub server_id: u8,
+    /// How long a connection may take to complete its handshake (or its
+    /// four-letter word) before it is closed; Apache's
+    /// `zookeeper.nio.sessionlessCnxnTimeout`, 10 s by default.
+    pub sessionless_cnxn_timeout: Duration,
+    /// How long a write to a client's socket may make no progress before
+    /// the connection is closed (a client that stopped reading).
+    pub client_write_timeout: Duration,
+    /// Fault injection for the fail-stop tests, from the environment
+    /// variable `ZK_SERVER_FAULT` in the `zk-server` binary only:
+    /// `core-panic:<path>` kills the core on a request for `<path>`,
+    /// `log-panic:<path>` kills the log thread on a create of `<path>`,
+    /// `accept-exit` ends the accept loop after its first connection.
+    pub fault_injection: Option<String>,
     /// Keys the file had that this server does not use (warned about).
     pub unknown_keys: Vec<String>,
 }
@@ -90,6 +103,9 @@ impl ServerConfig {
             container_check_interval: Duration::from_secs(60),
             container_max_per_minute: 10_000,
             server_id: 1,
+            sessionless_cnxn_timeout: Duration::from_secs(10),
+            client_write_timeout: Duration::from_secs(30),
+            fault_injection: None,
             unknown_keys: Vec::new(),
         }
     }

@@ -3,11 +3,10 @@
 //! `dirs`, `isro`), in Apache's output format, behind
 //! `4lw.commands.whitelist`.
 
-use std::net::IpAddr;
 use std::path::Path;
 
 use crate::config::ServerConfig;
-use crate::core::{ConnStats, ServerStats};
+use crate::stats::{Needs, Report};
 
 /// The version this server reports (Apache's API level it implements).
 pub const VERSION: &str =
@@ -19,63 +18,30 @@ pub const COMMANDS: &[&str] = &[
     "dirs", "isro",
 ];
 
-/// One connection as the stats see it.
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    /// Connection id.
-    pub id: u64,
-    /// Client address.
-    pub peer: Option<IpAddr>,
-    /// Session id (0 before the handshake finished).
-    pub session: i64,
-    /// Counters.
-    pub stats: ConnStats,
-}
-
-/// What the core reports for the four-letter words.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    /// Last applied zxid.
-    pub zxid: i64,
-    /// Nodes in the tree.
-    pub node_count: usize,
-    /// Bytes of paths and data.
-    pub approximate_data_size: usize,
-    /// Watches.
-    pub watch_count: usize,
-    /// Watches in the data-watch table (what `wchs` counts).
-    pub data_watch_count: usize,
-    /// Watched paths.
-    pub watched_paths: usize,
-    /// Ephemeral nodes.
-    pub ephemerals: usize,
-    /// Live sessions.
-    pub sessions: usize,
-    /// Txns waiting for the log.
-    pub outstanding: usize,
-    /// Counters.
-    pub stats: ServerStats,
-    /// Connections.
-    pub connections: Vec<ConnInfo>,
-    /// conn → watched paths.
-    pub watches_by_conn: Vec<(u64, Vec<String>)>,
-    /// path → conns.
-    pub watches_by_path: Vec<(String, Vec<u64>)>,
-    /// session → ephemerals.
-    pub ephemerals_by_session: Vec<(i64, Vec<String>)>,
-    /// session → timeout.
-    pub session_timeouts: Vec<(i64, i32)>,
+/// What `cmd` needs from the core; `None` when it needs nothing of it
+/// (`ruok`, `isro`, `conf`, `envi`, `dirs` are answered without asking
+/// the core).
+pub fn needs(cmd: &str) -> Option<Needs> {
+    let base = Needs::default();
+    match cmd {
+        "ruok" | "isro" | "conf" | "envi" | "dirs" => None,
+        "stat" | "cons" => Some(Needs { connections: true, ..base }),
+        "wchs" => Some(Needs { watch_summary: true, ..base }),
+        "wchc" | "wchp" => Some(Needs { watch_lists: true, ..base }),
+        "dump" => Some(Needs { session_lists: true, ..base }),
+        _ => Some(base),
+    }
 }
 
 /// The text answer to `cmd`; `None` when `cmd` is not a four-letter word.
-pub fn answer(cmd: &str, cfg: &ServerConfig, s: &Snapshot, client_port: u16) -> Option<String> {
+pub fn answer(cmd: &str, cfg: &ServerConfig, s: &Report, client_port: u16) -> Option<String> {
     if !COMMANDS.contains(&cmd) {
         return None;
     }
     if !cfg.four_letter_word_enabled(cmd) {
         return Some(format!("{cmd} is not executed because it is not in the whitelist.\n"));
     }
-    let session_of = |conn: u64| s.connections.iter().find(|c| c.id == conn).map_or(0, |c| c.session);
+    let session_of = |conn: u64| s.session_of_conn.iter().find(|(c, _)| *c == conn).map_or(0, |(_, id)| *id);
     let avg = if s.stats.latency_count == 0 {
         0.0
     } else {
@@ -87,7 +53,7 @@ pub fn answer(cmd: &str, cfg: &ServerConfig, s: &Snapshot, client_port: u16) -> 
         s.stats.latency_max,
         s.stats.packets_received,
         s.stats.packets_sent,
-        s.connections.len(),
+        s.connection_count,
         s.outstanding,
         s.zxid,
         s.node_count
@@ -151,7 +117,7 @@ pub fn answer(cmd: &str, cfg: &ServerConfig, s: &Snapshot, client_port: u16) -> 
                 ("zk_min_latency", s.stats.latency_min.to_string()),
                 ("zk_packets_received", s.stats.packets_received.to_string()),
                 ("zk_packets_sent", s.stats.packets_sent.to_string()),
-                ("zk_num_alive_connections", s.connections.len().to_string()),
+                ("zk_num_alive_connections", s.connection_count.to_string()),
                 ("zk_outstanding_requests", s.outstanding.to_string()),
                 ("zk_znode_count", s.node_count.to_string()),
                 ("zk_watch_count", s.watch_count.to_string()),
@@ -166,9 +132,7 @@ pub fn answer(cmd: &str, cfg: &ServerConfig, s: &Snapshot, client_port: u16) -> 
         }
         "wchs" => format!(
             "{} connections watching {} paths\nTotal watches:{}\n",
-            s.watches_by_conn.len(),
-            s.watched_paths,
-            s.data_watch_count
+            s.watching_connections, s.watched_paths, s.data_watch_count
         ),
         "wchc" => {
             let mut out = String::new();
@@ -251,7 +215,7 @@ mod tests {
     #[test]
     fn whitelist_and_formats() {
         let cfg = ServerConfig::new("/tmp/x");
-        let s = Snapshot { zxid: 0x10, node_count: 4, ..Snapshot::default() };
+        let s = Report { zxid: 0x10, node_count: 4, ..Report::default() };
         assert_eq!(
             answer("ruok", &cfg, &s, 1).unwrap(),
             "ruok is not executed because it is not in the whitelist.\n"

@@ -4,17 +4,25 @@
 //!
 //! # Layout
 //!
-//! - [`Server`] (`server.rs`): start (recovery, log thread, core, listener),
-//!   stop, and the in-process [`Server::start_temp`].
+//! - [`Server`] (`server.rs`): start (recovery, log thread, driver, core,
+//!   listener), stop, fail-stop ([`Server::failed`]), and the in-process
+//!   [`Server::start_temp`].
 //! - `net.rs`: accept loop, per-IP limit, one task per connection (frames ⇄
-//!   requests), four-letter words.
-//! - `core.rs`: the one task that owns the tree, sessions and watches; reads
-//!   answered at once, writes through prep → log (group commit) → apply.
-//! - `prep.rs`: request → txn against the tree plus in-flight changes.
+//!   requests, byte-bounded output, write and handshake deadlines),
+//!   four-letter words.
+//! - `driver.rs`: the only code with `select!`, channels and timers between
+//!   the connections, the core and the log; carries out the core's outputs.
+//! - `pipeline/`: the core, a deterministic state machine (inputs and the
+//!   time in, outputs out) with one file per stage: `core.rs` (routing,
+//!   per-session order, sessions, timers), `read.rs`, `prep.rs` (write →
+//!   txn), `apply.rs` (commit, apply, reply), `reply.rs` (sizes, limits).
+//!   Replication (ZAB) slots in between prep and commit.
+//! - `persist/`: Apache-compatible transaction log and snapshots, and the
+//!   log stage's thread (`persist/log.rs`).
 //! - `tree.rs`: the data tree and txn application (live and replay).
 //! - `session.rs`, `watch.rs`, `acl.rs`: sessions and expiry, watches, auth.
-//! - `persist/`: Apache-compatible transaction log and snapshots.
-//! - [`ServerConfig`] (`config.rs`): `zoo.cfg`.
+//! - `stats.rs`, `fourlw.rs`: counters and the four-letter words.
+//! - [`ServerConfig`] (`config.rs`): `zoo.cfg`; [`Error`] (`error.rs`).
 //!
 //! # Example
 //!
@@ -28,15 +36,19 @@
 
 pub mod acl;
 pub mod config;
-pub mod core;
+mod driver;
+mod error;
 pub mod fourlw;
 mod net;
 pub mod persist;
-pub mod prep;
+pub(crate) mod pipeline;
 mod server;
 pub mod session;
+pub mod stats;
 pub mod tree;
 pub mod watch;
 
 pub use config::{ConfigError, ServerConfig};
-pub use server::{Server, ServerError, recover};
+pub use error::{Error, PersistError, Result, ServerError};
+pub use pipeline::core::Recovered;
+pub use server::{Server, recover};

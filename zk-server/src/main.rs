@@ -1,5 +1,7 @@
 //! `zk-server path/to/zoo.cfg`: runs a server in the foreground, like
-//! `zkServer.sh start-foreground`. Stops cleanly on SIGTERM or SIGINT.
+//! `zkServer.sh start-foreground`. Stops cleanly on SIGTERM or SIGINT;
+//! exits with status 1 and one `stopping:` line when an essential part of
+//! the server dies or the transaction log fails (fail-stop).
 
 use std::path::PathBuf;
 
@@ -47,7 +49,11 @@ fn main() {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let cfg = match config_from_args() {
-        Ok(c) => c,
+        Ok(mut c) => {
+            // Fault injection for the fail-stop tests (see ServerConfig).
+            c.fault_injection = std::env::var("ZK_SERVER_FAULT").ok().filter(|f| !f.is_empty());
+            c
+        }
         Err(e) => {
             eprint!("{e}");
             if !e.ends_with('\n') {
@@ -81,6 +87,12 @@ fn main() {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
+            e = server.failed() => {
+                // Fail-stop: an essential part died or the log failed; a
+                // supervisor restarts us from what is durable.
+                tracing::error!("zk-server: stopping: {e}");
+                return 1;
+            }
         }
         tracing::info!("shutting down");
         server.stop().await;

@@ -12,13 +12,16 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 use zk_proto::frame::{encode_frame, split_frame};
 use zk_proto::records::{ConnectRequest, RequestHeader};
 use zk_proto::{Record, Request};
 
 use crate::config::ServerConfig;
-use crate::core::{CoreMsg, OUT_QUEUE, Out, Outstanding, out_weight};
+use crate::driver::{ConnHandle, CoreMsg, OUT_QUEUE, Outstanding, Reset};
+use crate::pipeline::Out;
+use crate::pipeline::reply::out_weight;
 
 /// What every connection task shares.
 #[derive(Debug)]
@@ -33,6 +36,8 @@ pub(crate) struct NetShared {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// `globalOutstandingLimit`: requests not yet answered.
     outstanding: Arc<Outstanding>,
+    /// Bytes queued for all connections (the driver adds, writers take).
+    global_queued: Arc<AtomicUsize>,
     next_conn: AtomicU64,
 }
 
@@ -43,6 +48,7 @@ impl NetShared {
         cfg: Arc<ServerConfig>,
         port: u16,
         outstanding: Arc<Outstanding>,
+        global_queued: Arc<AtomicUsize>,
     ) -> Self {
         NetShared {
             core,
@@ -50,6 +56,7 @@ impl NetShared {
             port,
             per_ip: Mutex::new(HashMap::new()),
             outstanding,
+            global_queued,
             next_conn: AtomicU64::new(1),
         }
     }
@@ -95,6 +102,10 @@ pub(crate) async fn accept_loop(
             continue;
         }
         let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+        if shared.cfg.fault_injection.as_deref() == Some("accept-exit") {
+            warn!("fault injection: the accept loop ends");
+            return;
+        }
         let shared2 = shared.clone();
         let mut sd = shutdown.clone();
         let span = info_span!("conn", id = conn, peer = %peer);
@@ -126,77 +137,132 @@ async fn read_more(stream: &mut (impl AsyncReadExt + Unpin), buf: &mut BytesMut)
     Ok(stream.read_buf(buf).await? > 0)
 }
 
-async fn serve(mut stream: TcpStream, peer: SocketAddr, conn: u64, shared: &NetShared) {
-    let _ = stream.set_nodelay(true);
+/// What the first bytes of a connection turned out to be.
+enum Opening {
+    /// A four-letter word, answered and done.
+    Word,
+    /// A connect request.
+    Connect(ConnectRequest),
+}
+
+/// Reads the opening of a connection: a four-letter word (answered here)
+/// or the connect request. The caller bounds it with the sessionless
+/// deadline, so a client that trickles bytes cannot hold its slot.
+async fn opening(stream: &mut TcpStream, buf: &mut BytesMut, shared: &NetShared) -> Option<Opening> {
     let max_frame = shared.cfg.jute_maxbuffer;
-    let mut buf = BytesMut::with_capacity(4096);
     // The first four bytes: a four-letter word, or the connect frame's length.
     while buf.len() < 4 {
-        match tokio::time::timeout(shared.cfg.tick_time * 10, read_more(&mut stream, &mut buf)).await {
-            Ok(Ok(true)) => {}
-            _ => return,
+        if !read_more(stream, buf).await.ok()? {
+            return None;
         }
     }
     if let Ok(word) = std::str::from_utf8(&buf[..4]) {
         if crate::fourlw::COMMANDS.contains(&word) {
-            four_letter_word(word, &mut stream, shared).await;
-            return;
+            let word = word.to_string();
+            four_letter_word(&word, stream, shared).await;
+            return Some(Opening::Word);
         }
     }
     // The handshake: a ConnectRequest without a header.
     let connect = loop {
-        match split_frame(&mut buf, max_frame) {
+        match split_frame(buf, max_frame) {
             Ok(Some(f)) => break f.freeze(),
             Ok(None) => {}
             Err(e) => {
                 info!(error = %e, "bad first frame; closing");
-                return;
+                return None;
             }
         }
-        match tokio::time::timeout(shared.cfg.tick_time * 10, read_more(&mut stream, &mut buf)).await {
-            Ok(Ok(true)) => {}
-            _ => return,
+        if !read_more(stream, buf).await.ok()? {
+            return None;
         }
     };
-    let req = match ConnectRequest::decode(&mut connect.clone()) {
-        Ok(r) => r,
+    match ConnectRequest::decode(&mut connect.clone()) {
+        Ok(r) => Some(Opening::Connect(r)),
         Err(e) => {
             info!(error = %e, "malformed connect request; closing");
+            None
+        }
+    }
+}
+
+/// Writes all of `buf`, giving up when one write makes no progress for
+/// `stall` (a client that stopped reading).
+async fn write_all_or_stall(
+    wr: &mut (impl AsyncWriteExt + Unpin),
+    buf: &[u8],
+    stall: Duration,
+) -> std::io::Result<()> {
+    let mut pos = 0;
+    while pos < buf.len() {
+        match tokio::time::timeout(stall, wr.write(&buf[pos..])).await {
+            Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => pos += n,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                warn!(stalled_for = ?stall, "client has not read for too long; closing");
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn serve(mut stream: TcpStream, peer: SocketAddr, conn: u64, shared: &NetShared) {
+    let _ = stream.set_nodelay(true);
+    let max_frame = shared.cfg.jute_maxbuffer;
+    let stall = shared.cfg.client_write_timeout;
+    let mut buf = BytesMut::with_capacity(4096);
+    // A connection without a session is closed after the sessionless
+    // deadline, however its bytes come (Apache: 10 s).
+    let deadline = Instant::now() + shared.cfg.sessionless_cnxn_timeout;
+    let req = match tokio::time::timeout_at(deadline, opening(&mut stream, &mut buf, shared)).await {
+        Ok(Some(Opening::Connect(req))) => req,
+        Ok(Some(Opening::Word)) | Ok(None) => return,
+        Err(_) => {
+            info!("no handshake within the deadline; closing");
             return;
         }
     };
     let (out_tx, mut out_rx) = mpsc::channel(OUT_QUEUE);
     let kill = Arc::new(Notify::new());
     let queued = Arc::new(AtomicUsize::new(0));
-    let connect = CoreMsg::Connect {
-        conn,
-        peer: Some(peer.ip()),
-        req,
-        out: out_tx,
-        kill: kill.clone(),
-        queued: queued.clone(),
-    };
+    let handle = ConnHandle { out: out_tx, kill: kill.clone(), queued: queued.clone() };
+    let connect = CoreMsg::Connect { conn, peer: Some(peer.ip()), req, handle };
     if shared.core.send(connect).is_err() {
         return;
     }
     let (mut rd, mut wr) = stream.into_split();
     // Nothing is read until the core answered the handshake.
     let mut wbuf = BytesMut::with_capacity(4096);
-    match out_rx.recv().await {
-        Some(Out::Connected(rsp)) => {
+    let first = tokio::time::timeout_at(
+        deadline.max(Instant::now() + shared.cfg.sessionless_cnxn_timeout),
+        out_rx.recv(),
+    )
+    .await;
+    match first {
+        Ok(Some(Out::Connected(rsp))) => {
+            take_weight(&queued, &shared.global_queued, out_weight(&Out::Connected(rsp.clone())));
             let expired = rsp.time_out <= 0;
             if encode_frame(&rsp, &mut wbuf, usize::MAX).is_err()
-                || wr.write_all(&wbuf).await.is_err()
+                || write_all_or_stall(&mut wr, &wbuf, stall).await.is_err()
                 || expired
             {
                 let _ = wr.shutdown().await;
+                drop(out_rx);
+                release_queued(&queued, &shared.global_queued);
                 return;
             }
             wbuf.clear();
         }
-        _ => return,
+        _ => {
+            drop(out_rx);
+            release_queued(&queued, &shared.global_queued);
+            return;
+        }
     }
     let writer_queued = queued.clone();
+    let global = shared.global_queued.clone();
     let writer = async move {
         let mut wbuf = BytesMut::with_capacity(64 * 1024);
         'outer: while let Some(first) = out_rx.recv().await {
@@ -204,7 +270,7 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, conn: u64, shared: &NetS
             let mut close = false;
             let mut batch = 0;
             while let Some(msg) = next.take() {
-                writer_queued.fetch_sub(out_weight(&msg), Ordering::AcqRel);
+                take_weight(&writer_queued, &global, out_weight(&msg));
                 match msg {
                     Out::Reply(h, body) => {
                         let frame_ok = match body {
@@ -233,7 +299,7 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, conn: u64, shared: &NetS
                     next = out_rx.try_recv().ok();
                 }
             }
-            if wr.write_all(&wbuf).await.is_err() {
+            if write_all_or_stall(&mut wr, &wbuf, stall).await.is_err() {
                 break;
             }
             wbuf.clear();
@@ -283,7 +349,7 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, conn: u64, shared: &NetS
             }
         }
     };
-    tokio::pin!(writer);
+    let mut writer = Box::pin(writer);
     let writer_done = tokio::select! {
         _ = reader => false,
         _ = &mut writer => true,
@@ -295,9 +361,23 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, conn: u64, shared: &NetS
     // flushes what was already queued (bounded) and ends.
     let _ = shared.core.send(CoreMsg::Disconnected { conn });
     if !writer_done {
-        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
     }
+    // The queue goes with the writer.
+    drop(writer);
+    // What was never written leaves the global count with the queue.
+    release_queued(&queued, &shared.global_queued);
     debug!("connection closed");
+}
+
+fn take_weight(mine: &AtomicUsize, global: &AtomicUsize, w: usize) {
+    mine.fetch_sub(w, Ordering::AcqRel);
+    global.fetch_sub(w, Ordering::AcqRel);
+}
+
+fn release_queued(mine: &AtomicUsize, global: &AtomicUsize) {
+    let left = mine.swap(0, Ordering::AcqRel);
+    global.fetch_sub(left, Ordering::AcqRel);
 }
 
 /// A reply header and body encoded back to back.
@@ -314,16 +394,42 @@ impl Record for ReplyFrame {
 }
 
 async fn four_letter_word(word: &str, stream: &mut TcpStream, shared: &NetShared) {
-    let (tx, rx) = oneshot::channel();
-    let needs_reset = matches!(word, "srst" | "crst");
-    if needs_reset {
-        let _ = shared.core.send(CoreMsg::ResetStats);
-    }
-    if shared.core.send(CoreMsg::Stats(tx)).is_err() {
-        return;
-    }
-    let Ok(snapshot) = rx.await else { return };
-    if let Some(text) = crate::fourlw::answer(word, &shared.cfg, &snapshot, shared.port) {
+    let cfg = &shared.cfg;
+    // The whitelist first: a word that is not enabled has no effect at all.
+    let text = if !cfg.four_letter_word_enabled(word) {
+        Some(format!("{word} is not executed because it is not in the whitelist.\n"))
+    } else {
+        let report = match crate::fourlw::needs(word) {
+            None => Some(crate::stats::Report::default()),
+            Some(needs) => {
+                // A four-letter word takes a globalOutstandingLimit place
+                // like a request: a flood of them waits its turn.
+                shared.outstanding.acquire().await;
+                let (tx, rx) = oneshot::channel();
+                let reset = match word {
+                    "srst" => Some(Reset::Server),
+                    "crst" => Some(Reset::Connections),
+                    _ => None,
+                };
+                let sent = shared.core.send(CoreMsg::Report { needs, reset, reply: tx }).is_ok();
+                let r = if sent { rx.await.ok() } else { None };
+                shared.outstanding.release(1);
+                r
+            }
+        };
+        match report {
+            Some(r) => {
+                let (w, c, port) = (word.to_string(), cfg.clone(), shared.port);
+                // Some words read the data dirs: off the async workers.
+                tokio::task::spawn_blocking(move || crate::fourlw::answer(&w, &c, &r, port))
+                    .await
+                    .ok()
+                    .flatten()
+            }
+            None => None,
+        }
+    };
+    if let Some(text) = text {
         let _ = stream.write_all(text.as_bytes()).await;
     }
     let _ = stream.shutdown().await;

@@ -1,41 +1,24 @@
-//! [`Server`]: start a server (recovery, log thread, core, listener) and
-//! stop it; also the in-process server for tests and examples.
+//! [`Server`]: start a server (recovery, log thread, driver and core,
+//! listener) and stop it; also the in-process server for tests and
+//! examples.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 use zk_proto::records::TxnBody;
 
 use crate::config::ServerConfig;
-use crate::core::{Core, CoreMsg, LogCmd, LogEvent, Recovered};
+use crate::driver::{CoreMsg, Driver, Outstanding};
+use crate::error::{Error, PersistError};
 use crate::net::{NetShared, accept_loop};
 use crate::persist::{snapshot, txnlog};
+use crate::pipeline::Now;
+use crate::pipeline::core::{Core, Recovered};
 use crate::tree::DataTree;
-
-/// Why a server could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServerError {
-    /// A configuration problem.
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    /// The data could not be read or written.
-    #[error("{what}: {source}")]
-    Io {
-        /// What the server was doing.
-        what: String,
-        /// The cause.
-        source: std::io::Error,
-    },
-}
-
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
-    let what = what.into();
-    move |source| ServerError::Io { what, source }
-}
 
 /// A running server. Dropping it stops it too (without waiting).
 #[derive(Debug)]
@@ -43,16 +26,23 @@ pub struct Server {
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     core: mpsc::UnboundedSender<CoreMsg>,
-    core_task: Option<tokio::task::JoinHandle<()>>,
+    /// Turns true once the driver task has ended (however it ended).
+    core_done: watch::Receiver<bool>,
     log_thread: Option<std::thread::JoinHandle<()>>,
+    fatal: watch::Receiver<Option<String>>,
     temp_dir: Option<tempfile::TempDir>,
 }
 
 /// Loads the newest valid snapshot and replays the log after it.
-pub fn recover(cfg: &ServerConfig) -> Result<Recovered, ServerError> {
+///
+/// # Errors
+/// [`PersistError`] when the files cannot be read, or the log needs a
+/// snapshot that is not there.
+pub fn recover(cfg: &ServerConfig) -> Result<Recovered, PersistError> {
     let mut tree = DataTree::new();
     let mut sessions: std::collections::BTreeMap<i64, i32> = std::collections::BTreeMap::new();
-    let snap = snapshot::load_latest(&cfg.data_dir).map_err(io("loading the snapshot"))?;
+    let snap = snapshot::load_latest(&cfg.data_dir)
+        .map_err(PersistError::io("loading a snapshot from", &cfg.data_dir))?;
     if let Some(s) = snap {
         info!(zxid = format_args!("{:#x}", s.zxid), nodes = s.nodes.len(), "loaded snapshot");
         let mut t = DataTree::new();
@@ -66,16 +56,13 @@ pub fn recover(cfg: &ServerConfig) -> Result<Recovered, ServerError> {
     }
     let had_snapshot = tree.last_zxid > 0;
     let read = txnlog::read_log(&cfg.data_log_dir, tree.last_zxid, true)
-        .map_err(io("reading the transaction log"))?;
+        .map_err(PersistError::io("reading the transaction log in", &cfg.data_log_dir))?;
     if !had_snapshot && read.txns.first().is_some_and(|t| t.header.zxid & 0xffff_ffff > 1) {
         // As Apache: a log that does not start at the beginning needs the
         // snapshot it continues; starting without it would lose data.
-        return Err(ServerError::Io {
-            what: "recovery".into(),
-            source: std::io::Error::other(format!(
-                "no snapshot found, but the transaction log starts at zxid {:#x}",
-                read.txns[0].header.zxid
-            )),
+        return Err(PersistError::MissingSnapshot {
+            dir: cfg.data_dir.clone(),
+            zxid: read.txns[0].header.zxid,
         });
     }
     if let Some(torn) = &read.torn {
@@ -100,49 +87,44 @@ pub fn recover(cfg: &ServerConfig) -> Result<Recovered, ServerError> {
     Ok(Recovered { tree, sessions: sessions.into_iter().collect() })
 }
 
-fn log_thread(
-    mut log: txnlog::TxnLog,
-    rx: std::sync::mpsc::Receiver<LogCmd>,
-    events: mpsc::UnboundedSender<LogEvent>,
+fn now() -> Now {
+    let wall_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Now { mono_ms: 0, wall_ms }
+}
+
+/// Reports an essential task's end as fatal unless the server is stopping.
+fn supervise(
+    what: &'static str,
+    task: tokio::task::JoinHandle<()>,
+    shutdown: watch::Receiver<bool>,
+    fatal: watch::Sender<Option<String>>,
+    done: Option<watch::Sender<bool>>,
 ) {
-    while let Ok(first) = rx.recv() {
-        let mut last = None;
-        let mut next = Some(first);
-        let mut n = 0;
-        let mut result = Ok(());
-        while let Some(cmd) = next.take() {
-            result = match cmd {
-                LogCmd::Append(t) => {
-                    last = Some(t.header.zxid);
-                    log.append(&t)
+    tokio::spawn(async move {
+        let r = task.await;
+        let stopping = *shutdown.borrow();
+        let why = match r {
+            Err(e) if e.is_panic() => Some(format!("the {what} task panicked")),
+            Err(_) if !stopping => Some(format!("the {what} task was cancelled")),
+            Ok(()) if !stopping && fatal.borrow().is_none() => Some(format!("the {what} task ended")),
+            _ => None,
+        };
+        if let Some(why) = why {
+            fatal.send_if_modified(|f| {
+                if f.is_none() {
+                    *f = Some(why);
+                    true
+                } else {
+                    false
                 }
-                LogCmd::Roll => log.sync().and_then(|()| log.roll()),
-            };
-            if result.is_err() {
-                break;
-            }
-            n += 1;
-            // Group commit: everything already waiting goes into this fsync.
-            if n < 1000 {
-                next = rx.try_recv().ok();
-            }
+            });
         }
-        let result = result.and_then(|()| log.sync());
-        match result {
-            Ok(()) => {
-                if let Some(z) = last {
-                    if events.send(LogEvent::Durable(z)).is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                error!(error = %e, "transaction log write failed");
-                let _ = events.send(LogEvent::Failed(e.to_string()));
-                return;
-            }
+        if let Some(d) = done {
+            let _ = d.send(true);
         }
-    }
+    });
 }
 
 impl Server {
@@ -150,8 +132,8 @@ impl Server {
     /// port and serves.
     ///
     /// # Errors
-    /// [`ServerError`] when the data dirs cannot be used or the port bound.
-    pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
+    /// [`Error`] when the data dirs cannot be used or the port bound.
+    pub async fn start(cfg: ServerConfig) -> Result<Server, Error> {
         Self::start_inner(cfg, None).await
     }
 
@@ -173,78 +155,101 @@ impl Server {
     /// #     tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(f)
     /// # }
     /// ```
-    pub async fn start_temp() -> Result<Server, ServerError> {
-        let dir = tempfile::Builder::new()
-            .prefix("zk-server")
-            .tempdir()
-            .map_err(io("creating a temporary data dir"))?;
-        let mut cfg = ServerConfig::new(dir.path());
+    pub async fn start_temp() -> Result<Server, Error> {
+        let mut cfg = ServerConfig::new("");
         cfg.client_port = 0;
         cfg.client_port_address = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
         cfg.four_letter_words = vec!["*".into()];
         cfg.extended_types_enabled = true;
         cfg.max_client_cnxns = 0;
-        Self::start_inner(cfg, Some(dir)).await
+        Self::start_temp_with(cfg).await
     }
 
     /// Starts with `cfg` on a temporary data dir owned by the server.
     ///
     /// # Errors
     /// As [`Server::start`].
-    pub async fn start_temp_with(mut cfg: ServerConfig) -> Result<Server, ServerError> {
+    pub async fn start_temp_with(mut cfg: ServerConfig) -> Result<Server, Error> {
         let dir = tempfile::Builder::new()
             .prefix("zk-server")
             .tempdir()
-            .map_err(io("creating a temporary data dir"))?;
+            .map_err(PersistError::io("creating a temporary data dir in", &std::env::temp_dir()))?;
         cfg.data_dir = dir.path().to_path_buf();
         cfg.data_log_dir = dir.path().to_path_buf();
         Self::start_inner(cfg, Some(dir)).await
     }
 
-    async fn start_inner(
-        cfg: ServerConfig,
-        temp_dir: Option<tempfile::TempDir>,
-    ) -> Result<Server, ServerError> {
+    async fn start_inner(cfg: ServerConfig, temp_dir: Option<tempfile::TempDir>) -> Result<Server, Error> {
         for k in &cfg.unknown_keys {
             warn!(key = %k, "zoo.cfg key not used by this server");
         }
-        std::fs::create_dir_all(&cfg.data_dir).map_err(io(format!("creating {}", cfg.data_dir.display())))?;
+        std::fs::create_dir_all(&cfg.data_dir).map_err(PersistError::io("creating", &cfg.data_dir))?;
         std::fs::create_dir_all(&cfg.data_log_dir)
-            .map_err(io(format!("creating {}", cfg.data_log_dir.display())))?;
+            .map_err(PersistError::io("creating", &cfg.data_log_dir))?;
         let cfg2 = cfg.clone();
-        let recovered = tokio::task::spawn_blocking(move || recover(&cfg2)).await.map_err(|e| {
-            ServerError::Io { what: "recovery".into(), source: std::io::Error::other(e.to_string()) }
-        })??;
-        let log = txnlog::TxnLog::open(&cfg.data_log_dir, cfg.force_sync)
-            .map_err(io("opening the transaction log"))?;
-        let ip = cfg.client_port_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let listener = TcpListener::bind((ip, cfg.client_port))
+        let recovered = tokio::task::spawn_blocking(move || recover(&cfg2))
             .await
-            .map_err(io(format!("binding {ip}:{}", cfg.client_port)))?;
-        let addr = listener.local_addr().map_err(io("reading the bound address"))?;
+            .map_err(|e| PersistError::Recovery(e.to_string()))??;
+        let log = txnlog::TxnLog::open(&cfg.data_log_dir, cfg.force_sync)
+            .map_err(PersistError::io("opening the transaction log in", &cfg.data_log_dir))?;
+        let ip = cfg.client_port_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let bind_addr = SocketAddr::new(ip, cfg.client_port);
+        let listener =
+            TcpListener::bind(bind_addr).await.map_err(|source| Error::Bind { addr: bind_addr, source })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind { addr: bind_addr, source })?;
         let cfg = Arc::new(cfg);
 
+        let (fatal_tx, fatal_rx) = watch::channel(None);
+        let (shutdown, shutdown_rx) = watch::channel(false);
         let (log_tx, log_rx) = std::sync::mpsc::channel();
         let (durable_tx, durable_rx) = mpsc::unbounded_channel();
+        let log_fault =
+            cfg.fault_injection.as_deref().and_then(|f| f.strip_prefix("log-panic:")).map(String::from);
         let log_thread = std::thread::Builder::new()
             .name("zk-txnlog".into())
-            .spawn(move || log_thread(log, log_rx, durable_tx))
-            .map_err(io("starting the log thread"))?;
+            .spawn(move || crate::persist::log::run_log_thread(log, log_rx, durable_tx, log_fault))
+            .map_err(PersistError::io("starting the log thread for", &cfg.data_log_dir))?;
         let (core_tx, core_rx) = mpsc::unbounded_channel();
-        let (snap_tx, snap_rx) = mpsc::unbounded_channel();
-        let outstanding = crate::core::Outstanding::new(cfg.global_outstanding_limit);
-        let core = Core::new(cfg.clone(), recovered, log_tx, outstanding.clone());
-        let core_task = tokio::spawn(core.run(core_rx, durable_rx, snap_rx, snap_tx));
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let shared = Arc::new(NetShared::new(core_tx.clone(), cfg.clone(), addr.port(), outstanding));
-        tokio::spawn(accept_loop(listener, shared, shutdown_rx));
+        let outstanding = Outstanding::new(cfg.global_outstanding_limit);
+        let seed = rand::random::<u64>();
+        let core = Core::new(cfg.clone(), recovered, seed, now());
+        let driver = Driver {
+            core,
+            rx: core_rx,
+            log_events: durable_rx,
+            log_tx,
+            outstanding: outstanding.clone(),
+            global_queued: Arc::new(AtomicUsize::new(0)),
+            fatal: fatal_tx.clone(),
+            data_dir: cfg.data_dir.clone(),
+            panic_on_path: cfg
+                .fault_injection
+                .as_deref()
+                .and_then(|f| f.strip_prefix("core-panic:"))
+                .map(String::from),
+        };
+        let global_queued = driver.global_queued.clone();
+        let (done_tx, done_rx) = watch::channel(false);
+        supervise("core", tokio::spawn(driver.run()), shutdown_rx.clone(), fatal_tx.clone(), Some(done_tx));
+        let shared =
+            Arc::new(NetShared::new(core_tx.clone(), cfg.clone(), addr.port(), outstanding, global_queued));
+        supervise(
+            "accept loop",
+            tokio::spawn(accept_loop(listener, shared, shutdown_rx.clone())),
+            shutdown_rx.clone(),
+            fatal_tx.clone(),
+            None,
+        );
+        let purge = tokio::spawn(purge_loop(cfg.clone(), shutdown_rx.clone()));
+        drop(purge);
         info!(%addr, data_dir = %cfg.data_dir.display(), "serving");
         Ok(Server {
             addr,
             shutdown,
             core: core_tx,
-            core_task: Some(core_task),
+            core_done: done_rx,
             log_thread: Some(log_thread),
+            fatal: fatal_rx,
             temp_dir,
         })
     }
@@ -266,6 +271,22 @@ impl Server {
         self.temp_dir.as_ref().map(|d| d.path())
     }
 
+    /// Resolves when an essential part of the server (the core, the log
+    /// thread, the accept loop) has died or the log failed; the server has
+    /// stopped serving by then. A binary should exit non-zero on it (the
+    /// `zk-server` binary does): the server is fail-stop.
+    pub async fn failed(&self) -> Error {
+        let mut rx = self.fatal.clone();
+        loop {
+            if let Some(why) = rx.borrow_and_update().clone() {
+                return Error::Stopped(why);
+            }
+            if rx.changed().await.is_err() {
+                return Error::Stopped("the server's supervisor is gone".into());
+            }
+        }
+    }
+
     /// Stops serving: closes every connection, lets the log finish what it
     /// has, and waits for the core.
     pub async fn stop(mut self) {
@@ -275,11 +296,36 @@ impl Server {
     async fn stop_inner(&mut self) {
         let _ = self.shutdown.send(true);
         let _ = self.core.send(CoreMsg::Shutdown);
-        if let Some(t) = self.core_task.take() {
-            let _ = t.await;
-        }
+        let mut done = self.core_done.clone();
+        let _ = done.wait_for(|d| *d).await;
         if let Some(h) = self.log_thread.take() {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+}
+
+/// Autopurge (`autopurge.purgeInterval` hours, keeping
+/// `autopurge.snapRetainCount` snapshots), beside the core so that it never
+/// waits for it.
+async fn purge_loop(cfg: Arc<ServerConfig>, mut shutdown: watch::Receiver<bool>) {
+    if cfg.autopurge_purge_interval == 0 {
+        return;
+    }
+    let every = std::time::Duration::from_secs(cfg.autopurge_purge_interval * 3600);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        let (dir, log_dir, retain) =
+            (cfg.data_dir.clone(), cfg.data_log_dir.clone(), cfg.autopurge_snap_retain_count);
+        let r =
+            tokio::task::spawn_blocking(move || crate::persist::snapshot::purge_dirs(&dir, &log_dir, retain))
+                .await;
+        match r {
+            Ok(Ok(r)) => info!(?r, "autopurge"),
+            Ok(Err(e)) => warn!(error = %e, "autopurge failed"),
+            Err(e) => warn!(error = %e, "autopurge task failed"),
         }
     }
 }

@@ -171,6 +171,12 @@ impl SessionTracker {
         out
     }
 
+    /// When the earliest bucket expires (monotonic ms), if any session is
+    /// tracked.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.buckets.keys().next().copied()
+    }
+
     /// A session's entry.
     pub fn get(&self, id: i64) -> Option<&SessionEntry> {
         self.sessions.get(&id)

@@ -122,6 +122,9 @@ pub struct Applied {
     pub triggers: Vec<Trigger>,
 }
 
+/// A copy-on-write view of every node, for a snapshot.
+pub type SnapshotView = HashMap<Arc<str>, Arc<Node>>;
+
 /// The tree.
 #[derive(Debug)]
 pub struct DataTree {
@@ -315,7 +318,7 @@ impl DataTree {
     /// A copy of the node table that shares every node: what a snapshot
     /// writes while the tree goes on changing (a changed node is copied
     /// away from the snapshot's view, not changed under it).
-    pub fn snapshot_view(&self) -> HashMap<Arc<str>, Arc<Node>> {
+    pub fn snapshot_view(&self) -> SnapshotView {
         self.nodes.clone()
     }
 

@@ -16,6 +16,10 @@ pub struct WatchManager {
     persistent: HashMap<String, HashSet<ConnId>>,
     recursive: HashMap<String, HashSet<ConnId>>,
     by_conn: HashMap<ConnId, HashSet<(u8, String)>>,
+    /// Watches in all tables, kept as they come and go (`mntr`, `wchs`).
+    total: usize,
+    /// Of those, child watches (not in Apache's data-watch table).
+    child_total: usize,
 }
 
 const DATA: u8 = 0;
@@ -42,16 +46,31 @@ impl WatchManager {
         }
     }
 
+    fn counted(&mut self, kind: u8, added: bool) {
+        if added {
+            self.total += 1;
+            self.child_total += usize::from(kind == CHILD);
+        } else {
+            self.total = self.total.saturating_sub(1);
+            if kind == CHILD {
+                self.child_total = self.child_total.saturating_sub(1);
+            }
+        }
+    }
+
     fn add(&mut self, kind: u8, path: &str, conn: ConnId) {
         self.table(kind).entry(path.to_string()).or_default().insert(conn);
-        self.by_conn.entry(conn).or_default().insert((kind, path.to_string()));
+        if self.by_conn.entry(conn).or_default().insert((kind, path.to_string())) {
+            self.counted(kind, true);
+        }
     }
 
     fn take(&mut self, kind: u8, path: &str) -> HashSet<ConnId> {
         let set = self.table(kind).remove(path).unwrap_or_default();
+        let key = (kind, path.to_string());
         for c in &set {
-            if let Some(s) = self.by_conn.get_mut(c) {
-                s.remove(&(kind, path.to_string()));
+            if self.by_conn.get_mut(c).is_some_and(|s| s.remove(&key)) {
+                self.counted(kind, false);
             }
         }
         set
@@ -134,8 +153,8 @@ impl WatchManager {
                     if s.is_empty() {
                         me.table(kind).remove(path);
                     }
-                    if let Some(c) = me.by_conn.get_mut(&conn) {
-                        c.remove(&(kind, path.to_string()));
+                    if me.by_conn.get_mut(&conn).is_some_and(|c| c.remove(&(kind, path.to_string()))) {
+                        me.counted(kind, false);
                     }
                     if !events.contains(&ev) {
                         events.push(ev);
@@ -163,6 +182,7 @@ impl WatchManager {
     pub fn remove_conn(&mut self, conn: ConnId) {
         if let Some(set) = self.by_conn.remove(&conn) {
             for (kind, path) in set {
+                self.counted(kind, false);
                 let t = self.table(kind);
                 if let Some(s) = t.get_mut(&path) {
                     s.remove(&conn);
@@ -176,14 +196,20 @@ impl WatchManager {
 
     /// Total watches (for `wchs` / `mntr`).
     pub fn count(&self) -> usize {
-        self.by_conn.values().map(HashSet::len).sum()
+        self.total
+    }
+
+    /// Connections holding at least one watch in the data-watch table
+    /// (what `wchs` counts).
+    pub fn connection_count(&self) -> usize {
+        self.by_conn.values().filter(|s| s.iter().any(|(k, _)| *k != CHILD)).count()
     }
 
     /// Watches in Apache's data-watch table (data, exists, persistent and
     /// recursive ones; child watches are not in it): what `wchs`, `wchc`
     /// and `wchp` report, as Apache's do.
     pub fn data_count(&self) -> usize {
-        self.by_conn.values().map(|s| s.iter().filter(|(k, _)| *k != CHILD).count()).sum()
+        self.total - self.child_total
     }
 
     /// Number of watched paths (data-watch table, as `wchs`).
@@ -263,5 +289,32 @@ mod tests {
         assert!(!w.contains("/a", WatcherType::Persistent, 3));
         assert_eq!(w.remove("/", WatcherType::Any, 4), vec![EventType::PersistentWatchRemoved]);
         assert_eq!(w.count(), 0);
+        assert_eq!(w.data_count(), 0);
+    }
+
+    #[test]
+    fn counts_follow_every_change() {
+        let mut w = WatchManager::default();
+        let recount = |w: &WatchManager| {
+            let all: usize = w.by_conn.values().map(HashSet::len).sum();
+            let data: usize = w.by_conn.values().map(|s| s.iter().filter(|(k, _)| *k != CHILD).count()).sum();
+            (all, data)
+        };
+        w.add_data("/a", 1);
+        w.add_data("/a", 1);
+        w.add_child("/a", 1);
+        w.add_child("/b", 2);
+        w.add_persistent("/a", 2);
+        w.add_recursive("/a", 2);
+        assert_eq!((w.count(), w.data_count()), recount(&w));
+        assert_eq!((w.count(), w.data_count()), (4, 2));
+        w.trigger("/a", EventType::NodeDeleted);
+        assert_eq!((w.count(), w.data_count()), recount(&w));
+        w.remove("/b", WatcherType::Children, 2);
+        assert_eq!((w.count(), w.data_count()), recount(&w));
+        w.add_data("/c", 3);
+        w.remove_conn(2);
+        assert_eq!((w.count(), w.data_count()), recount(&w));
+        assert_eq!((w.count(), w.data_count()), (1, 1));
     }
 }

@@ -34,20 +34,20 @@ struct RecNode {
 
 /// The context a request is prepped in.
 #[derive(Debug, Clone, Copy)]
-pub struct PrepContext<'a> {
+pub(crate) struct PrepContext<'a> {
     /// The session issuing the request.
-    pub session_id: i64,
+    pub(crate) session_id: i64,
     /// The session's authenticated ids.
-    pub auth: &'a [Id],
+    pub(crate) auth: &'a [Id],
     /// The zxid the txn will get.
-    pub zxid: i64,
+    pub(crate) zxid: i64,
     /// Whether TTL nodes are enabled.
-    pub extended_types: bool,
+    pub(crate) extended_types: bool,
 }
 
 /// In-flight changes.
 #[derive(Debug, Default)]
-pub struct Prep {
+pub(crate) struct Prep {
     overlay: HashMap<String, Rec>,
     touched: VecDeque<(i64, Vec<String>)>,
 }
@@ -72,7 +72,7 @@ impl Prep {
     }
 
     /// Forgets the in-flight changes of txn `zxid` once it is applied.
-    pub fn applied(&mut self, zxid: i64) {
+    pub(crate) fn applied(&mut self, zxid: i64) {
         while let Some((z, _)) = self.touched.front() {
             if *z > zxid {
                 break;
@@ -87,14 +87,9 @@ impl Prep {
         }
     }
 
-    /// Number of paths with in-flight changes.
-    pub fn in_flight(&self) -> usize {
-        self.overlay.len()
-    }
-
     /// Preps one write request; the result is the txn to log (an error
     /// txn when a check failed).
-    pub fn prep(&mut self, tree: &DataTree, ctx: PrepContext<'_>, req: &Request) -> (OpCode, TxnBody) {
+    pub(crate) fn prep(&mut self, tree: &DataTree, ctx: PrepContext<'_>, req: &Request) -> (OpCode, TxnBody) {
         let mut touched = Vec::new();
         let r = match req {
             Request::Multi(m) => Ok(self.prep_multi(tree, ctx, &m.ops, &mut touched)),
@@ -109,7 +104,12 @@ impl Prep {
 
     /// Preps the closeSession of `session_id`: its ephemerals (in-flight
     /// ones included) are deleted with it.
-    pub fn prep_close_session(&mut self, tree: &DataTree, session_id: i64, zxid: i64) -> (OpCode, TxnBody) {
+    pub(crate) fn prep_close_session(
+        &mut self,
+        tree: &DataTree,
+        session_id: i64,
+        zxid: i64,
+    ) -> (OpCode, TxnBody) {
         let mut paths: Vec<String> = tree.ephemerals_of(session_id).cloned().collect();
         for (p, r) in &self.overlay {
             match &r.node {
@@ -468,7 +468,7 @@ mod tests {
         let (_, body) = p.prep(&tree, ctx(4), &create("/a/s-", 2));
         assert!(matches!(body, TxnBody::Create(c) if c.path == "/a/s-0000000001"));
         p.applied(4);
-        assert_eq!(p.in_flight(), 0);
+        assert!(p.overlay.is_empty());
     }
 
     #[test]

@@ -1,0 +1,307 @@
+//! The driver: the one place where the core meets channels, clocks and
+//! threads. It feeds the core ([`crate::pipeline::core::Core`]) its inputs
+//! with the time, carries out its outputs (queue a reply, kill a
+//! connection, hand a txn to the log thread, write a snapshot), and stops
+//! the server when the core or the log cannot go on.
+//!
+//! Nothing is preferred in the wait: requests, log completions, snapshot
+//! completions and the core's timer are taken as they come (and the core
+//! runs due timers inside every step anyway), so no kind of input can
+//! starve another.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tracing::{error, warn};
+use zk_proto::Request;
+use zk_proto::records::ConnectRequest;
+
+use crate::pipeline::core::Core;
+use crate::pipeline::reply::out_weight;
+use crate::pipeline::{ConnId, Input, LogCmd, Now, Out, Output};
+use crate::stats::{Needs, Report};
+
+/// Requests taken in from connections and not yet answered by the core:
+/// what `globalOutstandingLimit` bounds. A request counts from the moment
+/// its connection reads it until the core has answered it (queued its
+/// reply), not until the reply is written, so a client that stops reading
+/// cannot hold other clients' share. Four-letter words take a place too.
+#[derive(Debug)]
+pub(crate) struct Outstanding {
+    count: AtomicUsize,
+    limit: usize,
+    freed: Notify,
+}
+
+impl Outstanding {
+    /// A counter with `limit` places.
+    pub(crate) fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Outstanding { count: AtomicUsize::new(0), limit: limit.max(1), freed: Notify::new() })
+    }
+
+    /// Waits for a place.
+    pub(crate) async fn acquire(&self) {
+        loop {
+            let notified = self.freed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count.fetch_add(1, Ordering::AcqRel) < self.limit {
+                return;
+            }
+            self.count.fetch_sub(1, Ordering::AcqRel);
+            notified.await;
+        }
+    }
+
+    /// Frees `n` places.
+    pub(crate) fn release(&self, n: usize) {
+        if n > 0 {
+            self.count.fetch_sub(n, Ordering::AcqRel);
+            self.freed.notify_waiters();
+        }
+    }
+}
+
+/// The most bytes of replies and events that may wait for one connection
+/// before the server decides its client stopped reading and closes it.
+pub(crate) const MAX_QUEUED_BYTES: usize = 64 << 20;
+
+/// The most bytes that may wait for all connections together. Past it, a
+/// connection with more than [`FAIR_QUEUED_BYTES`] waiting is closed when
+/// more is queued for it: slow readers cannot together hold the server's
+/// memory, and a reading client with a small backlog is never the one cut.
+pub(crate) const GLOBAL_QUEUED_BYTES: usize = 512 << 20;
+
+/// See [`GLOBAL_QUEUED_BYTES`].
+pub(crate) const FAIR_QUEUED_BYTES: usize = 4 << 20;
+
+/// How many messages may wait for a connection.
+pub(crate) const OUT_QUEUE: usize = 65_536;
+
+/// The driver's side of a connection: where its messages go.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnHandle {
+    /// The connection's writer queue.
+    pub(crate) out: mpsc::Sender<Out>,
+    /// Notified to close the connection at once (without flushing).
+    pub(crate) kill: Arc<Notify>,
+    /// Bytes queued for it and not yet taken by its writer.
+    pub(crate) queued: Arc<AtomicUsize>,
+}
+
+/// What the network side sends the driver.
+#[derive(Debug)]
+pub(crate) enum CoreMsg {
+    /// A new connection's handshake.
+    Connect { conn: ConnId, peer: Option<IpAddr>, req: ConnectRequest, handle: ConnHandle },
+    /// A request after the handshake.
+    Request { conn: ConnId, xid: i32, req: Request },
+    /// The connection is gone.
+    Disconnected { conn: ConnId },
+    /// A four-letter word's report, after an optional reset.
+    Report { needs: Needs, reset: Option<Reset>, reply: oneshot::Sender<Report> },
+    /// Stop.
+    Shutdown,
+}
+
+/// Which counters a four-letter word resets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reset {
+    /// `srst`.
+    Server,
+    /// `crst`.
+    Connections,
+}
+
+/// What the log stage reports.
+#[derive(Debug)]
+pub(crate) enum LogEvent {
+    /// Every txn up to this zxid is on disk.
+    Durable(i64),
+    /// The log failed: the server cannot promise durability any more.
+    Failed(String),
+}
+
+/// The driver's channels and shared counters.
+pub(crate) struct Driver {
+    pub(crate) core: Core,
+    pub(crate) rx: mpsc::UnboundedReceiver<CoreMsg>,
+    pub(crate) log_events: mpsc::UnboundedReceiver<LogEvent>,
+    pub(crate) log_tx: std::sync::mpsc::Sender<LogCmd>,
+    pub(crate) outstanding: Arc<Outstanding>,
+    /// Bytes queued for every connection together.
+    pub(crate) global_queued: Arc<AtomicUsize>,
+    /// Set to the reason when the server must stop.
+    pub(crate) fatal: watch::Sender<Option<String>>,
+    /// Where snapshots are written.
+    pub(crate) data_dir: std::path::PathBuf,
+    /// Fault injection for fail-stop tests: panic on a request for this
+    /// path.
+    pub(crate) panic_on_path: Option<String>,
+}
+
+impl Driver {
+    /// Runs until shutdown or a fatal error.
+    pub(crate) async fn run(mut self) {
+        let clock = Instant::now();
+        let base_mono = 0u64;
+        let now = move || Now {
+            mono_ms: base_mono + clock.elapsed().as_millis() as u64,
+            wall_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
+        };
+        let (snap_tx, mut snap_rx) = mpsc::unbounded_channel::<Result<i64, String>>();
+        let mut conns: HashMap<ConnId, ConnHandle> = HashMap::new();
+        let mut log_open = true;
+        loop {
+            let deadline = clock + std::time::Duration::from_millis(self.core.next_deadline().min(1 << 40));
+            tokio::select! {
+                msg = self.rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    if !self.on_msg(msg, &mut conns, now()) {
+                        break;
+                    }
+                    // Take what else is waiting, up to a batch, before flushing.
+                    for _ in 0..64 {
+                        match self.rx.try_recv() {
+                            Ok(msg) => if !self.on_msg(msg, &mut conns, now()) { return self.stop(&conns) },
+                            Err(_) => break,
+                        }
+                    }
+                }
+                ev = self.log_events.recv(), if log_open => match ev {
+                    Some(LogEvent::Durable(z)) => self.core.step(Input::Durable(z), now()),
+                    Some(LogEvent::Failed(why)) => self.core.step(Input::LogFailed(why), now()),
+                    None => {
+                        log_open = false;
+                        self.core.step(Input::LogFailed("the log thread ended".into()), now());
+                    }
+                },
+                done = snap_rx.recv() => {
+                    if let Some(r) = done {
+                        self.core.step(Input::SnapshotDone(r), now());
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => self.core.step(Input::Tick, now()),
+            }
+            if !self.flush(&mut conns, &snap_tx, now) {
+                break;
+            }
+        }
+        self.stop(&conns);
+    }
+
+    fn stop(&mut self, conns: &HashMap<ConnId, ConnHandle>) {
+        for h in conns.values() {
+            let _ = h.out.try_send(Out::Close);
+        }
+    }
+
+    /// One message from the network side; false to stop.
+    fn on_msg(&mut self, msg: CoreMsg, conns: &mut HashMap<ConnId, ConnHandle>, now: Now) -> bool {
+        match msg {
+            CoreMsg::Connect { conn, peer, req, handle } => {
+                conns.insert(conn, handle);
+                self.core.step(Input::Connect { conn, peer, req }, now);
+            }
+            CoreMsg::Request { conn, xid, req } => {
+                if let Some(p) = &self.panic_on_path {
+                    if req.path().is_some_and(|x| x == p) {
+                        panic!("fault injection: the core dies on a request for {p}");
+                    }
+                }
+                self.core.step(Input::Request { conn, xid, req }, now);
+            }
+            CoreMsg::Disconnected { conn } => {
+                conns.remove(&conn);
+                self.core.step(Input::Disconnected { conn }, now);
+            }
+            CoreMsg::Report { needs, reset, reply } => {
+                match reset {
+                    Some(Reset::Server) => self.core.step(Input::ResetStats, now),
+                    Some(Reset::Connections) => self.core.step(Input::ResetConnStats, now),
+                    None => {}
+                }
+                let _ = reply.send(self.core.report(needs));
+            }
+            CoreMsg::Shutdown => return false,
+        }
+        true
+    }
+
+    /// Carries out the core's outputs; false when the server must stop.
+    fn flush(
+        &mut self,
+        conns: &mut HashMap<ConnId, ConnHandle>,
+        snap_tx: &mpsc::UnboundedSender<Result<i64, String>>,
+        now: impl Fn() -> Now,
+    ) -> bool {
+        let mut keep_going = true;
+        loop {
+            let mut gone = Vec::new();
+            let outputs: Vec<Output> = self.core.drain().collect();
+            if outputs.is_empty() {
+                break;
+            }
+            for o in outputs {
+                match o {
+                    Output::Send(conn, out) => {
+                        let Some(h) = conns.get(&conn) else { continue };
+                        if !self.queue(h, out) {
+                            warn!(conn, "client is not reading what it is sent; closing its connection");
+                            h.kill.notify_one();
+                            conns.remove(&conn);
+                            gone.push(conn);
+                        }
+                    }
+                    Output::Kill(conn) => {
+                        if let Some(h) = conns.remove(&conn) {
+                            h.kill.notify_one();
+                        }
+                    }
+                    Output::Log(cmd) => {
+                        if self.log_tx.send(cmd).is_err() {
+                            self.core.step(Input::LogFailed("the log thread is gone".into()), now());
+                        }
+                    }
+                    Output::Snapshot(job) => {
+                        let dir = self.data_dir.clone();
+                        let done = snap_tx.clone();
+                        tokio::task::spawn_blocking(move || {
+                            let r = crate::persist::log::write_snapshot_job(&dir, job);
+                            let _ = done.send(r);
+                        });
+                    }
+                    Output::Fatal(why) => {
+                        error!(%why, "stopping the server");
+                        let _ = self.fatal.send(Some(why));
+                        keep_going = false;
+                    }
+                }
+            }
+            for conn in gone {
+                self.core.step(Input::Disconnected { conn }, now());
+            }
+        }
+        self.outstanding.release(self.core.take_answered());
+        keep_going
+    }
+
+    /// Queues a message for a connection within the byte bounds; false
+    /// when the connection must go instead.
+    fn queue(&self, h: &ConnHandle, out: Out) -> bool {
+        let weight = out_weight(&out);
+        let mine = h.queued.fetch_add(weight, Ordering::AcqRel) + weight;
+        let all = self.global_queued.fetch_add(weight, Ordering::AcqRel) + weight;
+        let over = mine > MAX_QUEUED_BYTES || (all > GLOBAL_QUEUED_BYTES && mine > FAIR_QUEUED_BYTES);
+        if over || h.out.try_send(out).is_err() {
+            h.queued.fetch_sub(weight, Ordering::AcqRel);
+            self.global_queued.fetch_sub(weight, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+}

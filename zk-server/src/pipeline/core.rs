@@ -1,0 +1,586 @@
+//! The core: a deterministic state machine that owns the data tree, the
+//! sessions and the watches, and runs every stage of the pipeline.
+//!
+//! Inputs ([`Input`]) and the time ([`Now`]) go in through [`Core::step`];
+//! what the driver must do collects as [`Output`]s, taken with
+//! [`Core::drain`]. The core's own timers (session expiry in tick buckets,
+//! the container/TTL sweep) run inside every step that finds them due, so
+//! no amount of load can starve them; [`Core::next_deadline`] tells the
+//! driver when to wake the core if nothing else comes in.
+//!
+//! Routing, per-session ordering and the timers live here; the stages are
+//! in `read.rs` (reads), `prep.rs` (write → txn), `apply.rs` (commit,
+//! apply, reply) and `reply.rs` (sizes and limits).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tracing::{debug, error, info};
+use zk_proto::records::*;
+use zk_proto::{ErrorCode, OpCode, Request, Response};
+
+use super::prep::{Prep, PrepContext};
+use super::{ConnId, Input, LogCmd, Now, Out, Output, SnapshotJob};
+use crate::acl::{AuthOutcome, authenticate};
+use crate::config::ServerConfig;
+use crate::session::{SessionTracker, password};
+use crate::stats::{ConnInfo, ConnStats, Needs, Report, ServerStats};
+use crate::tree::DataTree;
+use crate::watch::WatchManager;
+
+/// Who is waiting for a txn's outcome.
+#[derive(Debug)]
+pub(super) enum Origin {
+    /// A client's write: reply on `conn` once applied.
+    Client { conn: ConnId, session: i64, xid: i32, opcode: OpCode, multi_ops: Vec<OpCode>, received_ms: u64 },
+    /// A createSession: answer the handshake once applied.
+    NewSession { conn: ConnId, timeout: i32, read_only_flag: Option<bool> },
+    /// A session expired: close its connection once applied.
+    Expire,
+    /// The server's own txn (container/TTL sweep).
+    Internal,
+}
+
+/// A txn between prep and apply.
+#[derive(Debug)]
+pub(super) struct InFlight {
+    pub(super) txn: LoggedTxn,
+    pub(super) origin: Origin,
+}
+
+/// A session's queue: its writes in flight, and the reads that came after
+/// them (answered once the writes before them are).
+#[derive(Debug)]
+pub(super) enum Queued {
+    Write(i64),
+    Read { conn: ConnId, xid: i32, req: Request },
+}
+
+/// A connection as the core knows it.
+#[derive(Debug)]
+pub(super) struct Conn {
+    pub(super) session: i64,
+    pub(super) peer: Option<IpAddr>,
+    pub(super) auth: Vec<Id>,
+    pub(super) stats: ConnStats,
+}
+
+/// What recovery produced: the state the core starts from.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The tree.
+    pub tree: DataTree,
+    /// Sessions with their timeouts.
+    pub sessions: Vec<(i64, i32)>,
+}
+
+/// The core's state.
+pub(crate) struct Core {
+    pub(super) cfg: Arc<ServerConfig>,
+    pub(super) tree: DataTree,
+    pub(super) prep: Prep,
+    pub(super) sessions: SessionTracker,
+    pub(super) watches: WatchManager,
+    pub(super) conns: HashMap<ConnId, Conn>,
+    pub(super) session_conn: HashMap<i64, ConnId>,
+    pub(super) queues: HashMap<i64, VecDeque<Queued>>,
+    pub(super) next_zxid: i64,
+    pub(super) in_flight: VecDeque<InFlight>,
+    pub(super) txns_since_snapshot: u64,
+    pub(super) snap_threshold: u64,
+    pub(super) snapshot_running: bool,
+    pub(super) stats: ServerStats,
+    pub(super) failed: bool,
+    pub(super) rng: StdRng,
+    /// The time of the step being run.
+    pub(super) now: Now,
+    pub(super) next_container_check: u64,
+    /// Replies to requests produced since the driver last asked: the
+    /// `globalOutstandingLimit` places to free.
+    pub(super) answered: usize,
+    pub(super) out: Vec<Output>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("zxid", &self.tree.last_zxid)
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
+}
+
+impl Core {
+    /// A core over a recovered state at time `now`, drawing its randomness
+    /// (the snapshot schedule's jitter) from `seed`.
+    pub(crate) fn new(cfg: Arc<ServerConfig>, recovered: Recovered, seed: u64, now: Now) -> Self {
+        let first_id = crate::session::initial_session_id(cfg.server_id, now.wall_ms.max(0) as u64);
+        let mut sessions = SessionTracker::new(cfg.tick_time.as_millis() as u64, first_id);
+        for (id, timeout) in &recovered.sessions {
+            sessions.observe_id(*id);
+            sessions.add(*id, *timeout, now.mono_ms);
+        }
+        let next_zxid = recovered.tree.last_zxid + 1;
+        let next_container_check = now.mono_ms + cfg.container_check_interval.as_millis() as u64;
+        let mut core = Core {
+            snap_threshold: 0,
+            cfg,
+            tree: recovered.tree,
+            prep: Prep::default(),
+            sessions,
+            watches: WatchManager::default(),
+            conns: HashMap::new(),
+            session_conn: HashMap::new(),
+            queues: HashMap::new(),
+            next_zxid,
+            in_flight: VecDeque::new(),
+            txns_since_snapshot: 0,
+            snapshot_running: false,
+            stats: ServerStats::default(),
+            failed: false,
+            rng: StdRng::seed_from_u64(seed),
+            now,
+            next_container_check,
+            answered: 0,
+            out: Vec::new(),
+        };
+        core.snap_threshold = core.next_snap_threshold();
+        core
+    }
+
+    /// Apache's `snapCount` rule: a snapshot after a random number of txns
+    /// between half of `snapCount` and all of it, so that the servers of an
+    /// ensemble do not all snapshot at once.
+    fn next_snap_threshold(&mut self) -> u64 {
+        use rand::Rng;
+        let half = (self.cfg.snap_count / 2).max(1);
+        half + self.rng.gen_range(0..half)
+    }
+
+    /// Takes one input at time `now`. Due timers run first.
+    pub(crate) fn step(&mut self, input: Input, now: Now) {
+        self.now = now;
+        self.run_timers();
+        match input {
+            Input::Connect { conn, peer, req } => self.on_connect(conn, peer, req),
+            Input::Request { conn, xid, req } => self.on_request(conn, xid, req),
+            Input::Disconnected { conn } => self.on_disconnected(conn),
+            Input::Durable(zxid) => self.commit_through(zxid),
+            Input::LogFailed(why) => self.fail(format!("the transaction log failed: {why}")),
+            Input::SnapshotDone(r) => {
+                self.snapshot_running = false;
+                match r {
+                    Ok(zxid) => info!(zxid = format_args!("{zxid:#x}"), "snapshot written"),
+                    Err(e) => tracing::warn!(error = %e, "snapshot failed"),
+                }
+            }
+            Input::ResetStats => self.stats = ServerStats::default(),
+            Input::ResetConnStats => {
+                for c in self.conns.values_mut() {
+                    c.stats.received = 0;
+                    c.stats.sent = 0;
+                }
+            }
+            Input::Tick => {}
+        }
+    }
+
+    /// The outputs produced so far, in order.
+    pub(crate) fn drain(&mut self) -> std::vec::Drain<'_, Output> {
+        self.out.drain(..)
+    }
+
+    /// How many requests were answered since the last call (their
+    /// `globalOutstandingLimit` places can be freed).
+    pub(crate) fn take_answered(&mut self) -> usize {
+        std::mem::take(&mut self.answered)
+    }
+
+    /// When the core's next timer is due (monotonic ms).
+    pub(crate) fn next_deadline(&self) -> u64 {
+        let expiry = self.sessions.next_expiry().unwrap_or(u64::MAX);
+        expiry.min(self.next_container_check)
+    }
+
+    fn run_timers(&mut self) {
+        if self.failed {
+            return;
+        }
+        if self.sessions.next_expiry().is_some_and(|t| t <= self.now.mono_ms) {
+            self.expire_sessions();
+        }
+        if self.next_container_check <= self.now.mono_ms {
+            self.next_container_check =
+                self.now.mono_ms + self.cfg.container_check_interval.as_millis().max(1) as u64;
+            self.check_containers();
+        }
+    }
+
+    /// Stops taking work: every connection is closed and the driver is told
+    /// to end the server (fail-stop: a server that cannot log must not
+    /// answer as if it could).
+    pub(super) fn fail(&mut self, why: String) {
+        if self.failed {
+            return;
+        }
+        error!(%why, "the server cannot go on");
+        self.failed = true;
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for c in conns {
+            self.out.push(Output::Send(c, Out::Close));
+        }
+        self.out.push(Output::Fatal(why));
+    }
+
+    fn on_connect(&mut self, conn: ConnId, peer: Option<IpAddr>, req: ConnectRequest) {
+        if self.failed {
+            self.out.push(Output::Send(conn, Out::Close));
+            return;
+        }
+        if req.last_zxid_seen > self.tree.last_zxid {
+            // The client has seen a newer state than ours: it must try another server.
+            info!(
+                client_zxid = req.last_zxid_seen,
+                our_zxid = self.tree.last_zxid,
+                "refusing a client from the future"
+            );
+            self.out.push(Output::Send(conn, Out::Close));
+            return;
+        }
+        let min = self.cfg.min_session().as_millis() as i32;
+        let max = self.cfg.max_session().as_millis() as i32;
+        let timeout = req.time_out.clamp(min, max);
+        let auth = peer.map(|ip| vec![Id::new("ip", ip.to_string())]).unwrap_or_default();
+        let flag = req.read_only.map(|_| false);
+        let established = std::time::UNIX_EPOCH
+            .checked_add(std::time::Duration::from_millis(self.now.wall_ms.max(0) as u64));
+        self.conns.insert(
+            conn,
+            Conn { session: 0, peer, auth, stats: ConnStats { established, ..ConnStats::default() } },
+        );
+        if req.session_id == 0 {
+            let id = self.sessions.next_id();
+            let zxid = self.take_zxid();
+            let header = TxnHeader {
+                client_id: id,
+                cxid: 0,
+                zxid,
+                time: self.now.wall_ms,
+                txn_type: OpCode::CreateSession,
+            };
+            let txn = LoggedTxn {
+                header,
+                body: TxnBody::CreateSession(CreateSessionTxn { time_out: timeout }),
+                digest: None,
+            };
+            // Reserve the id now: the session is live once the txn applies.
+            self.sessions.add(id, timeout, self.now.mono_ms);
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.session = id;
+            }
+            self.session_conn.insert(id, conn);
+            self.submit(txn, Origin::NewSession { conn, timeout, read_only_flag: flag });
+            return;
+        }
+        let id = req.session_id;
+        let valid = self.sessions.get(id).is_some_and(|e| !e.closing) && req.passwd == password(id);
+        if !valid {
+            let rsp = ConnectResponse {
+                protocol_version: 0,
+                time_out: 0,
+                session_id: 0,
+                passwd: Bytes::from_static(&[0; 16]),
+                read_only: flag,
+            };
+            self.out.push(Output::Send(conn, Out::Connected(rsp)));
+            self.out.push(Output::Send(conn, Out::Close));
+            self.conns.remove(&conn);
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session = id;
+        }
+        // Re-attach: the session's old connection is closed.
+        if let Some(old) = self.session_conn.insert(id, conn) {
+            if old != conn && self.conns.remove(&old).is_some() {
+                self.out.push(Output::Send(old, Out::Close));
+                self.watches.remove_conn(old);
+            }
+        }
+        let timeout = self.sessions.get(id).map_or(timeout, |e| e.timeout_ms);
+        self.sessions.touch(id, self.now.mono_ms);
+        let rsp = ConnectResponse {
+            protocol_version: 0,
+            time_out: timeout,
+            session_id: id,
+            passwd: password(id),
+            read_only: flag,
+        };
+        self.out.push(Output::Send(conn, Out::Connected(rsp)));
+    }
+
+    pub(super) fn on_disconnected(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if self.session_conn.get(&c.session) == Some(&conn) {
+                self.session_conn.remove(&c.session);
+            }
+        }
+        self.watches.remove_conn(conn);
+    }
+
+    pub(super) fn take_zxid(&mut self) -> i64 {
+        let z = self.next_zxid;
+        self.next_zxid += 1;
+        z
+    }
+
+    /// Hands a prepped txn to the log stage (and, in an ensemble, to the
+    /// quorum); it is applied once committed.
+    pub(super) fn submit(&mut self, txn: LoggedTxn, origin: Origin) {
+        self.out.push(Output::Log(LogCmd::Append(txn.clone())));
+        self.in_flight.push_back(InFlight { txn, origin });
+    }
+
+    /// Answers a request: its `globalOutstandingLimit` place is freed
+    /// whether or not the connection is still there.
+    pub(super) fn reply(&mut self, conn: ConnId, header: ReplyHeader, body: Option<Response>) {
+        self.answered += 1;
+        self.send_out(conn, Out::Reply(header, body));
+    }
+
+    pub(super) fn send_out(&mut self, conn: ConnId, out: Out) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        c.stats.sent += 1;
+        if let Out::Reply(h, _) = &out {
+            c.stats.last_zxid = h.zxid;
+        }
+        self.stats.packets_sent += 1;
+        self.out.push(Output::Send(conn, out));
+    }
+
+    pub(super) fn reply_err(&mut self, conn: ConnId, xid: i32, err: ErrorCode) {
+        let h = ReplyHeader { xid, zxid: self.tree.last_zxid, err };
+        self.reply(conn, h, None);
+    }
+
+    /// Closes a connection: what is queued is flushed for a moment, then
+    /// the socket goes.
+    pub(super) fn close_conn(&mut self, conn: ConnId) {
+        if self.conns.contains_key(&conn) {
+            self.out.push(Output::Send(conn, Out::Close));
+            self.out.push(Output::Kill(conn));
+        }
+        self.on_disconnected(conn);
+    }
+
+    fn on_request(&mut self, conn: ConnId, xid: i32, req: Request) {
+        let now = self.now.mono_ms;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            // The connection left before its request was seen.
+            self.answered += 1;
+            return;
+        };
+        let session = c.session;
+        c.stats.received += 1;
+        c.stats.last_op = req.opcode().name();
+        self.stats.packets_received += 1;
+        if session == 0 || !self.sessions.touch(session, now) {
+            // The session ended (expired or closed) under this connection.
+            self.answered += 1;
+            self.close_conn(conn);
+            return;
+        }
+        match &req {
+            Request::Auth(a) => {
+                let peer = c.peer;
+                match authenticate(&a.scheme, &a.auth, peer, self.cfg.super_digest.as_deref()) {
+                    AuthOutcome::Ok(ids) => {
+                        if let Some(c) = self.conns.get_mut(&conn) {
+                            for id in ids {
+                                if !c.auth.contains(&id) {
+                                    c.auth.push(id);
+                                }
+                            }
+                        }
+                        self.reply(conn, ReplyHeader { xid, zxid: 0, err: ErrorCode::Ok }, None);
+                    }
+                    AuthOutcome::Failed => {
+                        info!(scheme = %a.scheme, "authentication failed; closing the connection");
+                        self.reply(conn, ReplyHeader { xid, zxid: 0, err: ErrorCode::AuthFailed }, None);
+                        self.close_conn(conn);
+                    }
+                }
+                return;
+            }
+            Request::Unknown { .. } | Request::Check(_) | Request::DeleteContainer(_) | Request::Sasl(_) => {
+                debug!(op = %req.opcode(), "unimplemented request; closing the connection");
+                self.reply_err(conn, xid, ErrorCode::Unimplemented);
+                self.close_conn(conn);
+                return;
+            }
+            _ => {}
+        }
+        if !is_write(&req) {
+            let queue = self.queues.entry(session).or_default();
+            if queue.is_empty() {
+                self.answer_read(conn, xid, req);
+            } else {
+                queue.push_back(Queued::Read { conn, xid, req });
+            }
+            return;
+        }
+        if self.failed {
+            self.reply_err(conn, xid, ErrorCode::SystemError);
+            return;
+        }
+        let zxid = self.take_zxid();
+        let opcode = req.opcode();
+        let (txn_type, body) = if let Request::CloseSession = req {
+            self.sessions.set_closing(session);
+            self.prep.prep_close_session(&self.tree, session, zxid)
+        } else {
+            let auth = self.conns.get(&conn).map(|c| c.auth.clone()).unwrap_or_default();
+            let ctx = PrepContext {
+                session_id: session,
+                auth: &auth,
+                zxid,
+                extended_types: self.cfg.extended_types_enabled,
+            };
+            self.prep.prep(&self.tree, ctx, &req)
+        };
+        let multi_ops = match &req {
+            Request::Multi(m) => m.ops.iter().map(|o| o.opcode()).collect(),
+            _ => Vec::new(),
+        };
+        let header = TxnHeader { client_id: session, cxid: xid, zxid, time: self.now.wall_ms, txn_type };
+        let txn = LoggedTxn { header, body, digest: None };
+        self.queues.entry(session).or_default().push_back(Queued::Write(zxid));
+        self.submit(txn, Origin::Client { conn, session, xid, opcode, multi_ops, received_ms: now });
+    }
+
+    fn expire_sessions(&mut self) {
+        for id in self.sessions.expired(self.now.mono_ms) {
+            info!(session = format_args!("{id:#x}"), "session expired");
+            let zxid = self.take_zxid();
+            let (txn_type, body) = self.prep.prep_close_session(&self.tree, id, zxid);
+            let header = TxnHeader { client_id: id, cxid: 0, zxid, time: self.now.wall_ms, txn_type };
+            self.submit(LoggedTxn { header, body, digest: None }, Origin::Expire);
+        }
+    }
+
+    fn check_containers(&mut self) {
+        let now = self.now.wall_ms;
+        let mut candidates = Vec::new();
+        for p in self.tree.containers() {
+            if let Some(n) = self.tree.get(p) {
+                if n.num_children == 0 && n.stat.cversion > 0 {
+                    candidates.push(p.clone());
+                }
+            }
+        }
+        for p in self.tree.ttl_nodes() {
+            if let Some(n) = self.tree.get(p) {
+                if let crate::tree::NodeKind::Ttl(ttl) = crate::tree::NodeKind::of(n.stat.ephemeral_owner) {
+                    if n.num_children == 0 && now.saturating_sub(n.stat.mtime) > ttl {
+                        candidates.push(p.clone());
+                    }
+                }
+            }
+        }
+        candidates.sort();
+        candidates.truncate(self.cfg.container_max_per_minute.max(1));
+        for path in candidates {
+            let zxid = self.take_zxid();
+            let req = Request::DeleteContainer(DeleteRequest { path, version: -1 });
+            let ctx = PrepContext {
+                session_id: 0,
+                auth: &[],
+                zxid,
+                extended_types: self.cfg.extended_types_enabled,
+            };
+            let (txn_type, body) = self.prep.prep(&self.tree, ctx, &req);
+            let header = TxnHeader { client_id: 0, cxid: 0, zxid, time: now, txn_type };
+            self.submit(LoggedTxn { header, body, digest: None }, Origin::Internal);
+        }
+    }
+
+    /// Starts a snapshot when enough txns were applied since the last one
+    /// and none is being written.
+    pub(super) fn maybe_snapshot(&mut self) {
+        if self.txns_since_snapshot < self.snap_threshold || self.snapshot_running {
+            return;
+        }
+        self.snapshot_running = true;
+        self.txns_since_snapshot = 0;
+        self.snap_threshold = self.next_snap_threshold();
+        self.out.push(Output::Log(LogCmd::Roll));
+        let zxid = self.tree.last_zxid;
+        // The view shares every node with the tree: taking it costs one
+        // pointer copy per node, and the tree copies a node before changing
+        // it while the view is alive. The snapshot is consistent at `zxid`.
+        let view = self.tree.snapshot_view();
+        info!(zxid = format_args!("{zxid:#x}"), nodes = view.len(), "taking a snapshot");
+        self.out.push(Output::Snapshot(SnapshotJob { zxid, sessions: self.sessions.all(), view }));
+    }
+
+    /// The four-letter words' report; lists only as `needs` asks.
+    pub(crate) fn report(&self, needs: Needs) -> Report {
+        let mut r = Report {
+            zxid: self.tree.last_zxid,
+            node_count: self.tree.node_count(),
+            approximate_data_size: self.tree.approximate_data_size(),
+            watch_count: self.watches.count(),
+            data_watch_count: self.watches.data_count(),
+            ephemerals: self.tree.ephemeral_sessions().map(|(_, s)| s.len()).sum(),
+            sessions: self.sessions.len(),
+            connection_count: self.conns.len(),
+            outstanding: self.in_flight.len(),
+            stats: self.stats.clone(),
+            ..Report::default()
+        };
+        if needs.connections {
+            r.connections = self
+                .conns
+                .iter()
+                .map(|(id, c)| ConnInfo { id: *id, peer: c.peer, session: c.session, stats: c.stats.clone() })
+                .collect();
+            r.connections.sort_by_key(|c| c.id);
+        }
+        if needs.watch_summary || needs.watch_lists {
+            r.watched_paths = self.watches.path_count();
+            r.watching_connections = self.watches.connection_count();
+        }
+        if needs.watch_lists {
+            r.watches_by_conn = self.watches.by_connection();
+            r.watches_by_path = self.watches.by_path();
+            r.session_of_conn = self.conns.iter().map(|(id, c)| (*id, c.session)).collect();
+        }
+        if needs.session_lists {
+            r.ephemerals_by_session =
+                self.tree.ephemeral_sessions().map(|(id, s)| (id, s.iter().cloned().collect())).collect();
+            r.session_timeouts = self.sessions.all();
+        }
+        r
+    }
+}
+
+/// Whether a request goes through the write path (gets a zxid and a txn).
+pub(crate) fn is_write(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Create(_)
+            | Request::Create2(_)
+            | Request::CreateContainer(_)
+            | Request::CreateTtl(_)
+            | Request::Delete(_)
+            | Request::SetData(_)
+            | Request::SetAcl(_)
+            | Request::Multi(_)
+            | Request::Reconfig(_)
+            | Request::CloseSession
+    )
+}
