@@ -389,8 +389,14 @@ impl Core {
         c.stats.last_op = req.opcode().name();
         self.stats.packets_received += 1;
         if session == 0 || !self.sessions.touch(session, now) {
-            // The session ended (expired or closed) under this connection.
             self.answered += 1;
+            if session != 0 && self.queues.contains_key(&session) {
+                // The session's closeSession is in flight: the replies
+                // before it still go out, and the connection closes when
+                // it applies. A request after it is not answered.
+                return;
+            }
+            // The session ended (expired or closed) under this connection.
             self.close_conn(conn);
             return;
         }
@@ -583,4 +589,260 @@ pub(crate) fn is_write(req: &Request) -> bool {
             | Request::Reconfig(_)
             | Request::CloseSession
     )
+}
+
+#[cfg(test)]
+mod tests {
+    //! The core without sockets: inputs and the time in, outputs out.
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use zk_proto::records::*;
+    use zk_proto::{ErrorCode, Request, Response};
+
+    use super::*;
+
+    /// A core at t=0 over an empty tree, and what it has said.
+    struct Harness {
+        core: Core,
+        t: u64,
+        log: Vec<LoggedTxn>,
+    }
+
+    fn cfg() -> ServerConfig {
+        let mut c = ServerConfig::new("/nonexistent");
+        c.tick_time = Duration::from_millis(100);
+        c.container_check_interval = Duration::from_secs(3600);
+        c
+    }
+
+    impl Harness {
+        fn new(cfg: ServerConfig) -> Self {
+            let rec = Recovered { tree: DataTree::new(), sessions: Vec::new() };
+            let core = Core::new(Arc::new(cfg), rec, 7, Now { mono_ms: 0, wall_ms: 1_000 });
+            Harness { core, t: 0, log: Vec::new() }
+        }
+
+        fn now(&self) -> Now {
+            Now { mono_ms: self.t, wall_ms: 1_000 + self.t as i64 }
+        }
+
+        /// Steps one input; the outputs, with log appends set aside.
+        fn step(&mut self, input: Input) -> Vec<Output> {
+            let now = self.now();
+            self.core.step(input, now);
+            let mut outs = Vec::new();
+            for o in self.core.drain() {
+                match o {
+                    Output::Log(LogCmd::Append(t)) => self.log.push(t),
+                    other => outs.push(other),
+                }
+            }
+            outs
+        }
+
+        /// Makes everything logged so far durable.
+        fn sync(&mut self) -> Vec<Output> {
+            match self.log.last().map(|t| t.header.zxid) {
+                Some(z) => {
+                    self.log.clear();
+                    self.step(Input::Durable(z))
+                }
+                None => Vec::new(),
+            }
+        }
+
+        /// A new session on `conn`, created and durable.
+        fn session(&mut self, conn: ConnId, timeout: i32) -> i64 {
+            let req = ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: 0,
+                time_out: timeout,
+                session_id: 0,
+                passwd: Bytes::from_static(&[0; 16]),
+                read_only: None,
+            };
+            assert!(self.step(Input::Connect { conn, peer: None, req }).is_empty(), "answered after the log");
+            let out = self.sync();
+            match &out[..] {
+                [Output::Send(c, Out::Connected(r))] if *c == conn => r.session_id,
+                other => panic!("expected the handshake's answer, got {other:?}"),
+            }
+        }
+
+        fn request(&mut self, conn: ConnId, xid: i32, req: Request) -> Vec<Output> {
+            self.step(Input::Request { conn, xid, req })
+        }
+    }
+
+    fn create(path: &str, data: &[u8], flags: i32) -> Request {
+        Request::Create(CreateRequest {
+            path: path.into(),
+            data: Some(Bytes::copy_from_slice(data)),
+            acl: Acl::open_unsafe(),
+            flags,
+        })
+    }
+
+    fn get(path: &str) -> Request {
+        Request::GetData(GetDataRequest { path: path.into(), watch: false })
+    }
+
+    /// (conn, xid, err) of every reply, in order.
+    fn replies(outs: &[Output]) -> Vec<(ConnId, i32, ErrorCode)> {
+        outs.iter()
+            .filter_map(|o| match o {
+                Output::Send(c, Out::Reply(h, _)) => Some((*c, h.xid, h.err)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_sessions_read_waits_for_its_own_earlier_write_only() {
+        let mut h = Harness::new(cfg());
+        h.session(1, 4000);
+        h.session(2, 4000);
+        assert!(h.request(1, 1, create("/a", b"x", 0)).is_empty(), "a write waits for the log");
+        assert!(h.request(1, 2, get("/a")).is_empty(), "session 1's read waits behind its write");
+        let other = h.request(2, 1, get("/a"));
+        assert_eq!(
+            replies(&other),
+            vec![(2, 1, ErrorCode::NoNode)],
+            "session 2 reads at once, before /a exists"
+        );
+        let out = h.sync();
+        assert_eq!(
+            replies(&out),
+            vec![(1, 1, ErrorCode::Ok), (1, 2, ErrorCode::Ok)],
+            "reply order = request order"
+        );
+        match &out[1] {
+            Output::Send(_, Out::Reply(_, Some(Response::GetData(d)))) => {
+                assert_eq!(d.data.as_deref(), Some(&b"x"[..]), "the read sees the write before it")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(h.core.take_answered(), 3, "three requests answered, three outstanding places freed");
+    }
+
+    #[test]
+    fn sessions_expire_on_time_under_a_steady_stream_of_requests() {
+        let mut h = Harness::new(cfg());
+        let busy = h.session(1, 1000);
+        let idle = h.session(2, 1000);
+        h.request(2, 1, create("/lock", b"", 1)); // ephemeral
+        h.sync();
+        // Session 1 sends a request every 10 ms; nothing else comes in (no Tick).
+        let mut closed_at = None;
+        for i in 0..300 {
+            h.t += 10;
+            h.request(1, 10 + i, get("/lock"));
+            if let Some(t) = h.log.iter().find(|t| t.header.client_id == idle) {
+                assert!(matches!(t.body, TxnBody::CloseSession(_)));
+                closed_at = Some(h.t);
+                break;
+            }
+        }
+        let closed_at = closed_at.expect("the idle session expired");
+        // Timeout 1000 ms, ticks of 100 ms: the bucket after 1000 ms.
+        assert!((1000..=1200).contains(&closed_at), "expired at {closed_at} ms");
+        h.sync();
+        assert!(h.core.tree.get("/lock").is_none(), "its ephemeral is gone");
+        assert!(h.core.sessions.get(busy).is_some(), "the busy session lives");
+        assert!(h.core.sessions.get(idle).is_none());
+        assert!(h.core.next_deadline() > h.t, "the next timer is in the future");
+    }
+
+    #[test]
+    fn reads_queued_behind_a_closing_session_free_their_places() {
+        let mut h = Harness::new(cfg());
+        h.session(1, 4000);
+        h.request(1, 1, create("/a", b"", 0));
+        h.request(1, 2, get("/a"));
+        h.request(1, 3, Request::CloseSession);
+        h.request(1, 4, get("/a"));
+        let out = h.sync();
+        assert_eq!(
+            replies(&out),
+            vec![(1, 1, ErrorCode::Ok), (1, 2, ErrorCode::Ok), (1, 3, ErrorCode::Ok)],
+            "the read after closeSession is never answered"
+        );
+        assert!(out.iter().any(|o| matches!(o, Output::Send(1, Out::Close))), "then the connection closes");
+        assert_eq!(h.core.take_answered(), 4, "every place is freed");
+    }
+
+    #[test]
+    fn snapshots_are_scheduled_by_txn_count_one_at_a_time() {
+        let mut c = cfg();
+        c.snap_count = 4;
+        let mut h = Harness::new(c);
+        h.session(1, 4000);
+        let mut snaps = 0;
+        for i in 0..20 {
+            h.request(1, i, create(&format!("/n{i}"), b"", 0));
+            snaps += h.sync().iter().filter(|o| matches!(o, Output::Snapshot(_))).count();
+        }
+        assert_eq!(snaps, 1, "no second snapshot while one is being written");
+        h.step(Input::SnapshotDone(Ok(1)));
+        for i in 20..30 {
+            h.request(1, i, create(&format!("/n{i}"), b"", 0));
+            snaps += h.sync().iter().filter(|o| matches!(o, Output::Snapshot(_))).count();
+        }
+        assert_eq!(snaps, 2, "the next one after the first is done");
+    }
+
+    #[test]
+    fn a_reply_larger_than_a_frame_fails_and_the_session_goes_on() {
+        let mut h = Harness::new(cfg());
+        h.session(1, 4000);
+        h.request(1, 1, create("/big", &vec![7u8; 512 * 1024], 0));
+        h.sync();
+        let ops = (0..65_000).map(|_| MultiOp::GetData(GetDataRequest { path: "/big".into(), watch: false }));
+        let out = h.request(1, 2, Request::MultiRead(MultiRequest { ops: ops.collect() }));
+        assert_eq!(replies(&out), vec![(1, 2, ErrorCode::MarshallingError)]);
+        let small = (0..3).map(|_| MultiOp::GetData(GetDataRequest { path: "/big".into(), watch: false }));
+        let out = h.request(1, 3, Request::MultiRead(MultiRequest { ops: small.collect() }));
+        assert_eq!(replies(&out), vec![(1, 3, ErrorCode::Ok)], "a multiRead that fits is answered");
+        for o in &out {
+            if let Output::Send(_, out) = o {
+                assert!(super::super::reply::out_weight(out) <= h.core.max_reply() + 4);
+            }
+        }
+        assert!(!out.iter().any(|o| matches!(o, Output::Kill(_) | Output::Send(_, Out::Close))));
+    }
+
+    #[test]
+    fn a_failed_log_stops_the_server() {
+        let mut h = Harness::new(cfg());
+        h.session(1, 4000);
+        h.request(1, 1, create("/a", b"", 0));
+        let out = h.step(Input::LogFailed("disk full".into()));
+        assert!(out.iter().any(|o| matches!(o, Output::Fatal(_))));
+        assert!(out.iter().any(|o| matches!(o, Output::Send(1, Out::Close))));
+        let out = h.request(1, 2, create("/b", b"", 0));
+        assert!(replies(&out).iter().all(|r| r.2 != ErrorCode::Ok), "nothing is written after");
+    }
+
+    #[test]
+    fn the_same_inputs_give_the_same_outputs() {
+        let run = || {
+            let mut c = cfg();
+            c.snap_count = 6;
+            let mut h = Harness::new(c);
+            h.session(1, 2000);
+            let mut trace = Vec::new();
+            for i in 0..40 {
+                h.t += 37;
+                h.request(1, i, create(&format!("/s-{i}"), b"", 2));
+                for o in h.sync() {
+                    trace.push(format!("{o:?}"));
+                }
+            }
+            trace
+        };
+        assert_eq!(run(), run());
+    }
 }
