@@ -212,13 +212,17 @@ impl WatchManager {
         self.total - self.child_total
     }
 
-    /// Number of watched paths (data-watch table, as `wchs`).
+    /// Number of watched paths (data-watch table, as `wchs`): the one-shot
+    /// data table's size plus the persistent paths not already in it, so
+    /// the cost follows the (few) persistent watches, not every watch.
     pub fn path_count(&self) -> usize {
-        let mut paths: HashSet<&String> = HashSet::new();
-        for m in [&self.data, &self.persistent, &self.recursive] {
-            paths.extend(m.keys());
-        }
-        paths.len()
+        let extra_persistent = self.persistent.keys().filter(|p| !self.data.contains_key(*p)).count();
+        let extra_recursive = self
+            .recursive
+            .keys()
+            .filter(|p| !self.data.contains_key(*p) && !self.persistent.contains_key(*p))
+            .count();
+        self.data.len() + extra_persistent + extra_recursive
     }
 
     /// Watches by connection: conn → paths (for `wchc`).
