@@ -45,8 +45,10 @@ fn snapshots(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Starts `sessions` clients that each keep `depth` setData requests in
-/// flight on a node of their own until `stop`; returns the op counter.
+/// Starts `sessions` clients that each keep `depth` requests in flight on
+/// a node of their own until `stop`: one in ten writes (setData), the rest
+/// read (getData, which never wait for the disk, so the server's inbox
+/// never runs dry). Returns the op counter.
 async fn saturate(cs: &str, sessions: usize, depth: usize, stop: Arc<AtomicBool>) -> Arc<AtomicU64> {
     let ops = Arc::new(AtomicU64::new(0));
     for i in 0..sessions {
@@ -59,7 +61,12 @@ async fn saturate(cs: &str, sessions: usize, depth: usize, stop: Arc<AtomicBool>
             use futures::StreamExt;
             while !stop.load(Ordering::Relaxed) {
                 while inflight.len() < depth {
-                    inflight.push(c.set_data(&path, b"0123456789", None));
+                    let op = if i % 10 == 0 {
+                        futures::future::Either::Left(c.set_data(&path, b"0123456789", None))
+                    } else {
+                        futures::future::Either::Right(async { c.get_data(&path).await.map(|(_, s)| s) })
+                    };
+                    inflight.push(op);
                 }
                 if let Some(r) = inflight.next().await {
                     if r.is_err() {
@@ -85,7 +92,7 @@ async fn expiry_and_snapshots_keep_time_under_saturating_load() {
     common::trace_init();
     let mut c = cfg();
     c.tick_time = Duration::from_millis(500);
-    c.snap_count = 2000;
+    c.snap_count = 200;
     let server = Server::start_temp_with(c).await.unwrap();
     let cs = server.connect_string();
     let observer = connect(&cs).await;
