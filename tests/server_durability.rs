@@ -657,10 +657,16 @@ struct ChildServer {
 
 impl ChildServer {
     fn spawn(cfg: &Path, log: PathBuf, port: u16) -> ChildServer {
+        Self::spawn_with(cfg, log, port, None)
+    }
+
+    /// With `ZK_SERVER_FAULT` set to `fault` (fault injection).
+    fn spawn_with(cfg: &Path, log: PathBuf, port: u16, fault: Option<&str>) -> ChildServer {
         let out = std::fs::File::create(&log).expect("server log");
         let err = out.try_clone().expect("server log");
         let child = Command::new(server_binary())
             .arg(cfg)
+            .env("ZK_SERVER_FAULT", fault.unwrap_or(""))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(out)
@@ -1319,4 +1325,164 @@ async fn corrupt_newest_snapshot_falls_back_to_an_older_one() {
     let msg = err.to_string();
     assert!(msg.contains("snapshot"), "the error names the snapshots: {msg}");
     assert_eq!(zxid_files(dir.path(), "snapshot").len(), snaps.len(), "snapshots are kept for inspection");
+}
+
+// ---------------------------------------------------------------------------
+// Fail-stop: the process ends, non-zero and with one clear line, when an
+// essential part dies or the log fails.
+// ---------------------------------------------------------------------------
+
+/// A zoo.cfg in `dir` with its data in `data`.
+fn fail_stop_cfg(dir: &Path, data: &Path, port: u16) -> PathBuf {
+    let cfg = dir.join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             4lw.commands.whitelist=*\nmaxClientCnxns=0\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// Waits (bounded) for the server process to exit; its status.
+fn wait_exit(server: &mut ChildServer, secs: u64) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(Some(s)) = server.child.try_wait() {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "zk-server still runs {secs} s after the fault:\n{}",
+            server.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts a server with `fault`, provokes it with `provoke`, and checks
+/// that the process exits non-zero with one `stopping:` line naming `why`.
+async fn fail_stop_case(name: &str, fault: &str, why: &str, provoke: impl FnOnce(u16) + Send + 'static) {
+    within(660, "build zk-server", tokio::task::spawn_blocking(server_binary)).await.unwrap();
+    let dir = TempDir::new(name);
+    let port = zk_test_support::free_port();
+    let cfg = fail_stop_cfg(dir.path(), &dir.path().join("data"), port);
+    let mut server = ChildServer::spawn_with(&cfg, dir.path().join("server.log"), port, Some(fault));
+    if fault != "accept-exit" {
+        blocking_ready(&mut server).await;
+    }
+    let (status, server) = blocking(60, "fault", move || {
+        provoke(port);
+        (wait_exit(&mut server, 20), server)
+    })
+    .await;
+    let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+    assert!(!status.success(), "{name}: zk-server exited with {status}\n{log}");
+    let stopping: Vec<&str> = log.lines().filter(|l| l.contains("stopping:")).collect();
+    assert_eq!(stopping.len(), 1, "{name}: one clear line says why:\n{log}");
+    assert!(stopping[0].contains(why), "{name}: {:?} should say {why:?}", stopping[0]);
+}
+
+fn create_fault_node(port: u16) {
+    let mut raw = Raw::connect(SocketAddr::from(([127, 0, 0, 1], port)), 10_000);
+    let create = Request::Create(CreateRequest {
+        path: "/zk-fault".into(),
+        data: None,
+        acl: Acl::open_unsafe(),
+        flags: 0,
+    });
+    let _ = raw.call(&create);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_stop_when_the_core_dies() {
+    fail_stop_case("core-dies", "core-panic:/zk-fault", "core task panicked", create_fault_node).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_stop_when_the_log_thread_dies() {
+    fail_stop_case("log-dies", "log-panic:/zk-fault", "log thread", create_fault_node).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_stop_when_the_accept_loop_ends() {
+    fail_stop_case("accept-ends", "accept-exit", "accept loop", |port| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).is_err() {
+            assert!(Instant::now() < deadline, "the server never listened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await;
+}
+
+/// A tmpfs mounted for the test, unmounted on drop.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> Result<SmallDisk, String> {
+        std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !st.status.success() {
+            return Err(String::from_utf8_lossy(&st.stderr).into_owned());
+        }
+        Ok(SmallDisk(at.to_path_buf()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The disk fills under the transaction log: the write (or fsync) fails,
+/// and the server stops instead of answering as if the write were
+/// durable. (A real failure, on a small tmpfs; needs root to mount it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_stop_when_the_log_cannot_be_written() {
+    within(660, "build zk-server", tokio::task::spawn_blocking(server_binary)).await.unwrap();
+    let dir = TempDir::new("disk-full");
+    let data = dir.path().join("data");
+    let disk = match SmallDisk::mount(&data, "3m") {
+        Ok(d) => d,
+        Err(e) => {
+            zk_test_support::external::missing("a tmpfs mount (needs root)", &e);
+            return;
+        }
+    };
+    let port = zk_test_support::free_port();
+    let cfg = fail_stop_cfg(dir.path(), &data, port);
+    let mut server = ChildServer::spawn(&cfg, dir.path().join("server.log"), port);
+    blocking_ready(&mut server).await;
+    let c = connect(&format!("127.0.0.1:{port}")).await;
+    let mut acked = 0;
+    let mut failed = None;
+    for i in 0..100 {
+        match c.create(&format!("/fill-{i}"), &vec![1u8; 256 * 1024], CreateMode::Persistent).await {
+            Ok(_) => acked += 1,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    assert!(failed.is_some(), "3 MiB held {acked} writes of 256 KiB");
+    let (status, server) = blocking(60, "exit", move || (wait_exit(&mut server, 20), server)).await;
+    let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+    eprintln!("{acked} writes acknowledged before the disk filled; then {failed:?}; exit {status}");
+    assert!(!status.success(), "zk-server exited with {status}\n{log}");
+    let stopping: Vec<&str> = log.lines().filter(|l| l.contains("stopping:")).collect();
+    assert_eq!(stopping.len(), 1, "one clear line says why:\n{log}");
+    assert!(stopping[0].contains("transaction log"), "{:?}", stopping[0]);
+    drop(c);
+    drop(disk);
 }
