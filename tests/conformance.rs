@@ -274,6 +274,23 @@ fn script(addr: SocketAddr) -> Vec<String> {
     step!("B", &mut b, Request::GetChildren(GetChildrenRequest { path: "/secret".into(), watch: false }));
     step!("B", &mut b, Request::GetAllChildrenNumber(GetAllChildrenNumberRequest { path: "/secret".into() }));
     step!("A", &mut a, Request::WhoAmI);
+    // Duplicate ACL entries are removed (ZOOKEEPER-1877), in create and
+    // setACL; `auth` expands to the session's ids after that.
+    let dup = vec![
+        Acl::new(perms::READ, Id::anyone()),
+        Acl::new(perms::ALL, digest.clone()),
+        Acl::new(perms::READ, Id::anyone()),
+        Acl::new(perms::ALL, digest.clone()),
+        Acl::new(perms::ALL, Id::auth_ids()),
+    ];
+    step!(
+        "A",
+        &mut a,
+        Request::Create(CreateRequest { path: "/dup".into(), data: None, acl: dup.clone(), flags: 0 })
+    );
+    step!("A", &mut a, Request::GetAcl(GetAclRequest { path: "/dup".into() }));
+    step!("A", &mut a, Request::SetAcl(SetAclRequest { path: "/dup".into(), acl: dup, version: -1 }));
+    step!("A", &mut a, Request::GetAcl(GetAclRequest { path: "/dup".into() }));
 
     // Multi.
     let ops = vec![

@@ -82,22 +82,29 @@ fn ip_matches(pattern: &str, addr: &str) -> bool {
 /// Checks and rewrites an ACL for create/setACL (Apache's `fixupACL`):
 /// `auth` entries become the session's authenticated ids; every entry must
 /// be of a known scheme and well formed. `None` means InvalidACL.
+///
+/// As Apache (ZOOKEEPER-1877), repeated entries of the request are dropped
+/// first (the first of equal entries stays, in order); what `auth`
+/// expands to is taken as it comes.
 pub fn fixup_acl(acl: &[Acl], session_ids: &[Id]) -> Option<Vec<Acl>> {
-    if acl.is_empty() {
+    let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
+    for a in acl {
+        if !unique.contains(&a) {
+            unique.push(a);
+        }
+    }
+    if unique.is_empty() {
         return None;
     }
-    let mut out = Vec::with_capacity(acl.len());
-    for a in acl {
+    let mut out = Vec::with_capacity(unique.len());
+    for a in unique {
         match a.id.scheme.as_str() {
             "world" if a.id.id == "anyone" => out.push(a.clone()),
             "auth" => {
                 let mut any = false;
                 for id in session_ids.iter().filter(|i| i.scheme != "ip" && i.scheme != "super") {
                     any = true;
-                    let acl = Acl::new(a.perms, id.clone());
-                    if !out.contains(&acl) {
-                        out.push(acl);
-                    }
+                    out.push(Acl::new(a.perms, id.clone()));
                 }
                 if !any {
                     return None;
@@ -156,6 +163,15 @@ mod tests {
         assert_eq!(fixup_acl(&[Acl::new(1, Id::new("bogus", "x"))], &[]), None);
         assert_eq!(fixup_acl(&[Acl::new(1, Id::new("ip", "1.2.3.4/40"))], &[]), None);
         assert!(fixup_acl(&Acl::open_unsafe(), &[]).is_some());
+        let world = Acl::new(perms::ALL, Id::anyone());
+        let read = Acl::new(perms::READ, Id::new("ip", "10.0.0.1"));
+        assert_eq!(
+            fixup_acl(&[world.clone(), read.clone(), world.clone(), read.clone()], &[]),
+            Some(vec![world.clone(), read]),
+            "duplicates are removed, first occurrence kept"
+        );
+        let other_perms = Acl::new(perms::READ, Id::anyone());
+        assert_eq!(fixup_acl(&[world.clone(), other_perms.clone()], &[]), Some(vec![world, other_perms]));
     }
 
     #[test]
