@@ -325,6 +325,29 @@ fn script(addr: SocketAddr) -> Vec<String> {
     ];
     step!("A", &mut a, Request::MultiRead(MultiRequest { ops: reads }));
 
+    // Sequential names count the parent's creates; deletes do not move
+    // them on (Apache keeps that count and shows cversion = 2*creates -
+    // children).
+    step!("A", &mut a, create("/sq", None, CreateMode::Persistent));
+    step!("A", &mut a, create("/sq/s-", None, CreateMode::PersistentSequential));
+    step!("A", &mut a, create("/sq/s-", None, CreateMode::PersistentSequential));
+    step!("A", &mut a, del("/sq/s-0000000000", -1));
+    step!("A", &mut a, del("/sq/s-0000000001", -1));
+    step!("A", &mut a, create("/sq/s-", None, CreateMode::PersistentSequential));
+    step!("A", &mut a, children2("/sq", false));
+    // Ephemerals created inside a multi (they go when B closes, below).
+    let eph = |path: &str, mode: CreateMode| {
+        MultiOp::Create(CreateRequest {
+            path: path.into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            flags: mode.code(),
+        })
+    };
+    let ops = vec![eph("/sq/e", CreateMode::Ephemeral), eph("/sq/es-", CreateMode::EphemeralSequential)];
+    step!("B", &mut b, Request::Multi(MultiRequest { ops }));
+    step!("A", &mut a, children2("/sq", false));
+
     // Watches: exists on a missing node, data, child, deletion, persistent, recursive.
     step!("A", &mut a, exists("/w", true));
     step!("B", &mut b, create("/w", Some(b"1"), CreateMode::Persistent));
@@ -363,6 +386,8 @@ fn script(addr: SocketAddr) -> Vec<String> {
     step!("B", &mut b, Request::CloseSession);
     a.wait_events(a.events.len() + 1);
     step!("A", &mut a, children2("/c", false));
+    step!("A", &mut a, children2("/sq", false));
+    step!("A", &mut a, create("/sq/s-", None, CreateMode::PersistentSequential));
 
     for (who, s) in [("A", &a)] {
         for (_zxid, ev) in &s.events {

@@ -83,7 +83,10 @@ impl Node {
             ctime: s.ctime,
             mtime: s.mtime,
             version: s.version,
-            cversion: s.cversion,
+            // Apache keeps the count of child creates and shows clients the
+            // count of child changes: every create has a delete except for
+            // the children still there (DataNode.copyStat).
+            cversion: s.cversion.wrapping_mul(2).wrapping_sub(self.num_children),
             aversion: s.aversion,
             ephemeral_owner: match NodeKind::of(s.ephemeral_owner) {
                 NodeKind::Ephemeral(id) => id,
@@ -192,13 +195,13 @@ impl DataTree {
             acl_cache: HashMap::new(),
         };
         let open = t.intern_acl(Acl::open_unsafe());
-        // The counters start where Apache's do: adding the system nodes
-        // leaves `/` at cversion -1, `/zookeeper` at -2 and the config
-        // node at aversion -1 (checked against Apache 3.8).
+        // The counters start where Apache's do: no child was created with
+        // a txn (so `/` shows cversion -1 and `/zookeeper` -2) and the
+        // config node is at aversion -1 (checked against Apache 3.8).
         let stat = |cversion, aversion| StatPersisted { cversion, aversion, ..StatPersisted::default() };
-        let root = Node { data: Some(Bytes::new()), acl: open.clone(), stat: stat(-1, 0), num_children: 0 };
+        let root = Node { data: Some(Bytes::new()), acl: open.clone(), stat: stat(0, 0), num_children: 0 };
         t.nodes.insert("/".into(), Arc::new(root));
-        t.insert_system("/zookeeper", open.clone(), stat(-2, 0));
+        t.insert_system("/zookeeper", open.clone(), stat(0, 0));
         t.insert_system("/zookeeper/quota", open, stat(0, 0));
         let read = t.intern_acl(Acl::read_unsafe());
         t.insert_system("/zookeeper/config", read, stat(0, -1));
@@ -485,17 +488,18 @@ impl DataTree {
         let Some(parent) = self.node_mut(parent_path) else {
             return ErrorCode::NoNode;
         };
+        // `parent_cversion` is the parent's count of child creates after
+        // this one (-1: one more than now). Replaying a create that a fuzzy
+        // snapshot already holds must not move the counters back.
+        let new_cversion =
+            if parent_cversion == -1 { parent.stat.cversion.wrapping_add(1) } else { parent_cversion };
+        if new_cversion > parent.stat.cversion {
+            parent.stat.cversion = new_cversion;
+            parent.stat.pzxid = zxid;
+        }
         if exists {
-            // Replay after a fuzzy snapshot: bring the parent's counters up.
-            if parent_cversion > parent.stat.cversion {
-                parent.stat.cversion = parent_cversion;
-                parent.stat.pzxid = zxid;
-            }
             return ErrorCode::NodeExists;
         }
-        parent.stat.cversion =
-            if parent_cversion == -1 { parent.stat.cversion.wrapping_add(1) } else { parent_cversion };
-        parent.stat.pzxid = zxid;
         self.add_child(parent_path, name);
         let acl = self.intern_acl(acl.to_vec());
         let stat = StatPersisted {
@@ -537,8 +541,8 @@ impl DataTree {
         let parent_path = parent_of(path);
         self.remove_child(parent_path, name_of(path));
         if let Some(parent) = self.node_mut(parent_path) {
-            // Apache 3.8 counts a child's deletion in cversion too.
-            parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
+            // The cversion kept counts creates only; clients see deletes
+            // counted through the number of children (Node::client_stat).
             if zxid > parent.stat.pzxid {
                 parent.stat.pzxid = zxid;
             }
@@ -740,8 +744,8 @@ mod tests {
     #[test]
     fn create_set_delete_update_stats() {
         let mut t = DataTree::new();
-        // Prep hands the parent's next cversion (-1 + 1 for a fresh root).
-        let a = t.apply(&hdr(1, OpCode::Create), &create("/a", 0));
+        // Prep hands the parent's next count of creates (1 for a fresh root).
+        let a = t.apply(&hdr(1, OpCode::Create), &create("/a", 1));
         assert_eq!(a.err, ErrorCode::Ok);
         let s = a.stat.unwrap();
         assert_eq!((s.czxid, s.mzxid, s.pzxid, s.version), (1, 1, 1, 0));
@@ -759,10 +763,11 @@ mod tests {
         let d = t.apply(&hdr(3, OpCode::Delete), &TxnBody::Delete(DeleteTxn { path: "/a".into() }));
         assert_eq!(d.err, ErrorCode::Ok);
         let root = t.get("/").unwrap().client_stat();
-        assert_eq!((root.cversion, root.pzxid), (1, 3), "delete bumps pzxid and cversion");
+        assert_eq!((root.cversion, root.pzxid), (1, 3), "clients see a delete in cversion; pzxid moves");
         let again = t.apply(&hdr(4, OpCode::Create), &create("/b", -1));
         assert_eq!(again.err, ErrorCode::Ok);
-        assert_eq!(t.get("/").unwrap().stat.cversion, 2, "-1 means: the parent's cversion plus one");
+        assert_eq!(t.get("/").unwrap().stat.cversion, 2, "-1 means: the parent's creates plus one");
+        assert_eq!(t.get("/").unwrap().client_stat().cversion, 2, "two creates, one delete, one child left");
         assert_eq!(d.triggers.len(), 2);
     }
 

@@ -129,7 +129,6 @@ impl Prep {
             let parent = zk_proto::path::parent(p);
             if let Some(mut pn) = self.get(tree, parent) {
                 pn.child_count -= 1;
-                pn.stat.cversion = pn.stat.cversion.wrapping_add(1);
                 pn.stat.pzxid = zxid;
                 self.put(parent, zxid, Some(pn), &mut touched);
             }
@@ -290,7 +289,6 @@ impl Prep {
                     }
                 }
                 parent.child_count -= 1;
-                parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
                 parent.stat.pzxid = zxid;
                 self.put(parent_path, zxid, Some(parent), touched);
                 self.put(&r.path, zxid, None, touched);
