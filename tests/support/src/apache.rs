@@ -40,6 +40,9 @@ pub struct ApacheZkOptions {
     pub max_heap: String,
     /// Extra JVM arguments, e.g. `-Dreadonlymode.enabled=true`.
     pub jvm_args: Vec<String>,
+    /// Serve this data dir (kept after the server goes) instead of a fresh
+    /// temporary one.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for ApacheZkOptions {
@@ -50,6 +53,7 @@ impl Default for ApacheZkOptions {
             extra_config: Vec::new(),
             max_heap: "512m".into(),
             jvm_args: Vec::new(),
+            data_dir: None,
         }
     }
 }
@@ -60,6 +64,7 @@ pub struct ApacheZk {
     // Declared before `dir`: the server is killed before its files go.
     server: JavaServer,
     port: u16,
+    data: PathBuf,
     dir: tempfile::TempDir,
 }
 
@@ -108,7 +113,7 @@ impl ApacheZk {
         #[allow(clippy::expect_used)]
         let dir = tempfile::Builder::new().prefix("apache-zk").tempdir().expect("temp dir");
         let port = free_port();
-        let data = dir.path().join("data");
+        let data = opts.data_dir.clone().unwrap_or_else(|| dir.path().join("data"));
         #[allow(clippy::expect_used)]
         std::fs::create_dir_all(&data).expect("create data dir");
         let cfg = common_config(&opts, &data, port);
@@ -121,7 +126,7 @@ impl ApacheZk {
             &dir.path().join("server.log"),
             &opts,
         );
-        let mut zk = ApacheZk { server, port, dir };
+        let mut zk = ApacheZk { server, port, data, dir };
         zk.wait_ready(Duration::from_secs(60));
         Some(zk)
     }
@@ -164,7 +169,7 @@ impl ApacheZk {
 
     /// The server's data dir.
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
     }
 
     /// What the server logged so far.
