@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use common::within;
 use zk_client::{Client, CreateMode, Error, digest_id};
 use zk_proto::types::perms;
-use zk_test_support::apache::ApacheZk;
+use zk_test_support::apache::{ApacheZk, ApacheZkOptions};
 use zk_test_support::external::missing;
 use zk_test_support::proxy::Proxy;
 
@@ -54,9 +54,21 @@ struct Ours {
 
 impl Ours {
     fn start() -> Ours {
+        Self::start_with(|_| {})
+    }
+
+    /// With `tweak` applied to the bundled server's configuration.
+    fn start_with(tweak: impl FnOnce(&mut zk_server::ServerConfig)) -> Ours {
         common::trace_init();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let server = rt.block_on(zk_server::Server::start_temp()).expect("start zk-server");
+        let mut cfg = zk_server::ServerConfig::new("");
+        cfg.client_port = 0;
+        cfg.client_port_address = Some("127.0.0.1".parse().unwrap());
+        cfg.four_letter_words = vec!["*".into()];
+        cfg.extended_types_enabled = true;
+        cfg.max_client_cnxns = 0;
+        tweak(&mut cfg);
+        let server = rt.block_on(zk_server::Server::start_temp_with(cfg)).expect("start zk-server");
         let cs = server.connect_string();
         Ours { rt, server: Some(server), cs }
     }
@@ -834,6 +846,65 @@ fn zkcli_quota_stats_like_apache() {
             ["Output stat for /q count=2,bytes=5", "Output stat for /q count=3,bytes=6"],
             "{name}:\n{out}"
         );
+    }
+    targets.stop();
+}
+
+/// With `enforceQuota=true` (Apache 3.7+), a write past a quota's hard
+/// limit fails with QUOTAEXCEEDED; soft limits only warn; `delquota`
+/// lifts the limit. zkCli prints the same on both servers.
+#[test]
+fn zkcli_quota_enforced_like_apache() {
+    if !zkcli_available() {
+        return;
+    }
+    let targets = Targets {
+        ours: Ours::start_with(|c| c.enforce_quota = true),
+        apache: ApacheZk::start_with(ApacheZkOptions {
+            extra_config: vec!["enforceQuota=true".into()],
+            ..ApacheZkOptions::default()
+        }),
+    };
+    let mut seen = Vec::new();
+    for (name, cs) in targets.list() {
+        let (_, out) = zkcli_script(
+            &cs,
+            "create /h
+             setquota -N 3 /h
+             create /h/a
+             create /h/b
+             create /h/c
+             create /s
+             setquota -n 2 /s
+             create /s/a
+             create /s/b
+             create /b x
+             setquota -B 4 /b
+             set /b 12
+             set /b 12345
+             get /b
+             delquota /h
+             create /h/c
+             listquota /h",
+        );
+        let l: Vec<String> = clean(&out)
+            .into_iter()
+            .filter(|x| x.starts_with("Created") || x.contains("uota") || x.len() <= 5)
+            .collect();
+        assert!(
+            l.iter().any(|x| x.contains("Quota has exceeded : /h/c")),
+            "{name}: the hard count limit:\n{out}"
+        );
+        assert!(l.iter().any(|x| x == "Created /s/b"), "{name}: a soft limit only warns:\n{out}");
+        assert!(
+            l.iter().any(|x| x.contains("Quota has exceeded : /b")),
+            "{name}: the hard byte limit:\n{out}"
+        );
+        assert!(l.iter().any(|x| x == "Created /h/c"), "{name}: delquota lifts the limit:\n{out}");
+        seen.push((name, l));
+    }
+    if let [(_, ours), (_, apache)] = &seen[..] {
+        assert_eq!(ours, apache, "zkCli prints the same on both servers");
     }
     targets.stop();
 }

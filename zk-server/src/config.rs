@@ -50,6 +50,9 @@ pub struct ServerConfig {
     pub jute_maxbuffer: usize,
     /// `extendedTypesEnabled` / `zookeeper.extendedTypesEnabled` (TTL nodes; default false).
     pub extended_types_enabled: bool,
+    /// `enforceQuota` / `zookeeper.enforceQuota` (3.7+): writes past a
+    /// quota's hard limit fail with QuotaExceeded (default false).
+    pub enforce_quota: bool,
     /// `superDigest` / `zookeeper.DigestAuthenticationProvider.superDigest`.
     pub super_digest: Option<String>,
     /// `globalOutstandingLimit` (default 1000).
@@ -98,6 +101,7 @@ impl ServerConfig {
             force_sync: true,
             jute_maxbuffer: zk_proto::frame::JUTE_MAXBUFFER_DEFAULT,
             extended_types_enabled: false,
+            enforce_quota: false,
             super_digest: None,
             global_outstanding_limit: 1000,
             container_check_interval: Duration::from_secs(60),
@@ -233,6 +237,7 @@ impl ServerConfig {
                 "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {
                     cfg.extended_types_enabled = boolean()?
                 }
+                "enforceQuota" | "zookeeper.enforceQuota" => cfg.enforce_quota = boolean()?,
                 "superDigest" | "zookeeper.DigestAuthenticationProvider.superDigest" => {
                     if !value.contains(':') {
                         return Err(err("superDigest must look like super:<base64 sha1>".into()));

@@ -152,18 +152,47 @@ const QUOTA_LIMITS: &str = "zookeeper_limits";
 /// The node holding a quota's current usage.
 const QUOTA_STATS: &str = "zookeeper_stats";
 
-/// Reads `count=N,bytes=M` (other fields ignored).
-fn parse_stats(data: &[u8]) -> (i64, i64) {
-    let text = String::from_utf8_lossy(data);
-    let mut out = (0, 0);
-    for part in text.split(',') {
-        match part.split_once('=') {
-            Some(("count", v)) => out.0 = v.trim().parse().unwrap_or(0),
-            Some(("bytes", v)) => out.1 = v.trim().parse().unwrap_or(0),
-            _ => {}
+/// A quota's figures as Apache's `StatsTrack` writes them:
+/// `count=N,bytes=M[,countHardLimit=N,byteHardLimit=M]`, -1 for "none".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaFigures {
+    /// Nodes (soft limit in a limits node, usage in a stats node).
+    pub count: i64,
+    /// Bytes of data (likewise).
+    pub bytes: i64,
+    /// The hard limit on nodes (3.7+), -1 when none.
+    pub count_hard: i64,
+    /// The hard limit on bytes (3.7+), -1 when none.
+    pub bytes_hard: i64,
+}
+
+impl QuotaFigures {
+    /// Parses what a quota node holds; a field that is missing or not a
+    /// number reads as -1 (no limit), as Apache's `StatsTrack` does.
+    pub fn parse(data: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(data);
+        let mut out = QuotaFigures { count: -1, bytes: -1, count_hard: -1, bytes_hard: -1 };
+        // 3.7+ writes `count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=3`
+        // (the extra `=` hides the new fields from old parsers).
+        for part in text.split([',', ';']) {
+            let Some((k, v)) = part.split_once('=') else { continue };
+            let v = v.split('=').next().unwrap_or("").trim().parse().unwrap_or(-1);
+            match k.trim() {
+                "count" => out.count = v,
+                "bytes" => out.bytes = v,
+                "countHardLimit" => out.count_hard = v,
+                "byteHardLimit" => out.bytes_hard = v,
+                _ => {}
+            }
         }
+        out
     }
-    out
+}
+
+/// Reads a stats node's `count=N,bytes=M` (missing or bad numbers as 0).
+fn parse_stats(data: &[u8]) -> (i64, i64) {
+    let f = QuotaFigures::parse(data);
+    (f.count.max(0), f.bytes.max(0))
 }
 
 fn parent_of(path: &str) -> &str {
@@ -251,39 +280,86 @@ impl DataTree {
         self.kids.get(parent).is_some_and(|s| s.contains(name))
     }
 
-    /// The quota root that covers `path` (the longest one), if any. Paths
-    /// under `/zookeeper` are not counted, as in Apache.
+    /// The quota root that covers `path` (the longest one), if any: the
+    /// path's ancestors are looked up one by one, so the cost follows the
+    /// path's depth, not the number of quotas. Paths under `/zookeeper` are
+    /// not counted, as in Apache.
     fn quota_root_for(&self, path: &str) -> Option<&String> {
-        if path == "/zookeeper" || path.starts_with("/zookeeper/") {
+        if self.quotas.is_empty() || path == "/zookeeper" || path.starts_with("/zookeeper/") {
             return None;
         }
-        self.quotas
-            .iter()
-            .filter(|q| path == q.as_str() || path.starts_with(&format!("{q}/")))
-            .max_by_key(|q| q.len())
+        let mut p = path;
+        loop {
+            if let Some(q) = self.quotas.get(p) {
+                return Some(q);
+            }
+            if p == "/" {
+                return None;
+            }
+            p = parent_of(p);
+        }
     }
 
     /// Adds `count` nodes and `bytes` bytes to the stats of the quota that
     /// covers `path` (Apache's `updateCountBytes`: the stats node's data is
-    /// set in place, no version change).
+    /// set in place, no version change). The figures are users' data:
+    /// arithmetic saturates rather than overflows.
     fn bump_quota(&mut self, path: &str, count: i64, bytes: i64) {
         let Some(root) = self.quota_root_for(path).cloned() else { return };
         let stats = format!("{QUOTA_ROOT}{root}/{QUOTA_STATS}");
         let Some(node) = self.node_mut(&stats) else { return };
-        let (mut c, mut b) = parse_stats(node.data.as_deref().unwrap_or_default());
-        c += count;
-        b += bytes;
+        let (c, b) = parse_stats(node.data.as_deref().unwrap_or_default());
+        let (c, b) = (c.saturating_add(count), b.saturating_add(bytes));
         node.data = Some(Bytes::from(format!("count={c},bytes={b}")));
+    }
+
+    /// Whether adding `count` nodes and `bytes` bytes under `path` stays
+    /// within the hard limits of the quota covering it (Apache 3.7+'s
+    /// `checkQuota` with `enforceQuota=true`; soft limits only warn).
+    ///
+    /// # Errors
+    /// The quota's path when a hard limit would be passed.
+    pub fn check_quota(&self, path: &str, bytes: i64, count: i64) -> Result<(), String> {
+        let Some(root) = self.quota_root_for(path) else { return Ok(()) };
+        let figures = |leaf: &str| {
+            self.get(&format!("{QUOTA_ROOT}{root}/{leaf}"))
+                .map(|n| QuotaFigures::parse(n.data.as_deref().unwrap_or_default()))
+        };
+        let Some(limits) = figures(QUOTA_LIMITS) else { return Ok(()) };
+        let check_count = count != 0 && (limits.count > -1 || limits.count_hard > -1);
+        let check_bytes = bytes != 0 && (limits.bytes > -1 || limits.bytes_hard > -1);
+        if !check_count && !check_bytes {
+            return Ok(());
+        }
+        let Some(usage) = figures(QUOTA_STATS) else { return Ok(()) };
+        let over = |used: i64, diff: i64, soft: i64, hard: i64, what: &str| {
+            let new = used.max(0).saturating_add(diff);
+            let limit = if hard > -1 { hard } else { soft };
+            if new > limit {
+                if hard > -1 {
+                    return true;
+                }
+                tracing::warn!(quota = %root, new, limit, "{what} soft quota exceeded");
+            }
+            false
+        };
+        if check_count && over(usage.count, count, limits.count, limits.count_hard, "count") {
+            return Err(root.clone());
+        }
+        if check_bytes && over(usage.bytes, bytes, limits.bytes, limits.bytes_hard, "bytes") {
+            return Err(root.clone());
+        }
+        Ok(())
     }
 
     /// Count and bytes of the subtree at `path` (the node included).
     fn subtree_usage(&self, path: &str) -> (i64, i64) {
         let mut stack = vec![path.to_string()];
-        let (mut count, mut bytes) = (0, 0);
+        let (mut count, mut bytes) = (0i64, 0i64);
         while let Some(p) = stack.pop() {
             if let Some(n) = self.get(&p) {
                 count += 1;
-                bytes += n.data.as_ref().map_or(0, |d| d.len() as i64);
+                bytes = bytes.saturating_add(n.data.as_ref().map_or(0, |d| d.len() as i64));
             }
             for c in self.children_of(&p) {
                 stack.push(if p == "/" { format!("/{c}") } else { format!("{p}/{c}") });
@@ -849,5 +925,34 @@ mod tests {
         assert_eq!(&stats(&t)[..], b"count=2,bytes=8");
         apply(&mut t, mk("/other", b"zz", -1));
         assert_eq!(&stats(&t)[..], b"count=2,bytes=8", "outside the quota");
+        // Enforcement: hard limits refuse, soft limits do not; figures
+        // written by users are parsed without panicking.
+        assert_eq!(t.check_quota("/q/x", 1, 1), Ok(()), "soft count limit 10");
+        t.apply(
+            &hdr(102, OpCode::SetData),
+            &TxnBody::SetData(SetDataTxn {
+                path: "/zookeeper/quota/q/zookeeper_limits".into(),
+                data: Some(Bytes::from_static(b"count=-1,bytes=-1=;byteHardLimit=10;countHardLimit=2")),
+                version: 1,
+            }),
+        );
+        assert_eq!(t.check_quota("/q/a/deep", 0, 1), Err("/q".to_string()), "3 nodes > hard limit 2");
+        assert_eq!(t.check_quota("/q/a", 2, 0), Ok(()), "8 + 2 bytes <= 10");
+        assert_eq!(t.check_quota("/q/a", 3, 0), Err("/q".to_string()));
+        assert_eq!(t.check_quota("/other/x", 100, 1), Ok(()), "not under a quota");
+        for junk in [&b"count=9223372036854775807,bytes=x"[..], b"=,;==", b"\xff\xfe", b""] {
+            let f = QuotaFigures::parse(junk);
+            let _ = f.count.saturating_add(1);
+        }
+        t.apply(
+            &hdr(103, OpCode::SetData),
+            &TxnBody::SetData(SetDataTxn {
+                path: "/zookeeper/quota/q/zookeeper_stats".into(),
+                data: Some(Bytes::from_static(b"count=9223372036854775807,bytes=9223372036854775807")),
+                version: 1,
+            }),
+        );
+        apply(&mut t, mk("/q/c", b"123", -1));
+        assert_eq!(&stats(&t)[..], b"count=9223372036854775807,bytes=9223372036854775807", "saturates");
     }
 }

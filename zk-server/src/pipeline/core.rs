@@ -455,6 +455,7 @@ impl Core {
                 auth: &auth,
                 zxid,
                 extended_types: self.cfg.extended_types_enabled,
+                enforce_quota: self.cfg.enforce_quota,
             };
             self.prep.prep(&self.tree, ctx, &req)
         };
@@ -507,6 +508,7 @@ impl Core {
                 auth: &[],
                 zxid,
                 extended_types: self.cfg.extended_types_enabled,
+                enforce_quota: self.cfg.enforce_quota,
             };
             let (txn_type, body) = self.prep.prep(&self.tree, ctx, &req);
             let header = TxnHeader { client_id: 0, cxid: 0, zxid, time: now, txn_type };

@@ -30,6 +30,8 @@ struct RecNode {
     stat: StatPersisted,
     child_count: i32,
     acl: Arc<Vec<Acl>>,
+    /// Bytes of data (what a setData replaces, for quotas).
+    data_len: i64,
 }
 
 /// The context a request is prepped in.
@@ -43,6 +45,8 @@ pub(crate) struct PrepContext<'a> {
     pub(crate) zxid: i64,
     /// Whether TTL nodes are enabled.
     pub(crate) extended_types: bool,
+    /// Whether hard quota limits refuse writes (`enforceQuota`).
+    pub(crate) enforce_quota: bool,
 }
 
 /// In-flight changes.
@@ -62,6 +66,7 @@ impl Prep {
                 stat: n.stat,
                 child_count: n.num_children,
                 acl: n.acl.clone(),
+                data_len: n.data.as_ref().map_or(0, |d| d.len() as i64),
             }),
         }
     }
@@ -305,9 +310,15 @@ impl Prep {
                 valid(&r.path, false)?;
                 let mut node = self.get(tree, &r.path).ok_or(ErrorCode::NoNode)?;
                 Self::check_acl(&node, perms::WRITE, ctx)?;
+                let new_len = r.data.as_ref().map_or(0, |d| d.len() as i64);
+                if ctx.enforce_quota {
+                    tree.check_quota(&r.path, new_len - node.data_len, 0)
+                        .map_err(|_| ErrorCode::QuotaExceeded)?;
+                }
                 let version = Self::check_version(node.stat.version, r.version)?;
                 node.stat.version = version;
                 node.stat.mzxid = zxid;
+                node.data_len = new_len;
                 self.put(&r.path, zxid, Some(node), touched);
                 Ok((
                     OpCode::SetData,
@@ -373,6 +384,10 @@ impl Prep {
         if matches!(NodeKind::of(parent.stat.ephemeral_owner), NodeKind::Ephemeral(_)) {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
+        if ctx.enforce_quota {
+            let len = data.as_ref().map_or(0, |d| d.len() as i64);
+            tree.check_quota(&path, len, 1).map_err(|_| ErrorCode::QuotaExceeded)?;
+        }
         let parent_c_version = parent.stat.cversion.wrapping_add(1);
         parent.stat.cversion = parent_c_version;
         parent.stat.pzxid = zxid;
@@ -390,7 +405,13 @@ impl Prep {
             ephemeral_owner: owner,
             ..StatPersisted::default()
         };
-        self.put(&path, zxid, Some(RecNode { stat, child_count: 0, acl: Arc::new(acl.clone()) }), touched);
+        let data_len = data.as_ref().map_or(0, |d| d.len() as i64);
+        self.put(
+            &path,
+            zxid,
+            Some(RecNode { stat, child_count: 0, acl: Arc::new(acl.clone()), data_len }),
+            touched,
+        );
         let body = match (mode, ttl) {
             (CreateMode::Container, _) => {
                 TxnBody::CreateContainer(CreateContainerTxn { path, data, acl, parent_c_version })
@@ -442,7 +463,7 @@ mod tests {
     use super::*;
 
     fn ctx(zxid: i64) -> PrepContext<'static> {
-        PrepContext { session_id: 5, auth: &[], zxid, extended_types: false }
+        PrepContext { session_id: 5, auth: &[], zxid, extended_types: false, enforce_quota: false }
     }
 
     fn create(path: &str, flags: i32) -> Request {
