@@ -65,7 +65,8 @@ pub struct ApacheZk {
     server: JavaServer,
     port: u16,
     data: PathBuf,
-    dir: tempfile::TempDir,
+    /// Held for its lifetime: the config, the log and (by default) the data.
+    _dir: tempfile::TempDir,
 }
 
 /// Whether Java and the Debian `zookeeper` package are installed.
@@ -126,7 +127,7 @@ impl ApacheZk {
             &dir.path().join("server.log"),
             &opts,
         );
-        let mut zk = ApacheZk { server, port, data, dir };
+        let mut zk = ApacheZk { server, port, data, _dir: dir };
         zk.wait_ready(Duration::from_secs(60));
         Some(zk)
     }
