@@ -64,13 +64,16 @@ async fn session_moves_between_ensemble_servers_and_expires_without_them() {
     })
     .await;
     assert_eq!(stat.map(|s| s.ephemeral_owner), Some(id));
-    loop {
-        match other.set_data("/data", b"1", None).await {
-            Ok(_) => break,
-            Err(Error::ConnectionLoss) => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(e) => panic!("{e}"),
+    within(20, "set_data after failover", async {
+        loop {
+            match other.set_data("/data", b"1", None).await {
+                Ok(_) => break,
+                Err(Error::ConnectionLoss) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(e) => panic!("{e}"),
+            }
         }
-    }
+    })
+    .await;
     let ev = within(10, "watch after failover", watch).await;
     assert_eq!(ev.event_type, EventType::NodeDataChanged);
 
@@ -148,6 +151,10 @@ async fn cut_connections_and_refused_reconnects(addr: std::net::SocketAddr) {
     // In-flight requests fail at once when the connection is cut.
     proxy.stall(true);
     let inflight = c.get_data("/");
+    // Time for the request to be written into the stalled proxy, so that it
+    // is in flight when the cut comes. Nothing observable says it was (the
+    // stalled proxy reads nothing), and the assertion below holds either
+    // way: a request still queued in the client fails the same.
     tokio::time::sleep(Duration::from_millis(100)).await;
     proxy.set_refuse(true);
     proxy.cut();

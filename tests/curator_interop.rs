@@ -11,10 +11,10 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use common::within;
+use common::{wait_until_async, within};
 use zk_recipes::Framework;
 use zk_recipes::leader::{CloseMode, LeaderLatch};
 use zk_recipes::locks::InterProcessMutex;
@@ -100,6 +100,33 @@ impl Peer {
         }
     }
 
+    /// The rest of the first line starting with `prefix`.
+    fn expect_prefix(&self, prefix: &str, secs: u64) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.starts_with(prefix) => return l[prefix.len()..].to_string(),
+                Ok(_) => {}
+                Err(_) => panic!("Java peer did not print {prefix:?}... within {secs}s"),
+            }
+        }
+    }
+
+    /// Every line before `last` (which must come within `secs`).
+    fn lines_until(&self, last: &str, secs: u64) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l == last => return out,
+                Ok(l) => out.push(l),
+                Err(_) => panic!("Java peer did not print {last:?} within {secs}s; printed {out:?}"),
+            }
+        }
+    }
+
     fn say(&mut self, line: &str) {
         if let Some(s) = self.stdin.as_mut() {
             let _ = writeln!(s, "{line}");
@@ -124,35 +151,92 @@ async fn framework(cs: &str) -> Framework {
     fw
 }
 
+/// Who wrote a counter value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Java,
+    Rust,
+}
+
 async fn shared_mutex(cs: &str, cp: &str) {
     let fw = framework(cs).await;
     fw.create().creating_parents_if_needed().for_path("/interop/counter", b"0").await.unwrap();
     let java_rounds = 40;
+    let rust_tasks = 4;
     let rust_rounds = 40;
+    // A gate: Rust holds the lock while both sides line up behind it, so
+    // neither can finish its rounds before the other contends.
+    let gate = InterProcessMutex::new(&fw, "/interop/lock");
+    gate.acquire().await.unwrap();
     let peer = Peer::spawn(cp, &["mutex", cs, "/interop/lock", "/interop/counter", &java_rounds.to_string()]);
+    let (peer, session) = tokio::task::spawn_blocking(move || {
+        let line = peer.expect_prefix("SESSION ", 60);
+        let session: i64 = line.parse().unwrap_or_else(|_| panic!("a session id, not {line:?}"));
+        (peer, session)
+    })
+    .await
+    .unwrap();
+    // Java is contending once a lock node of its session is queued.
+    let setup = &fw;
+    let java_queued = move || async move {
+        for kid in setup.get_children("/interop/lock").await.unwrap() {
+            let stat = setup.client().unwrap().exists(&format!("/interop/lock/{kid}")).await.unwrap();
+            if stat.is_some_and(|s| s.ephemeral_owner == session) {
+                return true;
+            }
+        }
+        false
+    };
+    wait_until_async(60, "the Java peer queues for the lock", java_queued).await;
+    // Each acquisition logs the counter value it wrote: mutual exclusion
+    // makes those 1..=80, each once, and their order is the lock's order.
+    let log = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..rust_tasks {
         let cs = cs.to_string();
+        let log = log.clone();
         tasks.push(tokio::spawn(async move {
             let fw = framework(&cs).await;
             let lock = InterProcessMutex::new(&fw, "/interop/lock");
-            for _ in 0..rust_rounds / 4 {
+            for _ in 0..rust_rounds / rust_tasks {
                 lock.acquire().await.unwrap();
                 let (data, _) = fw.get_data("/interop/counter").await.unwrap();
                 let n: u64 = std::str::from_utf8(&data).unwrap().parse().unwrap();
-                // Hold the lock a moment so Java and Rust really interleave.
+                // Hold the lock a moment: an overlapping holder would lose an update.
                 tokio::time::sleep(Duration::from_millis(2)).await;
                 fw.set_data("/interop/counter", (n + 1).to_string().as_bytes(), None).await.unwrap();
+                log.lock().unwrap().push((n + 1, Side::Rust));
                 lock.release().await.unwrap();
             }
             fw.close().await;
         }));
     }
+    // The gate, Java and every Rust task queued: only then open the gate.
+    wait_until_async(60, "the Rust tasks queue for the lock", move || async move {
+        setup.get_children("/interop/lock").await.unwrap().len() == 2 + rust_tasks
+    })
+    .await;
+    gate.release().await.unwrap();
     for t in tasks {
         within(120, "rust contenders", t).await.unwrap();
     }
-    let p = peer;
-    tokio::task::spawn_blocking(move || p.expect_line("DONE", 120)).await.unwrap();
+    let java_lines = tokio::task::spawn_blocking(move || peer.lines_until("DONE", 120)).await.unwrap();
+    let mut merged = log.lock().unwrap().clone();
+    for line in &java_lines {
+        if let Some(v) = line.strip_prefix("ACQ ") {
+            merged.push((v.parse().unwrap_or_else(|_| panic!("a counter value, not {line:?}")), Side::Java));
+        }
+    }
+    merged.sort_by_key(|&(v, _)| v);
+    let order: String = merged.iter().map(|&(_, s)| if s == Side::Java { 'J' } else { 'R' }).collect();
+    let values: Vec<u64> = merged.iter().map(|&(v, _)| v).collect();
+    let want: Vec<u64> = (1..=(java_rounds + rust_rounds) as u64).collect();
+    assert_eq!(values, want, "every acquisition wrote the next value, none twice: {order}");
+    assert_eq!(order.matches('J').count(), java_rounds, "{order}");
+    assert_eq!(order.matches('R').count(), rust_rounds, "{order}");
+    // They contended: the lock went from Java to Rust and from Rust to Java.
+    assert!(order.contains("JR") && order.contains("RJ"), "Java and Rust take turns: {order}");
+    eprintln!("lock order by counter value: {order}");
     let (data, _) = fw.get_data("/interop/counter").await.unwrap();
     assert_eq!(
         std::str::from_utf8(&data).unwrap(),
@@ -175,6 +259,8 @@ async fn shared_latch(cs: &str, cp: &str) {
     .await
     .unwrap();
     let rust = LeaderLatch::new(&fw, "/interop/latch", "rust-1");
+    // Watched from before it starts: any turn to leader shows as a change.
+    let mut leadership = rust.leadership();
     rust.start().await.unwrap();
     within(20, "both queued", async {
         while rust.participants().await.unwrap().len() < 2 {
@@ -185,8 +271,15 @@ async fn shared_latch(cs: &str, cp: &str) {
     let ps = rust.participants().await.unwrap();
     assert_eq!(ps[0].id, "java-1", "Rust sees the Java participant lead");
     assert!(ps[0].is_leader && !ps[1].is_leader);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A single leader: Rust, queued behind Java, never claims leadership.
+    // That is something NOT happening, so it takes a window: 200 ms is many
+    // times the two requests Rust's latch makes once its node exists (read
+    // the queue, watch its predecessor). Leadership notifies only when it
+    // changes, and it started false: any turn to leader since the start,
+    // however brief, ends the wait for `changed` at once.
     assert!(!rust.has_leadership(), "a single leader");
+    let flipped = tokio::time::timeout(Duration::from_millis(200), leadership.changed()).await;
+    assert!(flipped.is_err(), "a single leader: Rust's latch turned leader while Java leads");
     // Java leaves: leadership moves to Rust.
     let mut java = java;
     java.say("close");

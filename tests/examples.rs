@@ -42,6 +42,15 @@ fn run(name: &str, connect: Option<&str>) -> String {
     }
 }
 
+/// The number of terms in the selector line "N terms of leadership, at
+/// most 1 leader at a time" (0 when the line is missing or says otherwise).
+fn terms_with_one_leader(out: &str) -> usize {
+    out.lines()
+        .find_map(|l| l.strip_suffix(" terms of leadership, at most 1 leader at a time"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn check_all(connect: Option<&str>) {
     let out = run("quickstart", connect);
     for want in [
@@ -58,7 +67,11 @@ fn check_all(connect: Option<&str>) {
     let out = run("leader_election", connect);
     assert!(out.contains("closing the leader"), "{out}");
     assert_eq!(out.matches("leader: ").count(), 2, "two leaders in turn:\n{out}");
-    assert!(out.contains("6 terms of leadership, never two at once"), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("latch: ") && l.ends_with(" polls, at most 1 leader at a time")),
+        "never two latches lead at one poll:\n{out}"
+    );
+    assert!(terms_with_one_leader(&out) >= 6, "six terms, never two leaders at once:\n{out}");
     let out = run("caches", connect);
     assert!(out.contains("NodeCache now: Some(\"v2\")"), "{out}");
     assert!(out.contains("removed ") && out.contains("/users/ada"), "{out}");

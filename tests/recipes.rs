@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::within;
+use common::{wait_until_async, within};
 use futures::StreamExt;
 use zk_client::{Client, CreateMode, Error as ZkError};
 use zk_recipes::cache::{CacheEvent, CuratorCache, NodeCache, PathChildrenCache, TreeCache};
@@ -30,12 +30,22 @@ async fn mutex_semantics(cs: &str) {
     let lb = InterProcessMutex::new(&b, "/ms/lock");
     la.acquire().await.unwrap();
     la.acquire().await.unwrap(); // reentrant
+    let holder = &la;
+    let nodes = move |n: usize| move || async move { holder.participant_nodes().await.unwrap().len() == n };
     assert!(!lb.try_acquire(Duration::from_millis(300)).await.unwrap(), "held elsewhere");
-    // A dropped acquire leaves no node behind.
-    let pending = lb.acquire();
-    let _ = tokio::time::timeout(Duration::from_millis(200), pending).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(la.participant_nodes().await.unwrap().len(), 1, "only the holder's node");
+    // A timed-out acquire leaves no node behind.
+    wait_until_async(10, "only the holder's node once try_acquire timed out", nodes(1)).await;
+    // Nor does a dropped one: its node is seen queued (so there is one to
+    // clean up), then the acquire is dropped and the node goes.
+    {
+        let pending = lb.acquire();
+        tokio::pin!(pending);
+        tokio::select! {
+            r = &mut pending => panic!("acquired a lock held elsewhere: {r:?}"),
+            () = wait_until_async(10, "the pending acquire queues its node", nodes(2)) => {}
+        }
+    }
+    wait_until_async(10, "only the holder's node once the acquire is dropped", nodes(1)).await;
     // The Curator layout.
     let node = la.participant_nodes().await.unwrap().remove(0);
     assert!(node.starts_with("_c_") && node.len() > 40 && node.as_bytes()[39] == b'-', "{node}");
@@ -99,6 +109,9 @@ async fn latch_has_one_leader(cs: &str) {
         .await;
         let leader = latches[0].leader().await.unwrap().unwrap();
         assert_ne!(leader.id, id);
+        // Sampling for something that must NOT happen (a second leader)
+        // needs a window; 50 ms after the hand-over is enough for a stray
+        // watch event to reach another latch.
         for _ in 0..10 {
             assert!(leaders(&latches) <= 1, "never two leaders");
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -254,14 +267,19 @@ async fn caches_converge(cs: &str) {
     // Events were delivered: at least an Initialized and some changes.
     let mut saw_init = false;
     let mut saw_change = false;
-    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(50), child_events.next()).await {
-        match ev {
-            CacheEvent::Initialized => saw_init = true,
-            CacheEvent::Added(_) | CacheEvent::Updated(_) | CacheEvent::Removed(_) => saw_change = true,
-            _ => {}
+    within(10, "an Initialized event and a change event from the children cache", async {
+        while !(saw_init && saw_change) {
+            match child_events.next().await {
+                Some(CacheEvent::Initialized) => saw_init = true,
+                Some(CacheEvent::Added(_) | CacheEvent::Updated(_) | CacheEvent::Removed(_)) => {
+                    saw_change = true
+                }
+                Some(_) => {}
+                None => panic!("the event stream ended (init {saw_init}, change {saw_change})"),
+            }
         }
-    }
-    assert!(saw_init && saw_change);
+    })
+    .await;
     for c in [&children as &dyn Started, &tree, &curator, &node] {
         c.stop().await;
     }
@@ -326,8 +344,16 @@ async fn connection_states_and_new_session(cs: &str, proxy: &zk_test_support::pr
         .await
     }
     expect(&mut states, ConnectionState::Suspended).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!latch.has_leadership(), "leadership is given up on SUSPENDED");
+    // Leadership is given up on SUSPENDED: before the next state (LOST).
+    let mut leadership = latch.leadership();
+    within(20, "leadership given up on SUSPENDED", async {
+        tokio::select! {
+            biased;
+            r = leadership.wait_for(|l| !*l) => drop(r.unwrap()),
+            s = states.next() => panic!("{s:?} came while the latch still led: it must give up on SUSPENDED"),
+        }
+    })
+    .await;
     expect(&mut states, ConnectionState::Lost).await;
     proxy.set_refuse(false);
     expect(&mut states, ConnectionState::Reconnected).await;

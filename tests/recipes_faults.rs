@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::within;
+use common::{wait_until_async, within};
 use zk_client::{Client, CreateMode};
 use zk_recipes::Framework;
 use zk_recipes::leader::{CloseMode, LeaderLatch};
@@ -104,15 +104,31 @@ async fn a_leader_cut_off_steps_down_and_exactly_one_other_leads() {
     assert!(cut.await_leadership(Some(Duration::from_secs(10))).await);
     let mut others = Vec::new();
     let mut fws = Vec::new();
+    // Each follower's leadership, watched from before it starts.
+    let mut watches = Vec::new();
     for i in 0..3 {
         let fw = framework(&server.connect_string(), Duration::from_secs(10)).await;
         let l = LeaderLatch::new(&fw, "/election", &format!("other-{i}"));
+        watches.push(l.leadership());
         l.start().await.unwrap();
         fws.push(fw);
         others.push(l);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until_async(20, "all four queued", || async {
+        others[0].participants().await.unwrap().len() == 4 && others.iter().all(|l| l.our_node().is_some())
+    })
+    .await;
+    // While the leader is connected none of the others leads. That is
+    // something NOT happening, so it takes a window: 200 ms is many times
+    // the two requests a latch makes once its node exists. Leadership
+    // notifies only on a change and starts false, so `has_changed` catches
+    // any turn to leader since the start, however brief.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(others.iter().all(|l| !l.has_leadership()));
+    assert!(
+        watches.iter().all(|w| !w.has_changed().unwrap()),
+        "a follower turned leader while the leader led"
+    );
     proxy.set_refuse(true);
     proxy.cut();
     within(10, "the cut-off leader steps down", async {

@@ -8,10 +8,11 @@
 
 mod common;
 
+use std::cell::Cell;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -59,8 +60,34 @@ impl Rng {
     }
 }
 
-/// Counts panics raised in server or protocol code (the server runs in this
-/// process), whatever thread or task they happen on.
+thread_local! {
+    /// Set while a thread runs this file's own code (test bodies, the
+    /// blocking helpers, the fuzz threads).
+    static TEST_SIDE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the current thread as the test's own while alive: its panics are
+/// the test's (failed assertions), not the server's.
+struct TestSide(bool);
+
+impl TestSide {
+    fn enter() -> TestSide {
+        TestSide(TEST_SIDE.with(|t| t.replace(true)))
+    }
+}
+
+impl Drop for TestSide {
+    fn drop(&mut self) {
+        TEST_SIDE.with(|t| t.set(self.0));
+    }
+}
+
+/// Counts every panic raised in this process outside the test's own
+/// threads, whatever thread or task it happens on and wherever it is
+/// located: the server under test runs here, and a panic inside a
+/// dependency (or the standard library) that our input triggers counts as
+/// much as one in our own files. The first few are kept for the failure
+/// message ([`panic_report`]).
 fn server_panics() -> &'static AtomicUsize {
     static COUNT: OnceLock<AtomicUsize> = OnceLock::new();
     static HOOK: OnceLock<()> = OnceLock::new();
@@ -68,16 +95,27 @@ fn server_panics() -> &'static AtomicUsize {
     HOOK.get_or_init(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let file = info.location().map(|l| l.file().replace('\\', "/")).unwrap_or_default();
-            if file.contains("zk-server/src") || file.contains("zk-proto/src") {
+            if !TEST_SIDE.with(Cell::get) {
                 if let Some(c) = COUNT.get() {
                     c.fetch_add(1, Ordering::SeqCst);
+                }
+                let mut seen = PANICS_SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if seen.len() < 10 {
+                    let thread = std::thread::current().name().unwrap_or("<unnamed>").to_string();
+                    seen.push(format!("thread {thread}: {info}"));
                 }
             }
             previous(info);
         }));
     });
     count
+}
+
+/// The first panics [`server_panics`] counted, for a failure message.
+static PANICS_SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn panic_report() -> String {
+    PANICS_SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).join("\n")
 }
 
 fn base_cfg() -> ServerConfig {
@@ -97,7 +135,11 @@ async fn connect(cs: &str) -> Client {
 }
 
 async fn blocking<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    within(secs, what, tokio::task::spawn_blocking(f)).await.expect("blocking task")
+    let own = move || {
+        let _own = TestSide::enter();
+        f()
+    };
+    within(secs, what, tokio::task::spawn_blocking(own)).await.expect("blocking task")
 }
 
 /// The healthy client writes and reads back, within 10 s.
@@ -506,6 +548,7 @@ fn run_case(addr: SocketAddr, case: &Case) {
 /// server code panics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn malformed_input_only_affects_its_own_connection() {
+    let _own = TestSide::enter();
     common::trace_init();
     let panics = server_panics().load(Ordering::SeqCst);
     let server = Server::start_temp().await.expect("start");
@@ -525,7 +568,7 @@ async fn malformed_input_only_affects_its_own_connection() {
     let (data, _) = c.get_data("/at-max").await.unwrap();
     assert!(data.len() > 1_000_000 && data.iter().all(|&b| b == b'm'));
     assert_eq!(c.exists("/over-max").await.unwrap(), None);
-    assert_eq!(server_panics().load(Ordering::SeqCst), panics, "server code panicked");
+    assert_eq!(server_panics().load(Ordering::SeqCst), panics, "server code panicked:\n{}", panic_report());
     c.close().await.unwrap();
     server.stop().await;
 }
@@ -535,6 +578,7 @@ async fn malformed_input_only_affects_its_own_connection() {
 /// expires; both free their per-IP slot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_connections_are_dropped_and_free_their_slots() {
+    let _own = TestSide::enter();
     common::trace_init();
     let mut cfg = base_cfg();
     cfg.tick_time = Duration::from_millis(100); // handshake timeout 1 s, sessions 0.2..2 s
@@ -685,6 +729,7 @@ fn probe(addr: SocketAddr) -> Result<Duration, String> {
 /// `a_non_reading_client_is_dropped_when_its_session_expires`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_that_stops_reading_does_not_stall_others() {
+    let _own = TestSide::enter();
     common::trace_init();
     let server = Server::start_temp().await.expect("start");
     let addr = server.addr();
@@ -720,6 +765,7 @@ async fn a_client_that_stops_reading_does_not_stall_others() {
 /// hide this.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_non_reading_client_is_dropped_when_its_session_expires() {
+    let _own = TestSide::enter();
     common::trace_init();
     let mut cfg = base_cfg();
     cfg.tick_time = Duration::from_millis(100); // sessions of 0.2..2 s
@@ -769,6 +815,7 @@ async fn a_non_reading_client_is_dropped_when_its_session_expires() {
 /// ones (and no more).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_max_client_cnxns_are_refused() {
+    let _own = TestSide::enter();
     common::trace_init();
     let mut cfg = base_cfg();
     cfg.max_client_cnxns = 5;
@@ -1040,6 +1087,7 @@ fn fuzz_one(addr: SocketAddr, input: &[u8]) -> (usize, bool) {
 /// server or the protocol crate panicked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fuzzed_input_never_breaks_the_server() {
+    let _own = TestSide::enter();
     common::trace_init();
     let panics_before = server_panics().load(Ordering::SeqCst);
     let seed = std::env::var("ZK_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
@@ -1063,6 +1111,7 @@ async fn fuzzed_input_never_breaks_the_server() {
             .map(|t| {
                 let corpus = corpus.clone();
                 std::thread::spawn(move || {
+                    let _own = TestSide::enter();
                     let (mut answered, mut closed) = (0, 0);
                     for i in (t..cases).step_by(threads) {
                         if only.is_some_and(|o| o != i) {
@@ -1094,7 +1143,7 @@ async fn fuzzed_input_never_breaks_the_server() {
     let closed: usize = stats.iter().map(|s| s.1).sum();
     eprintln!("fuzz: {answered} connections got bytes back, {closed} were closed by the server");
     let panicked = server_panics().load(Ordering::SeqCst) - panics_before;
-    assert_eq!(panicked, 0, "server code panicked during the fuzz run (seed {seed})");
+    assert_eq!(panicked, 0, "server code panicked during the fuzz run (seed {seed}):\n{}", panic_report());
 
     // The core is alive: writes and reads go through, for old and new clients.
     healthy(&c, &format!("fuzzing (seed {seed})")).await;
@@ -1133,7 +1182,8 @@ async fn fuzzed_input_never_breaks_the_server() {
     assert_eq!(
         server_panics().load(Ordering::SeqCst) - panics_before,
         0,
-        "server code panicked (seed {seed})"
+        "server code panicked (seed {seed}):\n{}",
+        panic_report()
     );
     c2.close().await.unwrap();
     c.close().await.unwrap();

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use common::raw::Raw;
-use common::within;
+use common::{wait_until, within};
 use zk_client::{Client, CreateMode, CreateOptions, Error, Op, digest_id};
 use zk_proto::records::{
     Acl, AuthPacket, CreateRequest, GetAclRequest, GetAclResponse, GetChildrenRequest, GetChildrenResponse,
@@ -307,6 +307,37 @@ fn zxid_files(dir: &Path, prefix: &str) -> Vec<(i64, PathBuf)> {
     out
 }
 
+/// Whether a snapshot is being written: it goes to `tmp.snapshot.<zxid>`
+/// (and a `.nodes` side file) until it is renamed into place.
+fn snapshot_being_written(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(version_dir(dir)) else { return false };
+    entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with("tmp.snapshot."))
+}
+
+/// Waits (bounded) until `dir` holds at least `n` complete snapshots and
+/// none is being written; returns them. A server's snapshot is written on a
+/// blocking thread that stopping the server does not wait for, and one
+/// started just before the stop may not have made its temp file yet: so
+/// the settled state must be seen twice, 50 ms apart.
+async fn snapshots_settled(dir: &Path, n: usize) -> Vec<(i64, PathBuf)> {
+    let settled = || {
+        let snaps = zxid_files(dir, "snapshot");
+        (snaps.len() >= n && !snapshot_being_written(dir)).then_some(snaps)
+    };
+    within(30, &format!("{n} snapshots, none being written"), async {
+        loop {
+            if let Some(first) = settled() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if settled().as_ref() == Some(&first) {
+                    return first;
+                }
+            }
+            tokio::time::sleep(common::POLL).await;
+        }
+    })
+    .await
+}
+
 /// `(start, end)` of every entry of a log file: a 16-byte file header, then
 /// `{long crc, int len, txn, 'B'}` until an all-zero entry header (the
 /// preallocated zeros) or the end.
@@ -452,14 +483,6 @@ async fn restart_keeps_every_node_and_stat() {
     .await;
     let eph_owner_id = eph_owner.session_id;
     c.close().await.unwrap();
-    // Let the last snapshot writes (on a blocking thread) land.
-    within(20, "a snapshot file", async {
-        while zxid_files(dir.path(), "snapshot").is_empty() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let image1 = image(addr1).await;
     assert_eq!(image1["/eph/e1"].stat.ephemeral_owner, eph_owner_id);
     assert_eq!(image1["/d/null"].data, Ok(None));
@@ -467,8 +490,8 @@ async fn restart_keeps_every_node_and_stat() {
     assert_eq!(image1["/seq"].stat.cversion, 27, "25 creates and 2 deletes");
     s1.stop().await;
     drop(eph_owner);
-    let snaps = zxid_files(dir.path(), "snapshot");
-    assert!(snaps.len() >= 2, "snapCount 10 takes snapshots: {snaps:?}");
+    // snapCount 10 takes snapshots; the last may still be landing.
+    snapshots_settled(dir.path(), 2).await;
 
     // --- server 2: recovers, then writes only to the log.
     let mut cfg2 = cfg.clone();
@@ -903,6 +926,9 @@ async fn write_until_killed(port: u16, r: usize, run_for: Duration, server: &mut
             }
         }));
     }
+    // The kill lands a random time after writes are being acknowledged.
+    let first_ack = || progress.lock().unwrap().acked.iter().any(|&n| n > 0);
+    wait_until(30, &format!("round {r}: a first acknowledged write"), first_ack).await;
     tokio::time::sleep(run_for).await;
     server.kill9();
     stop.store(true, Ordering::SeqCst);
@@ -1282,12 +1308,11 @@ async fn corrupt_newest_snapshot_falls_back_to_an_older_one() {
         }
     }
     c.close().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let want = image(s.addr()).await;
     s.stop().await;
 
-    let snaps = zxid_files(dir.path(), "snapshot");
-    assert!(snaps.len() >= 3, "snapshots: {snaps:?}");
+    // The newest snapshot must be complete before it is damaged.
+    let snaps = snapshots_settled(dir.path(), 3).await;
     let (newest_zxid, newest) = snaps.last().unwrap().clone();
     let (older_zxid, _) = snaps[snaps.len() - 2].clone();
     let mut bytes = std::fs::read(&newest).unwrap();

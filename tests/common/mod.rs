@@ -12,6 +12,32 @@ pub async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
     }
 }
 
+/// How often [`wait_until`] and [`wait_until_async`] look again.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// Waits until `cond` holds, looking every [`POLL`], for at most `secs`
+/// seconds (then fails the test with `what`). The bounded replacement for
+/// "sleep a while, then assert": it returns as soon as the condition holds
+/// and fails loudly, naming the condition, when it never does.
+pub async fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    within(secs, what, async {
+        while !cond() {
+            tokio::time::sleep(POLL).await;
+        }
+    })
+    .await
+}
+
+/// As [`wait_until`], for a condition that has to ask the server.
+pub async fn wait_until_async<F: Future<Output = bool>>(secs: u64, what: &str, mut cond: impl FnMut() -> F) {
+    within(secs, what, async {
+        while !cond().await {
+            tokio::time::sleep(POLL).await;
+        }
+    })
+    .await
+}
+
 /// Logs to the test output when `RUST_LOG` is set.
 pub fn trace_init() {
     if std::env::var("RUST_LOG").is_ok() {

@@ -2,9 +2,11 @@
 // InterProcessMutex or LeaderLatch as Rust processes, on the same path.
 //
 //   java CuratorPeer mutex <connect> <lockPath> <counterPath> <rounds>
+//     prints "SESSION <id>" (its session id, decimal) once connected, then
 //     acquires the lock <rounds> times, each time reading the counter node,
 //     adding one and writing it back WITHOUT a version check (only mutual
-//     exclusion keeps the count exact); prints "DONE".
+//     exclusion keeps the count exact) and printing "ACQ <value written>";
+//     prints "DONE".
 //   java CuratorPeer latch <connect> <latchPath> <id>
 //     joins the LeaderLatch and prints "LEADER <id>" / "FOLLOWER <id>" on
 //     every change; a line "close" on stdin closes the latch and exits.
@@ -34,17 +36,24 @@ public class CuratorPeer {
         if (args[0].equals("mutex")) {
             InterProcessMutex lock = new InterProcessMutex(client, args[2]);
             int rounds = Integer.parseInt(args[4]);
+            // The test waits for a lock node owned by this session before
+            // its own rounds start: proof that Java is contending.
+            System.out.println("SESSION " + client.getZookeeperClient().getZooKeeper().getSessionId());
+            System.out.flush();
             for (int i = 0; i < rounds; i++) {
                 if (!lock.acquire(60, TimeUnit.SECONDS)) throw new IllegalStateException("lock timeout");
                 try {
                     byte[] data = client.getData().forPath(args[3]);
                     long n = Long.parseLong(new String(data, StandardCharsets.UTF_8));
                     client.setData().forPath(args[3], Long.toString(n + 1).getBytes(StandardCharsets.UTF_8));
+                    System.out.println("ACQ " + (n + 1));
+                    System.out.flush();
                 } finally {
                     lock.release();
                 }
             }
             System.out.println("DONE");
+            System.out.flush();
         } else {
             String id = args[3];
             LeaderLatch latch = new LeaderLatch(client, args[2], id);
