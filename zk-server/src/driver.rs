@@ -158,20 +158,24 @@ impl Driver {
         let mut log_open = true;
         loop {
             let deadline = clock + std::time::Duration::from_millis(self.core.next_deadline().min(1 << 40));
+            let mut stopping = false;
             tokio::select! {
-                msg = self.rx.recv() => {
-                    let Some(msg) = msg else { break };
-                    if !self.on_msg(msg, &mut conns, now()) {
-                        break;
-                    }
-                    // Take what else is waiting, up to a batch, before flushing.
-                    for _ in 0..64 {
-                        match self.rx.try_recv() {
-                            Ok(msg) => if !self.on_msg(msg, &mut conns, now()) { return self.stop(&conns) },
-                            Err(_) => break,
+                msg = self.rx.recv() => match msg {
+                    None => stopping = true,
+                    Some(msg) => {
+                        stopping = !self.on_msg(msg, &mut conns, now());
+                        // Take what else is waiting, up to a batch, before flushing.
+                        for _ in 0..64 {
+                            if stopping {
+                                break;
+                            }
+                            match self.rx.try_recv() {
+                                Ok(msg) => stopping = !self.on_msg(msg, &mut conns, now()),
+                                Err(_) => break,
+                            }
                         }
                     }
-                }
+                },
                 ev = self.log_events.recv(), if log_open => match ev {
                     Some(LogEvent::Durable(z)) => self.core.step(Input::Durable(z), now()),
                     Some(LogEvent::Failed(why)) => self.core.step(Input::LogFailed(why), now()),
@@ -187,11 +191,17 @@ impl Driver {
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => self.core.step(Input::Tick, now()),
             }
-            if !self.flush(&mut conns, &snap_tx, now) {
+            let keep_going = self.flush(&mut conns, &snap_tx, now);
+            if stopping || !keep_going {
                 break;
             }
         }
         self.stop(&conns);
+        // A snapshot being written finishes before the server reports it
+        // stopped (bounded), so a stopped server's data dir is settled.
+        if self.core.snapshot_running() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(30), snap_rx.recv()).await;
+        }
     }
 
     fn stop(&mut self, conns: &HashMap<ConnId, ConnHandle>) {

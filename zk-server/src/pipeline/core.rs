@@ -161,6 +161,11 @@ impl Core {
         half + self.rng.gen_range(0..half)
     }
 
+    /// Whether a snapshot is being written.
+    pub(crate) fn snapshot_running(&self) -> bool {
+        self.snapshot_running
+    }
+
     /// Takes one input at time `now`. Due timers run first.
     pub(crate) fn step(&mut self, input: Input, now: Now) {
         self.now = now;
