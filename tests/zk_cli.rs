@@ -486,12 +486,13 @@ async fn one_shot_node_modes() {
     let cs = cs.as_str();
     assert_eq!(one_shot(cs, &["create", "-c", "/box"]).await.ok(), "Created /box\n");
     assert_eq!(one_shot(cs, &["create", "-t", "60000", "/ttl", "t"]).await.ok(), "Created /ttl\n");
+    // The suffix is the parent's count of child creates (Apache's): two so far.
     assert_eq!(
         one_shot(cs, &["create", "-s", "-t", "60000", "/ttl-"]).await.ok(),
-        "Created /ttl-0000000001\n"
+        "Created /ttl-0000000002\n"
     );
     assert_eq!(one_shot(cs, &["get", "/ttl"]).await.ok(), "t\n");
-    assert_eq!(one_shot(cs, &["ls", "/"]).await.ok(), "[box, ttl, ttl-0000000001, zookeeper]\n");
+    assert_eq!(one_shot(cs, &["ls", "/"]).await.ok(), "[box, ttl, ttl-0000000002, zookeeper]\n");
     server.stop().await;
 }
 
