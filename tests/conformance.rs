@@ -424,3 +424,142 @@ fn zk_server_answers_as_apache_does() {
     }
     assert!(mismatches.is_empty(), "{} differences:\n{}", mismatches.len(), mismatches.join("\n"));
 }
+
+/// Polls `exists(path)` on `s` until it answers `want_exists` (bounded);
+/// how many polls it took is not part of the transcript.
+fn poll_exists(s: &mut Raw, path: &str, want_exists: bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        let (h, _) = s.call(&exists(path, false)).expect("exists reply");
+        if h.err.is_ok() == want_exists {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
+/// The server's own writes, compared with Apache's: session expiry and
+/// the removal of its ephemerals (with the events they fire), the
+/// container and TTL sweeps, and, for two sessions, where watch events
+/// fall among the replies.
+fn timed_script(addr: SocketAddr) -> Vec<String> {
+    let mut a = Raw::connect(addr, 10_000);
+    let mut b = Raw::connect(addr, 10_000);
+    let mut out = Vec::new();
+    let names = [(a.session_id, "A"), (b.session_id, "B")];
+    let step = |out: &mut Vec<String>, who: &str, s: &mut Raw, req: Request| {
+        let before = s.events.len();
+        let (h, rsp) = s.call(&req).expect("reply");
+        let body = rsp.map_or(String::new(), |r| norm(&r, &names));
+        for (_, ev) in &s.events[before..] {
+            out.push(format!("{who} event type={} path={} (before the reply)", ev.event_type, ev.path));
+        }
+        out.push(format!("{who} {} -> {} {body}", req.opcode(), h.err));
+    };
+
+    // Events and replies across two sessions: A's watch fires before A's
+    // next reply, after B's write is answered.
+    step(&mut out, "A", &mut a, create("/o", Some(b"0"), CreateMode::Persistent));
+    step(&mut out, "A", &mut a, get("/o", true));
+    step(&mut out, "A", &mut a, children2("/o", true));
+    step(&mut out, "B", &mut b, set("/o", b"1", -1));
+    step(&mut out, "B", &mut b, create("/o/k", None, CreateMode::Persistent));
+    step(&mut out, "A", &mut a, get("/o", false));
+    step(&mut out, "B", &mut b, get("/o", true));
+    step(&mut out, "A", &mut a, del("/o/k", -1));
+    step(&mut out, "A", &mut a, set("/o", b"2", -1));
+    step(&mut out, "B", &mut b, exists("/o", false));
+
+    // Container and TTL sweeps.
+    let container = |path: &str| {
+        Request::CreateContainer(CreateRequest {
+            path: path.into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            flags: CreateMode::Container.code(),
+        })
+    };
+    step(&mut out, "A", &mut a, container("/ctr"));
+    // create2 with the container flag: Apache leaves a persistent node.
+    step(&mut out, "A", &mut a, create("/not-ctr", None, CreateMode::Container));
+    step(&mut out, "A", &mut a, create("/not-ctr/k", None, CreateMode::Persistent));
+    step(&mut out, "A", &mut a, del("/not-ctr/k", -1));
+    step(&mut out, "A", &mut a, create("/ctr/k", None, CreateMode::Persistent));
+    step(&mut out, "A", &mut a, container("/empty"));
+    step(&mut out, "A", &mut a, del("/ctr/k", -1));
+    step(&mut out, "A", &mut a, exists("/ctr", true));
+    let ttl = Request::CreateTtl(CreateTtlRequest {
+        path: "/ttl".into(),
+        data: None,
+        acl: Acl::open_unsafe(),
+        flags: CreateMode::PersistentWithTtl.code(),
+        ttl: 300,
+    });
+    step(&mut out, "A", &mut a, ttl);
+    out.push(format!("container swept: {}", poll_exists(&mut a, "/ctr", false)));
+    out.push(format!("ttl node swept: {}", poll_exists(&mut a, "/ttl", false)));
+    step(&mut out, "A", &mut a, exists("/empty", false));
+
+    // Session expiry: C vanishes without closing; its ephemerals go.
+    let mut c = Raw::connect(addr, 1000);
+    let c_names = [(c.session_id, "C")];
+    let (h, _) = c.call(&create("/eph-c", None, CreateMode::Ephemeral)).expect("reply");
+    out.push(format!("C create ephemeral -> {}", h.err));
+    let (h, rsp) = c.call(&create1("/seq-c-", CreateMode::EphemeralSequential)).expect("reply");
+    out.push(format!(
+        "C create ephemeral sequential -> {} {}",
+        h.err,
+        rsp.map_or(String::new(), |r| norm(&r, &c_names))
+    ));
+    let all = [names[0], names[1], c_names[0]];
+    let (h, rsp) = a.call(&exists("/eph-c", true)).expect("reply");
+    out.push(format!("A exists -> {} {}", h.err, rsp.map_or(String::new(), |r| norm(&r, &all))));
+    step(&mut out, "A", &mut a, Request::GetChildren(GetChildrenRequest { path: "/".into(), watch: true }));
+    drop(c);
+    let seen = a.events.len();
+    a.wait_events(seen + 2);
+    for (_, ev) in &a.events[seen..] {
+        out.push(format!("A event type={} path={} (after C expired)", ev.event_type, ev.path));
+    }
+    step(&mut out, "A", &mut a, exists("/eph-c", false));
+    step(&mut out, "A", &mut a, Request::GetChildren(GetChildrenRequest { path: "/".into(), watch: false }));
+    out
+}
+
+#[test]
+fn sweeps_expiry_and_event_order_as_apache() {
+    common::trace_init();
+    let opts = zk_test_support::apache::ApacheZkOptions {
+        tick_time: 200,
+        jvm_args: vec!["-Dznode.container.checkIntervalMs=200".into()],
+        ..Default::default()
+    };
+    let Some(apache) = ApacheZk::start_with(opts) else { return };
+    let expected = timed_script(apache.addr());
+    drop(apache);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut cfg = zk_server::ServerConfig::new("");
+    cfg.client_port = 0;
+    cfg.client_port_address = Some("127.0.0.1".parse().unwrap());
+    cfg.extended_types_enabled = true;
+    cfg.tick_time = std::time::Duration::from_millis(200);
+    cfg.container_check_interval = std::time::Duration::from_millis(200);
+    let ours = rt.block_on(zk_server::Server::start_temp_with(cfg)).expect("start zk-server");
+    let got = timed_script(ours.addr());
+    rt.block_on(ours.stop());
+    let mut mismatches = Vec::new();
+    for (i, (e, g)) in expected.iter().zip(got.iter()).enumerate() {
+        if e != g {
+            mismatches.push(format!("step {i}:\n  apache: {e}\n  ours:   {g}"));
+        }
+    }
+    if expected.len() != got.len() {
+        mismatches.push(format!(
+            "apache had {} lines, ours {}:\n{expected:#?}\n{got:#?}",
+            expected.len(),
+            got.len()
+        ));
+    }
+    assert!(mismatches.is_empty(), "{} differences:\n{}", mismatches.len(), mismatches.join("\n"));
+}

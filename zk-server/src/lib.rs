@@ -39,6 +39,7 @@ pub mod config;
 mod driver;
 mod error;
 pub mod fourlw;
+mod javaset;
 mod net;
 pub mod persist;
 pub(crate) mod pipeline;

@@ -15,6 +15,7 @@ use zk_proto::types::perms;
 use zk_proto::{CreateMode, ErrorCode, OpCode, Request};
 
 use crate::acl::fixup_acl;
+use crate::javaset::JavaHashSet;
 use crate::tree::{DataTree, NodeKind};
 
 /// A node as prep sees it: the tree's state plus in-flight changes.
@@ -115,20 +116,29 @@ impl Prep {
         session_id: i64,
         zxid: i64,
     ) -> (OpCode, TxnBody) {
-        let mut paths: Vec<String> = tree.ephemerals_of(session_id).cloned().collect();
-        for (p, r) in &self.overlay {
+        // In Apache's order (see `javaset.rs`): the live ephemerals as the
+        // tree's set holds them, cloned, then the in-flight changes.
+        let mut live: Vec<(i64, &String)> =
+            tree.ephemerals_of(session_id).map(|p| (tree.get(p).map_or(0, |n| n.stat.czxid), p)).collect();
+        live.sort();
+        let mut held = JavaHashSet::new();
+        for (_, p) in live {
+            held.insert(p.clone());
+        }
+        let mut set = held.java_clone();
+        let mut changes: Vec<(&i64, &String, &Rec)> =
+            self.overlay.iter().map(|(p, r)| (&r.zxid, p, r)).collect();
+        changes.sort_by_key(|(z, p, _)| (**z, (*p).clone()));
+        for (_, p, r) in changes {
             match &r.node {
-                Some(n)
-                    if NodeKind::of(n.stat.ephemeral_owner) == NodeKind::Ephemeral(session_id)
-                        && !paths.contains(p) =>
-                {
-                    paths.push(p.clone());
+                Some(n) if NodeKind::of(n.stat.ephemeral_owner) == NodeKind::Ephemeral(session_id) => {
+                    set.insert(p.clone());
                 }
-                None => paths.retain(|x| x != p),
+                None => set.remove(p),
                 _ => {}
             }
         }
-        paths.sort();
+        let paths = set.into_vec();
         let mut touched = Vec::new();
         for p in &paths {
             let parent = zk_proto::path::parent(p);
@@ -254,6 +264,14 @@ impl Prep {
                 if mode.is_ttl() || matches!(mode, CreateMode::Unknown(_)) {
                     return Err(ErrorCode::BadArguments);
                 }
+                // Apache makes a container only for createContainer: a
+                // create or create2 with the container flag logs a plain
+                // CreateTxn, so the node it leaves is persistent.
+                let mode = match (mode, req) {
+                    (CreateMode::Container, Request::CreateContainer(_)) => mode,
+                    (CreateMode::Container, _) => CreateMode::Persistent,
+                    _ => mode,
+                };
                 self.prep_create(tree, ctx, &r.path, r.data.clone(), &r.acl, mode, None, touched)
             }
             Request::CreateTtl(r) => {
