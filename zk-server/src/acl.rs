@@ -6,7 +6,7 @@ use base64::Engine;
 use zk_proto::records::{Acl, Id};
 
 /// `user:base64(sha1(user:password))`, Apache's `generateDigest`.
-pub fn generate_digest(user_password: &str) -> String {
+pub(crate) fn generate_digest(user_password: &str) -> String {
     let user = user_password.split(':').next().unwrap_or("");
     let hash = sha1_smol::Sha1::from(user_password).digest().bytes();
     format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
@@ -14,7 +14,7 @@ pub fn generate_digest(user_password: &str) -> String {
 
 /// What an auth packet turns into.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthOutcome {
+pub(crate) enum AuthOutcome {
     /// Ids to add to the session.
     Ok(Vec<Id>),
     /// The credentials or scheme were refused.
@@ -22,7 +22,7 @@ pub enum AuthOutcome {
 }
 
 /// Handles an auth packet (`scheme`, `auth`) from a client at `peer`.
-pub fn authenticate(
+pub(crate) fn authenticate(
     scheme: &str,
     auth: &[u8],
     peer: Option<IpAddr>,
@@ -51,7 +51,7 @@ pub fn authenticate(
 
 /// Whether the ACL id `acl_id` matches the session's authenticated `id`
 /// (same scheme already checked by the caller).
-pub fn id_matches(acl_id: &Id, id: &Id) -> bool {
+pub(crate) fn id_matches(acl_id: &Id, id: &Id) -> bool {
     match acl_id.scheme.as_str() {
         "ip" => ip_matches(&acl_id.id, &id.id),
         _ => acl_id.id == id.id,
@@ -86,7 +86,7 @@ fn ip_matches(pattern: &str, addr: &str) -> bool {
 /// As Apache (ZOOKEEPER-1877), repeated entries of the request are dropped
 /// first (the first of equal entries stays, in order); what `auth`
 /// expands to is taken as it comes.
-pub fn fixup_acl(acl: &[Acl], session_ids: &[Id]) -> Option<Vec<Acl>> {
+pub(crate) fn fixup_acl(acl: &[Acl], session_ids: &[Id]) -> Option<Vec<Acl>> {
     let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
     for a in acl {
         if !unique.contains(&a) {

@@ -9,11 +9,11 @@ use crate::config::ServerConfig;
 use crate::stats::{Needs, Report};
 
 /// The version this server reports (Apache's API level it implements).
-pub const VERSION: &str =
+pub(crate) const VERSION: &str =
     concat!("3.9.2-zk-rs-", env!("CARGO_PKG_VERSION"), ", built on 01/01/2026 00:00 GMT");
 
 /// Every command this server knows.
-pub const COMMANDS: &[&str] = &[
+pub(crate) const COMMANDS: &[&str] = &[
     "ruok", "srvr", "stat", "conf", "cons", "crst", "srst", "mntr", "wchs", "wchc", "wchp", "dump", "envi",
     "dirs", "isro",
 ];
@@ -21,7 +21,7 @@ pub const COMMANDS: &[&str] = &[
 /// What `cmd` needs from the core; `None` when it needs nothing of it
 /// (`ruok`, `isro`, `conf`, `envi`, `dirs` are answered without asking
 /// the core).
-pub fn needs(cmd: &str) -> Option<Needs> {
+pub(crate) fn needs(cmd: &str) -> Option<Needs> {
     let base = Needs::default();
     match cmd {
         "ruok" | "isro" | "conf" | "envi" | "dirs" => None,
@@ -34,7 +34,7 @@ pub fn needs(cmd: &str) -> Option<Needs> {
 }
 
 /// The text answer to `cmd`; `None` when `cmd` is not a four-letter word.
-pub fn answer(cmd: &str, cfg: &ServerConfig, s: &Report, client_port: u16) -> Option<String> {
+pub(crate) fn answer(cmd: &str, cfg: &ServerConfig, s: &Report, client_port: u16) -> Option<String> {
     if !COMMANDS.contains(&cmd) {
         return None;
     }

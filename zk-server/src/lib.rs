@@ -34,20 +34,20 @@
 //! # Ok(()) }
 //! ```
 
-pub mod acl;
+pub(crate) mod acl;
 pub mod config;
 mod driver;
 mod error;
-pub mod fourlw;
+pub(crate) mod fourlw;
 mod javaset;
 mod net;
 pub mod persist;
 pub(crate) mod pipeline;
 mod server;
-pub mod session;
-pub mod stats;
+pub(crate) mod session;
+pub(crate) mod stats;
 pub mod tree;
-pub mod watch;
+pub(crate) mod watch;
 
 pub use config::{ConfigError, ServerConfig};
 pub use error::{Error, PersistError, Result, ServerError};

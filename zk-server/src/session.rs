@@ -14,7 +14,7 @@ use bytes::Bytes;
 /// Reproducing Java's generator keeps a session valid when its client moves
 /// between this server and an Apache one sharing the data (and matches what
 /// Apache clients expect).
-pub fn password(session_id: i64) -> Bytes {
+pub(crate) fn password(session_id: i64) -> Bytes {
     const MULT: u64 = 0x5_DEEC_E66D;
     const MASK: u64 = (1 << 48) - 1;
     let mut seed = ((session_id ^ 0xB341_5C00_i64) as u64 ^ MULT) & MASK;
@@ -35,7 +35,7 @@ pub fn password(session_id: i64) -> Bytes {
 
 /// The first session id of a server: the server id in the top byte, the
 /// time in the next 40 bits, a counter in the low 16.
-pub fn initial_session_id(server_id: u8, now_ms: u64) -> i64 {
+pub(crate) fn initial_session_id(server_id: u8, now_ms: u64) -> i64 {
     let mut id = ((now_ms << 24) >> 8) as i64 | (i64::from(server_id) << 56);
     if id == i64::MIN {
         id += 1;
@@ -45,18 +45,18 @@ pub fn initial_session_id(server_id: u8, now_ms: u64) -> i64 {
 
 /// One session as the tracker knows it.
 #[derive(Debug, Clone)]
-pub struct SessionEntry {
+pub(crate) struct SessionEntry {
     /// Negotiated timeout in ms.
-    pub timeout_ms: i32,
+    pub(crate) timeout_ms: i32,
     /// The bucket it expires in.
-    pub expires_at: u64,
+    pub(crate) expires_at: u64,
     /// Set once a closeSession is under way: not expired twice.
-    pub closing: bool,
+    pub(crate) closing: bool,
 }
 
 /// Tracks sessions and their expiry.
 #[derive(Debug)]
-pub struct SessionTracker {
+pub(crate) struct SessionTracker {
     tick_ms: u64,
     next_id: i64,
     sessions: HashMap<i64, SessionEntry>,
@@ -65,7 +65,7 @@ pub struct SessionTracker {
 
 impl SessionTracker {
     /// A tracker handing out ids from `first_id`.
-    pub fn new(tick_ms: u64, first_id: i64) -> Self {
+    pub(crate) fn new(tick_ms: u64, first_id: i64) -> Self {
         SessionTracker {
             tick_ms: tick_ms.max(1),
             next_id: first_id,
@@ -75,7 +75,7 @@ impl SessionTracker {
     }
 
     /// A fresh session id.
-    pub fn next_id(&mut self) -> i64 {
+    pub(crate) fn next_id(&mut self) -> i64 {
         let mut id = self.next_id;
         while id == i64::MIN || id == 0 || self.sessions.contains_key(&id) {
             id = id.wrapping_add(1);
@@ -85,7 +85,7 @@ impl SessionTracker {
     }
 
     /// Makes sure later ids are above `id` (after recovery).
-    pub fn observe_id(&mut self, id: i64) {
+    pub(crate) fn observe_id(&mut self, id: i64) {
         if (id >> 56) == (self.next_id >> 56) && id >= self.next_id {
             self.next_id = id + 1;
         }
@@ -97,7 +97,7 @@ impl SessionTracker {
     }
 
     /// Adds (or re-adds) a session and touches it.
-    pub fn add(&mut self, id: i64, timeout_ms: i32, now_ms: u64) {
+    pub(crate) fn add(&mut self, id: i64, timeout_ms: i32, now_ms: u64) {
         self.remove(id);
         let expires_at = self.bucket(now_ms, timeout_ms);
         self.sessions.insert(id, SessionEntry { timeout_ms, expires_at, closing: false });
@@ -105,7 +105,7 @@ impl SessionTracker {
     }
 
     /// Forgets a session.
-    pub fn remove(&mut self, id: i64) -> Option<SessionEntry> {
+    pub(crate) fn remove(&mut self, id: i64) -> Option<SessionEntry> {
         let e = self.sessions.remove(&id)?;
         if let Some(b) = self.buckets.get_mut(&e.expires_at) {
             b.remove(&id);
@@ -117,7 +117,7 @@ impl SessionTracker {
     }
 
     /// Extends a live session; false when it is unknown or closing.
-    pub fn touch(&mut self, id: i64, now_ms: u64) -> bool {
+    pub(crate) fn touch(&mut self, id: i64, now_ms: u64) -> bool {
         let Some(e) = self.sessions.get(&id) else { return false };
         if e.closing {
             return false;
@@ -141,7 +141,7 @@ impl SessionTracker {
     }
 
     /// Marks a session as closing; false when unknown or already closing.
-    pub fn set_closing(&mut self, id: i64) -> bool {
+    pub(crate) fn set_closing(&mut self, id: i64) -> bool {
         match self.sessions.get_mut(&id) {
             Some(e) if !e.closing => {
                 e.closing = true;
@@ -152,7 +152,7 @@ impl SessionTracker {
     }
 
     /// The sessions whose bucket has passed, marked closing.
-    pub fn expired(&mut self, now_ms: u64) -> Vec<i64> {
+    pub(crate) fn expired(&mut self, now_ms: u64) -> Vec<i64> {
         let mut out = Vec::new();
         let due: Vec<u64> = self.buckets.range(..=now_ms).map(|(k, _)| *k).collect();
         for k in due {
@@ -173,30 +173,25 @@ impl SessionTracker {
 
     /// When the earliest bucket expires (monotonic ms), if any session is
     /// tracked.
-    pub fn next_expiry(&self) -> Option<u64> {
+    pub(crate) fn next_expiry(&self) -> Option<u64> {
         self.buckets.keys().next().copied()
     }
 
     /// A session's entry.
-    pub fn get(&self, id: i64) -> Option<&SessionEntry> {
+    pub(crate) fn get(&self, id: i64) -> Option<&SessionEntry> {
         self.sessions.get(&id)
     }
 
     /// Every live session with its timeout (for snapshots).
-    pub fn all(&self) -> Vec<(i64, i32)> {
+    pub(crate) fn all(&self) -> Vec<(i64, i32)> {
         let mut v: Vec<(i64, i32)> = self.sessions.iter().map(|(k, e)| (*k, e.timeout_ms)).collect();
         v.sort_unstable();
         v
     }
 
     /// Number of sessions.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.sessions.len()
-    }
-
-    /// Whether there is no session.
-    pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
     }
 }
 

@@ -3,107 +3,104 @@
 //! the four-letter-word code.
 
 use std::net::IpAddr;
-use std::time::SystemTime;
 
 /// Per-connection counters (for `cons` and `stat`).
 #[derive(Debug, Clone, Default)]
-pub struct ConnStats {
+pub(crate) struct ConnStats {
     /// Requests received.
-    pub received: u64,
+    pub(crate) received: u64,
     /// Replies and events sent.
-    pub sent: u64,
-    /// When the connection was accepted.
-    pub established: Option<SystemTime>,
+    pub(crate) sent: u64,
     /// Last opcode seen.
-    pub last_op: &'static str,
+    pub(crate) last_op: &'static str,
     /// Last zxid replied.
-    pub last_zxid: i64,
+    pub(crate) last_zxid: i64,
     /// Outstanding requests.
-    pub outstanding: u64,
+    pub(crate) outstanding: u64,
 }
 
 /// Server-wide counters.
 #[derive(Debug, Clone, Default)]
-pub struct ServerStats {
+pub(crate) struct ServerStats {
     /// Requests received.
-    pub packets_received: u64,
+    pub(crate) packets_received: u64,
     /// Packets sent.
-    pub packets_sent: u64,
+    pub(crate) packets_sent: u64,
     /// Min write latency in ms (from receipt to reply).
-    pub latency_min: u64,
+    pub(crate) latency_min: u64,
     /// Total latency.
-    pub latency_total: u64,
+    pub(crate) latency_total: u64,
     /// Max latency.
-    pub latency_max: u64,
+    pub(crate) latency_max: u64,
     /// Requests measured.
-    pub latency_count: u64,
+    pub(crate) latency_count: u64,
 }
 
 /// One connection as the stats see it.
 #[derive(Debug, Clone)]
-pub struct ConnInfo {
+pub(crate) struct ConnInfo {
     /// Connection id.
-    pub id: u64,
+    pub(crate) id: u64,
     /// Client address.
-    pub peer: Option<IpAddr>,
+    pub(crate) peer: Option<IpAddr>,
     /// Session id (0 before the handshake finished).
-    pub session: i64,
+    pub(crate) session: i64,
     /// Counters.
-    pub stats: ConnStats,
+    pub(crate) stats: ConnStats,
 }
 
 /// What a four-letter word needs from the core, beyond the counters every
 /// report has. The lists are built only when asked for, so a cheap word
 /// stays cheap however large the tree or the watch tables are.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Needs {
+pub(crate) struct Needs {
     /// Every connection with its counters (`stat`, `cons`).
-    pub connections: bool,
+    pub(crate) connections: bool,
     /// How many paths and connections the watches involve (`wchs`).
-    pub watch_summary: bool,
+    pub(crate) watch_summary: bool,
     /// The watch tables by connection and by path (`wchc`, `wchp`).
-    pub watch_lists: bool,
+    pub(crate) watch_lists: bool,
     /// Sessions with their ephemerals and timeouts (`dump`).
-    pub session_lists: bool,
+    pub(crate) session_lists: bool,
 }
 
 /// What the core reports for the four-letter words.
 #[derive(Debug, Clone, Default)]
-pub struct Report {
+pub(crate) struct Report {
     /// Last applied zxid.
-    pub zxid: i64,
+    pub(crate) zxid: i64,
     /// Nodes in the tree.
-    pub node_count: usize,
+    pub(crate) node_count: usize,
     /// Bytes of paths and data.
-    pub approximate_data_size: usize,
+    pub(crate) approximate_data_size: usize,
     /// Watches.
-    pub watch_count: usize,
+    pub(crate) watch_count: usize,
     /// Watches in the data-watch table (what `wchs` counts).
-    pub data_watch_count: usize,
+    pub(crate) data_watch_count: usize,
     /// Watched paths (when [`Needs::watch_summary`]).
-    pub watched_paths: usize,
+    pub(crate) watched_paths: usize,
     /// Connections that hold at least one watch (when [`Needs::watch_summary`]).
-    pub watching_connections: usize,
+    pub(crate) watching_connections: usize,
     /// Ephemeral nodes.
-    pub ephemerals: usize,
+    pub(crate) ephemerals: usize,
     /// Live sessions.
-    pub sessions: usize,
+    pub(crate) sessions: usize,
     /// Live connections.
-    pub connection_count: usize,
+    pub(crate) connection_count: usize,
     /// Txns waiting for the log.
-    pub outstanding: usize,
+    pub(crate) outstanding: usize,
     /// Counters.
-    pub stats: ServerStats,
+    pub(crate) stats: ServerStats,
     /// Connections (when [`Needs::connections`]).
-    pub connections: Vec<ConnInfo>,
+    pub(crate) connections: Vec<ConnInfo>,
     /// conn → watched paths (when [`Needs::watch_lists`]).
-    pub watches_by_conn: Vec<(u64, Vec<String>)>,
+    pub(crate) watches_by_conn: Vec<(u64, Vec<String>)>,
     /// path → conns (when [`Needs::watch_lists`]).
-    pub watches_by_path: Vec<(String, Vec<u64>)>,
+    pub(crate) watches_by_path: Vec<(String, Vec<u64>)>,
     /// conn → session (when [`Needs::watch_lists`]).
-    pub session_of_conn: Vec<(u64, i64)>,
+    pub(crate) session_of_conn: Vec<(u64, i64)>,
     /// session → ephemerals (when [`Needs::session_lists`]).
-    pub ephemerals_by_session: Vec<(i64, Vec<String>)>,
+    pub(crate) ephemerals_by_session: Vec<(i64, Vec<String>)>,
     /// session → timeout (when [`Needs::session_lists`]).
-    pub session_timeouts: Vec<(i64, i32)>,
+    pub(crate) session_timeouts: Vec<(i64, i32)>,
 }

@@ -6,11 +6,11 @@ use std::collections::{HashMap, HashSet};
 use zk_proto::{EventType, WatcherType};
 
 /// A connection id.
-pub type ConnId = u64;
+pub(crate) type ConnId = u64;
 
 /// Watch tables.
 #[derive(Debug, Default)]
-pub struct WatchManager {
+pub(crate) struct WatchManager {
     data: HashMap<String, HashSet<ConnId>>,
     child: HashMap<String, HashSet<ConnId>>,
     persistent: HashMap<String, HashSet<ConnId>>,
@@ -26,15 +26,6 @@ const DATA: u8 = 0;
 const CHILD: u8 = 1;
 const PERSISTENT: u8 = 2;
 const RECURSIVE: u8 = 3;
-
-fn table_name(kind: u8) -> &'static str {
-    match kind {
-        DATA => "data",
-        CHILD => "child",
-        PERSISTENT => "persistent",
-        _ => "recursive",
-    }
-}
 
 impl WatchManager {
     fn table(&mut self, kind: u8) -> &mut HashMap<String, HashSet<ConnId>> {
@@ -77,32 +68,32 @@ impl WatchManager {
     }
 
     /// A data watch (getData, exists).
-    pub fn add_data(&mut self, path: &str, conn: ConnId) {
+    pub(crate) fn add_data(&mut self, path: &str, conn: ConnId) {
         self.add(DATA, path, conn);
     }
 
     /// A child watch (getChildren).
-    pub fn add_child(&mut self, path: &str, conn: ConnId) {
+    pub(crate) fn add_child(&mut self, path: &str, conn: ConnId) {
         self.add(CHILD, path, conn);
     }
 
     /// A persistent watch (addWatch mode 0). A connection has one
     /// persistent mode per path, as in Apache: the last addWatch wins.
-    pub fn add_persistent(&mut self, path: &str, conn: ConnId) {
+    pub(crate) fn add_persistent(&mut self, path: &str, conn: ConnId) {
         self.remove(path, WatcherType::PersistentRecursive, conn);
         self.add(PERSISTENT, path, conn);
     }
 
     /// A persistent recursive watch (addWatch mode 1); replaces a
     /// persistent one of the same connection on the same path.
-    pub fn add_recursive(&mut self, path: &str, conn: ConnId) {
+    pub(crate) fn add_recursive(&mut self, path: &str, conn: ConnId) {
         self.remove(path, WatcherType::Persistent, conn);
         self.add(RECURSIVE, path, conn);
     }
 
     /// The connections an event on `path` goes to, each once; one-shot
     /// watches are consumed.
-    pub fn trigger(&mut self, path: &str, event: EventType) -> HashSet<ConnId> {
+    pub(crate) fn trigger(&mut self, path: &str, event: EventType) -> HashSet<ConnId> {
         let mut out = HashSet::new();
         match event {
             EventType::NodeCreated | EventType::NodeDataChanged => out.extend(self.take(DATA, path)),
@@ -132,7 +123,7 @@ impl WatchManager {
     }
 
     /// Whether `conn` has a watch of `wt` on `path`.
-    pub fn contains(&self, path: &str, wt: WatcherType, conn: ConnId) -> bool {
+    pub(crate) fn contains(&self, path: &str, wt: WatcherType, conn: ConnId) -> bool {
         let has = |m: &HashMap<String, HashSet<ConnId>>| m.get(path).is_some_and(|s| s.contains(&conn));
         match wt {
             WatcherType::Data => has(&self.data),
@@ -145,7 +136,7 @@ impl WatchManager {
 
     /// Removes `conn`'s watches of `wt` on `path`; the removal events to
     /// send (at most one per kind). Empty when there was none.
-    pub fn remove(&mut self, path: &str, wt: WatcherType, conn: ConnId) -> Vec<EventType> {
+    pub(crate) fn remove(&mut self, path: &str, wt: WatcherType, conn: ConnId) -> Vec<EventType> {
         let mut events = Vec::new();
         let mut drop_kind = |me: &mut Self, kind: u8, ev: EventType| {
             if let Some(s) = me.table(kind).get_mut(path) {
@@ -179,7 +170,7 @@ impl WatchManager {
     }
 
     /// Drops every watch of a closed connection.
-    pub fn remove_conn(&mut self, conn: ConnId) {
+    pub(crate) fn remove_conn(&mut self, conn: ConnId) {
         if let Some(set) = self.by_conn.remove(&conn) {
             for (kind, path) in set {
                 self.counted(kind, false);
@@ -195,27 +186,27 @@ impl WatchManager {
     }
 
     /// Total watches (for `wchs` / `mntr`).
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.total
     }
 
     /// Connections holding at least one watch in the data-watch table
     /// (what `wchs` counts).
-    pub fn connection_count(&self) -> usize {
+    pub(crate) fn connection_count(&self) -> usize {
         self.by_conn.values().filter(|s| s.iter().any(|(k, _)| *k != CHILD)).count()
     }
 
     /// Watches in Apache's data-watch table (data, exists, persistent and
     /// recursive ones; child watches are not in it): what `wchs`, `wchc`
     /// and `wchp` report, as Apache's do.
-    pub fn data_count(&self) -> usize {
+    pub(crate) fn data_count(&self) -> usize {
         self.total - self.child_total
     }
 
     /// Number of watched paths (data-watch table, as `wchs`): the one-shot
     /// data table's size plus the persistent paths not already in it, so
     /// the cost follows the (few) persistent watches, not every watch.
-    pub fn path_count(&self) -> usize {
+    pub(crate) fn path_count(&self) -> usize {
         let extra_persistent = self.persistent.keys().filter(|p| !self.data.contains_key(*p)).count();
         let extra_recursive = self
             .recursive
@@ -226,7 +217,7 @@ impl WatchManager {
     }
 
     /// Watches by connection: conn → paths (for `wchc`).
-    pub fn by_connection(&self) -> Vec<(ConnId, Vec<String>)> {
+    pub(crate) fn by_connection(&self) -> Vec<(ConnId, Vec<String>)> {
         let mut v: Vec<(ConnId, Vec<String>)> = self
             .by_conn
             .iter()
@@ -244,7 +235,7 @@ impl WatchManager {
     }
 
     /// Watches by path: path → connections (for `wchp`).
-    pub fn by_path(&self) -> Vec<(String, Vec<ConnId>)> {
+    pub(crate) fn by_path(&self) -> Vec<(String, Vec<ConnId>)> {
         let mut m: HashMap<String, HashSet<ConnId>> = HashMap::new();
         for t in [&self.data, &self.persistent, &self.recursive] {
             for (p, s) in t {
@@ -261,13 +252,6 @@ impl WatchManager {
             .collect();
         v.sort();
         v
-    }
-
-    /// For diagnostics.
-    pub fn describe(&self, conn: ConnId) -> Vec<String> {
-        self.by_conn
-            .get(&conn)
-            .map_or_else(Vec::new, |s| s.iter().map(|(k, p)| format!("{} {p}", table_name(*k))).collect())
     }
 }
 

@@ -261,12 +261,7 @@ impl Core {
         let timeout = req.time_out.clamp(min, max);
         let auth = peer.map(|ip| vec![Id::new("ip", ip.to_string())]).unwrap_or_default();
         let flag = req.read_only.map(|_| false);
-        let established = std::time::UNIX_EPOCH
-            .checked_add(std::time::Duration::from_millis(self.now.wall_ms.max(0) as u64));
-        self.conns.insert(
-            conn,
-            Conn { session: 0, peer, auth, stats: ConnStats { established, ..ConnStats::default() } },
-        );
+        self.conns.insert(conn, Conn { session: 0, peer, auth, stats: ConnStats::default() });
         if req.session_id == 0 {
             let id = self.sessions.next_id();
             let zxid = self.take_zxid();
