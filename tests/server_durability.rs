@@ -1511,3 +1511,35 @@ async fn fail_stop_when_the_log_cannot_be_written() {
     drop(c);
     drop(disk);
 }
+
+/// A zoo.cfg that names an ensemble is refused with one clear message
+/// (this build runs standalone only), never run standalone unnoticed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ensemble_config_is_refused_clearly_until_replication_exists() {
+    let bin = within(660, "build zk-server", tokio::task::spawn_blocking(server_binary)).await.unwrap();
+    let dir = TempDir::new("ensemble-cfg");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("myid"), "1\n").unwrap();
+    let port = zk_test_support::free_port();
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=2000\ninitLimit=5\nsyncLimit=2\ndataDir={}\nclientPort={port}\n\
+             server.1=127.0.0.1:{}:{}\nserver.2=127.0.0.1:{}:{}\nserver.3=127.0.0.1:{}:{}\n",
+            data.display(),
+            port + 1,
+            port + 2,
+            port + 3,
+            port + 4,
+            port + 5,
+            port + 6
+        ),
+    )
+    .unwrap();
+    let out = blocking(30, "zk-server exits", move || Command::new(bin).arg(&cfg).output().unwrap()).await;
+    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("ensemble of 3 servers") && text.contains("standalone only"), "{text}");
+}

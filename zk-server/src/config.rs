@@ -77,6 +77,8 @@ pub struct ServerConfig {
     /// `log-panic:<path>` kills the log thread on a create of `<path>`,
     /// `accept-exit` ends the accept loop after its first connection.
     pub fault_injection: Option<String>,
+    /// The ensemble, when the file names servers (`server.N=`).
+    pub quorum: Option<crate::quorum::config::QuorumConfig>,
     /// Keys the file had that this server does not use (warned about).
     pub unknown_keys: Vec<String>,
 }
@@ -110,6 +112,7 @@ impl ServerConfig {
             sessionless_cnxn_timeout: Duration::from_secs(10),
             client_write_timeout: Duration::from_secs(30),
             fault_injection: None,
+            quorum: None,
             unknown_keys: Vec::new(),
         }
     }
@@ -148,6 +151,20 @@ impl ServerConfig {
                 message: format!("myid must be a number from 0 to 255, not {:?}", id.trim()),
             })?;
         }
+        if let Some(q) = &cfg.quorum {
+            let me = i64::from(cfg.server_id);
+            if !q.servers.contains_key(&me) {
+                return Err(ConfigError {
+                    file: myid.display().to_string(),
+                    line: 0,
+                    message: format!(
+                        "myid is {me}, but zoo.cfg names servers {:?} (is {} there?)",
+                        q.servers.keys().collect::<Vec<_>>(),
+                        myid.display()
+                    ),
+                });
+            }
+        }
         Ok(cfg)
     }
 
@@ -165,6 +182,7 @@ impl ServerConfig {
         let mut cfg = ServerConfig::new("");
         let mut data_dir = None;
         let mut data_log_dir = None;
+        let mut ensemble = crate::quorum::config::EnsembleKeys::default();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -251,15 +269,30 @@ impl ServerConfig {
                     cfg.container_check_interval = Duration::from_millis(num("milliseconds")?.max(1))
                 }
                 "znode.container.maxPerMinute" => cfg.container_max_per_minute = num("nodes")? as usize,
+                k if crate::quorum::config::EnsembleKeys::takes(k) => {
+                    ensemble.members.push((i + 1, k.to_string(), value.to_string()))
+                }
+                "initLimit" => ensemble.init_limit = Some(num("ticks")? as u32),
+                "syncLimit" => ensemble.sync_limit = Some(num("ticks")? as u32),
+                "standaloneEnabled" => ensemble.standalone_enabled = Some(boolean()?),
+                "quorumListenOnAllIPs" => ensemble.listen_on_all_ips = Some(boolean()?),
+                "electionPortBindRetry" => ensemble.election_port_bind_retry = Some(num("retries")? as u32),
+                "peerType" => {
+                    ensemble.peer_type = Some(match value {
+                        "participant" => crate::quorum::config::LearnerType::Participant,
+                        "observer" => crate::quorum::config::LearnerType::Observer,
+                        _ => {
+                            return Err(err(format!(
+                                "peerType must be participant or observer, not {value:?}"
+                            )));
+                        }
+                    })
+                }
                 // Accepted for compatibility; they only matter to features
-                // this server does not have (ensembles, admin server ...).
-                k if k.starts_with("server.")
-                    || k.starts_with("admin.")
+                // this server does not have (admin server, metrics ...).
+                k if k.starts_with("admin.")
                     || k.starts_with("metricsProvider.")
-                    || matches!(
-                        k,
-                        "initLimit" | "syncLimit" | "standaloneEnabled" | "reconfigEnabled" | "preAllocSize"
-                    ) =>
+                    || matches!(k, "reconfigEnabled" | "preAllocSize") =>
                 {
                     cfg.unknown_keys.push(k.to_string())
                 }
@@ -275,6 +308,11 @@ impl ServerConfig {
         };
         cfg.data_log_dir = data_log_dir.unwrap_or_else(|| data_dir.clone());
         cfg.data_dir = data_dir;
+        cfg.quorum = ensemble.build().map_err(|(line, message)| ConfigError {
+            file: file.to_string(),
+            line,
+            message,
+        })?;
         if cfg.min_session() > cfg.max_session() {
             return Err(ConfigError {
                 file: file.to_string(),
@@ -318,5 +356,42 @@ mod tests {
         assert!(
             ServerConfig::parse("dataDir=/x\nminSessionTimeout=9000\nmaxSessionTimeout=100\n", "f").is_err()
         );
+    }
+
+    #[test]
+    fn ensembles_are_read_and_checked() {
+        let text = "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/x\nclientPort=2181\n\
+                    server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\n\
+                    server.3=127.0.0.1:2890:3890:observer;2183\nquorumListenOnAllIPs=true\n";
+        let c = ServerConfig::parse(text, "zoo.cfg").unwrap();
+        let q = c.quorum.unwrap();
+        assert_eq!((q.servers.len(), q.init_limit, q.sync_limit), (3, 10, 5));
+        assert!(q.listen_on_all_ips && !q.runs_standalone());
+        assert!(q.verifier.is_voter(2) && !q.verifier.is_voter(3));
+        let e = ServerConfig::parse(
+            "dataDir=/x\ninitLimit=5\nsyncLimit=2\nserver.1=a:1:2\nserver.2=b:1\n",
+            "zoo.cfg",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 5, "the bad line is named: {e}");
+        let one = ServerConfig::parse("dataDir=/x\nserver.1=a:1:2\n", "zoo.cfg").unwrap();
+        assert!(one.quorum.unwrap().runs_standalone(), "one server with standaloneEnabled runs standalone");
+        assert_eq!(ServerConfig::parse("dataDir=/x\n", "zoo.cfg").unwrap().quorum, None);
+    }
+
+    #[test]
+    fn myid_must_name_a_server_of_the_ensemble() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("zoo.cfg");
+        let text = format!(
+            "dataDir={}\ninitLimit=5\nsyncLimit=2\nserver.1=a:1:2\nserver.2=b:1:2\n",
+            dir.path().display()
+        );
+        std::fs::write(&cfg, text).unwrap();
+        std::fs::write(dir.path().join("myid"), "7\n").unwrap();
+        let e = ServerConfig::from_file(&cfg).unwrap_err();
+        assert!(e.message.contains("myid is 7"), "{e}");
+        std::fs::write(dir.path().join("myid"), "2\n").unwrap();
+        assert_eq!(ServerConfig::from_file(&cfg).unwrap().server_id, 2);
     }
 }

@@ -43,6 +43,7 @@ mod javaset;
 mod net;
 pub mod persist;
 pub(crate) mod pipeline;
+pub mod quorum;
 mod server;
 pub(crate) mod session;
 pub(crate) mod stats;

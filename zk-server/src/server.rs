@@ -183,6 +183,19 @@ impl Server {
         for k in &cfg.unknown_keys {
             warn!(key = %k, "zoo.cfg key not used by this server");
         }
+        if let Some(q) = cfg.quorum.as_ref().filter(|q| !q.runs_standalone()) {
+            // Replication is not built yet: running this member standalone
+            // would split the ensemble's data without anyone noticing.
+            return Err(Error::Config(crate::config::ConfigError {
+                file: "zoo.cfg".into(),
+                line: 0,
+                message: format!(
+                    "zoo.cfg describes an ensemble of {} servers; this build of zk-server runs standalone only \
+                     (replication is not built yet); remove the server.N lines to run one server",
+                    q.servers.len()
+                ),
+            }));
+        }
         std::fs::create_dir_all(&cfg.data_dir).map_err(PersistError::io("creating", &cfg.data_dir))?;
         std::fs::create_dir_all(&cfg.data_log_dir)
             .map_err(PersistError::io("creating", &cfg.data_log_dir))?;
