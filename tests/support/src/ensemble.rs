@@ -287,3 +287,65 @@ impl ApacheEnsemble {
         self.dir.path()
     }
 }
+
+/// One Apache ZooKeeper quorum peer (`QuorumPeerMain`) in an ensemble
+/// whose other members are given by the caller (for mixed ensembles with
+/// servers of ours); killed on drop.
+#[derive(Debug)]
+pub struct ApacheQuorumPeer {
+    // Declared before `dir`: the server is killed before its files go.
+    member: Member,
+    dir: tempfile::TempDir,
+}
+
+impl ApacheQuorumPeer {
+    /// Starts server `my_id` of the ensemble `servers` (`(sid, quorum
+    /// port, election port)`, all on 127.0.0.1) with `opts`; does not wait
+    /// for it to serve (it may not, without a quorum). `None` (after a
+    /// loud line) when Apache ZooKeeper is not installed.
+    ///
+    /// # Panics
+    /// When the files cannot be written or the JVM spawned, or when Apache
+    /// ZooKeeper is missing and `ZK_REQUIRE_EXTERNAL=1`.
+    pub fn start(my_id: i64, servers: &[(i64, u16, u16)], opts: ApacheZkOptions) -> Option<ApacheQuorumPeer> {
+        if !apache::installed_or_skip() {
+            return None;
+        }
+        #[allow(clippy::expect_used)]
+        let dir = tempfile::Builder::new().prefix("apache-zk-peer").tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        #[allow(clippy::expect_used)]
+        std::fs::create_dir_all(&data).expect("create data dir");
+        #[allow(clippy::expect_used)]
+        std::fs::write(data.join("myid"), format!("{my_id}\n")).expect("write myid");
+        let tick = opts.tick_time.max(1);
+        let init_limit = 20_000u32.div_ceil(tick).max(10);
+        let sync_limit = 5_000u32.div_ceil(tick).max(5);
+        let client_port = crate::free_port();
+        let mut cfg = apache::common_config(&opts, &data, client_port);
+        cfg.push_str(&format!("initLimit={init_limit}\nsyncLimit={sync_limit}\nstandaloneEnabled=false\n"));
+        for (sid, q, e) in servers {
+            cfg.push_str(&format!("server.{sid}=127.0.0.1:{q}:{e}\n"));
+        }
+        let mut member = Member { client_port, dir: dir.path().to_path_buf(), process: None };
+        #[allow(clippy::expect_used)]
+        std::fs::write(member.cfg_path(), cfg).expect("write zoo.cfg");
+        member.spawn(&opts);
+        Some(ApacheQuorumPeer { member, dir })
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        apache::read_log(&self.member.log_path())
+    }
+
+    /// Its client address.
+    pub fn addr(&self) -> SocketAddr {
+        self.member.addr()
+    }
+
+    /// Where its files are.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}

@@ -4,7 +4,9 @@
 //! Built so far: `config.rs` (`server.N`, groups and weights, the quorum
 //! rule), `wire.rs` (the initial message and notifications, byte for byte
 //! as Apache's), `election.rs` (`FastLeaderElection`'s rules, tested over
-//! a simulated lossy network). The peer connections, the ZAB roles
+//! a simulated lossy network), `peer_net.rs` (the election port's
+//! connections, as Apache's `QuorumCnxManager` makes them) and `runner.rs`
+//! (the election's thin driver). The ZAB roles
 //! (leader, follower, observer) and their place in the pipeline (between
 //! prep and commit, see `pipeline/mod.rs`) come next; until then a server
 //! whose `zoo.cfg` names an ensemble refuses to start rather than run
@@ -33,4 +35,6 @@
 
 pub mod config;
 pub mod election;
+pub mod peer_net;
+pub mod runner;
 pub mod wire;
