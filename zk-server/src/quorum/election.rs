@@ -127,6 +127,7 @@ pub struct Election {
     not_timeout: u64,
     next_timeout: u64,
     finalize_at: Option<u64>,
+    max_interval: u64,
     decided: Option<Decision>,
     loopback: VecDeque<Notification>,
     out: Vec<ElectionOut>,
@@ -153,6 +154,7 @@ impl Election {
             not_timeout: MIN_NOTIFICATION_INTERVAL_MS,
             next_timeout: now_ms + MIN_NOTIFICATION_INTERVAL_MS,
             finalize_at: None,
+            max_interval: MAX_NOTIFICATION_INTERVAL_MS,
             decided: None,
             loopback: VecDeque::new(),
             out: Vec::new(),
@@ -160,6 +162,12 @@ impl Election {
         e.send_notifications();
         e.run_loopback(now_ms);
         e
+    }
+
+    /// Caps the notification timeout's doubling
+    /// (`zookeeper.fastleader.maxNotificationInterval`, 60 s by default).
+    pub fn set_max_notification_interval(&mut self, ms: u64) {
+        self.max_interval = ms.max(MIN_NOTIFICATION_INTERVAL_MS);
     }
 
     /// The round (logical clock).
@@ -226,7 +234,7 @@ impl Election {
         }
         if now_ms >= self.next_timeout {
             self.send_notifications();
-            self.not_timeout = (self.not_timeout * 2).min(MAX_NOTIFICATION_INTERVAL_MS);
+            self.not_timeout = (self.not_timeout * 2).min(self.max_interval);
             self.next_timeout = now_ms + self.not_timeout;
             self.run_loopback(now_ms);
         }

@@ -38,3 +38,7 @@ pub mod election;
 pub mod peer_net;
 pub mod runner;
 pub mod wire;
+pub mod zab;
+
+#[cfg(test)]
+mod sim;

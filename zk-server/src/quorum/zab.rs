@@ -1,0 +1,707 @@
+//! ZAB as Apache implements it ("Zab 1.0"), the leader's and the
+//! learner's side, as sans-io state machines: quorum packets, log
+//! durability and the time in; packets, log commands, deliveries and the
+//! end of a role out.
+//!
+//! ```text
+//!  leader                                   learner
+//!  ──────                                   ───────
+//!  discovery  ◀── FOLLOWERINFO(acceptedEpoch) ──
+//!             (a quorum: newEpoch = max + 1, persist acceptedEpoch)
+//!             ── LEADERINFO(newEpoch) ──▶    persist acceptedEpoch
+//!             ◀── ACKEPOCH(lastZxid, currentEpoch)
+//!             (a learner ahead of me: step down)
+//!  sync       ── DIFF | TRUNC | SNAP, PROPOSAL/COMMIT... ──▶ log them
+//!             ── NEWLEADER ──▶              make the log durable, persist
+//!             ◀── ACK(NEWLEADER) ──          currentEpoch, then ACK
+//!             (a quorum: established; my whole log is committed)
+//!             ── UPTODATE ──▶               serve
+//!  broadcast  ── PROPOSAL(zxid) ──▶          log; once durable ──▶ ACK
+//!             (a quorum of durable ACKs, in zxid order) ── COMMIT ──▶ deliver
+//!             ── PING ──▶ ◀── PING           no word from the leader for
+//!  no quorum heard from for syncLimit:       syncLimit ticks: step down
+//!  step down
+//! ```
+//!
+//! A learner ACKs NEWLEADER only once every txn of its sync is durable and
+//! its new currentEpoch is persisted (the order whose absence lost
+//! committed txns in Apache, ZOOKEEPER-4394/4785). Packets are
+//! [`QuorumPacket`]s with Apache's types; the txn payload is opaque here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use zk_proto::records::packet_type as pt;
+use zk_proto::records::{LearnerInfo, QuorumPacket};
+
+use super::config::QuorumVerifier;
+
+/// One txn of the history: its zxid and its bytes (a serialised
+/// `TxnHeader` and txn in the real server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Txn {
+    /// The zxid: epoch in the high 32 bits, counter in the low 32.
+    pub zxid: i64,
+    /// The payload.
+    pub data: Bytes,
+}
+
+/// What a server keeps on disk for ZAB.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Durable {
+    /// `acceptedEpoch`: the newest epoch this server agreed to join.
+    pub accepted_epoch: i64,
+    /// `currentEpoch`: the epoch of the leader it last synced with.
+    pub current_epoch: i64,
+    /// The logged txns, in zxid order.
+    pub log: Vec<Txn>,
+}
+
+impl Durable {
+    /// The last logged zxid (0 for none).
+    pub fn last_zxid(&self) -> i64 {
+        self.log.last().map_or(0, |t| t.zxid)
+    }
+}
+
+/// What comes into a role.
+#[derive(Debug, Clone)]
+pub enum ZabIn {
+    /// A packet from a peer.
+    Packet {
+        /// The peer.
+        from: i64,
+        /// The packet.
+        pkt: QuorumPacket,
+    },
+    /// The log is durable up to this zxid.
+    Synced(i64),
+    /// A tick of `tickTime` passed.
+    Tick,
+    /// Leader: replicate this txn payload.
+    Propose(Bytes),
+}
+
+/// What a role asks its driver to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ZabOut {
+    /// Send a packet.
+    Send {
+        /// The peer.
+        to: i64,
+        /// The packet.
+        pkt: QuorumPacket,
+    },
+    /// Append to the log (report [`ZabIn::Synced`] when durable).
+    Append(Vec<Txn>),
+    /// Cut the log after this zxid (a diverged tail), durably.
+    Truncate(i64),
+    /// Replace the whole log (a SNAP), durably.
+    ReplaceLog(Vec<Txn>),
+    /// Persist `acceptedEpoch` (before anything else is sent).
+    PersistAcceptedEpoch(i64),
+    /// Persist `currentEpoch`.
+    PersistCurrentEpoch(i64),
+    /// This txn is committed: apply it (in order).
+    Deliver(Txn),
+    /// The leader is established in this epoch (a quorum synced).
+    Established(i64),
+    /// The role is over: elect again.
+    StepDown(String),
+}
+
+fn epoch_of(zxid: i64) -> i64 {
+    zxid >> 32
+}
+
+fn packet(kind: i32, zxid: i64, data: Option<Bytes>) -> QuorumPacket {
+    QuorumPacket { packet_type: kind, zxid, data, authinfo: None }
+}
+
+fn int_data(v: i32) -> Bytes {
+    Bytes::copy_from_slice(&v.to_be_bytes())
+}
+
+fn read_int(data: &Option<Bytes>) -> Option<i32> {
+    let mut b = data.clone()?;
+    (b.remaining() >= 4).then(|| b.get_i32())
+}
+
+/// A snapshot as this layer ships it in a SNAP: the txns, counted.
+fn encode_snapshot(log: &[Txn]) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_u32(log.len() as u32);
+    for t in log {
+        b.put_i64(t.zxid);
+        b.put_u32(t.data.len() as u32);
+        b.put_slice(&t.data);
+    }
+    b.freeze()
+}
+
+fn decode_snapshot(mut b: Bytes) -> Option<Vec<Txn>> {
+    if b.remaining() < 4 {
+        return None;
+    }
+    let n = b.get_u32() as usize;
+    let mut out = Vec::with_capacity(n.min(1 << 16));
+    for _ in 0..n {
+        if b.remaining() < 12 {
+            return None;
+        }
+        let zxid = b.get_i64();
+        let len = b.get_u32() as usize;
+        if b.remaining() < len {
+            return None;
+        }
+        out.push(Txn { zxid, data: b.split_to(len) });
+    }
+    Some(out)
+}
+
+/// Limits in ticks.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `initLimit`: discovery and sync.
+    pub init: u32,
+    /// `syncLimit`: broadcast.
+    pub sync: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeaderPhase {
+    Discovery,
+    AwaitAckEpoch,
+    AwaitNewLeaderAcks,
+    Broadcast,
+}
+
+/// The leader's side.
+#[derive(Debug)]
+pub struct Leader {
+    me: i64,
+    verifier: QuorumVerifier,
+    limits: Limits,
+    /// The durable state as this role sees it (the driver mirrors it).
+    pub state: Durable,
+    phase: LeaderPhase,
+    followerinfo: BTreeMap<i64, i64>,
+    new_epoch: i64,
+    ackepoch: BTreeSet<i64>,
+    newleader_acks: BTreeSet<i64>,
+    /// Learners that were synced and get proposals and commits.
+    forwarding: BTreeSet<i64>,
+    /// Learners that got UPTODATE.
+    uptodate: BTreeSet<i64>,
+    durable_upto: i64,
+    committed: i64,
+    counter: i64,
+    acks: BTreeMap<i64, BTreeSet<i64>>,
+    acked_upto: BTreeMap<i64, i64>,
+    ticks: u32,
+    heard: BTreeMap<i64, u32>,
+    out: Vec<ZabOut>,
+}
+
+impl Leader {
+    /// Takes the lead after an election (whose decision said LEADING),
+    /// from this server's state: `durable_upto` says how much of its log
+    /// is on disk, `applied` what it already applied.
+    pub fn new(
+        me: i64,
+        verifier: QuorumVerifier,
+        limits: Limits,
+        state: Durable,
+        durable_upto: i64,
+        applied: i64,
+    ) -> Leader {
+        let mut l = Leader {
+            me,
+            verifier,
+            limits,
+            phase: LeaderPhase::Discovery,
+            followerinfo: BTreeMap::new(),
+            new_epoch: 0,
+            ackepoch: BTreeSet::new(),
+            newleader_acks: BTreeSet::new(),
+            forwarding: BTreeSet::new(),
+            uptodate: BTreeSet::new(),
+            durable_upto,
+            committed: applied,
+            counter: 0,
+            acks: BTreeMap::new(),
+            acked_upto: BTreeMap::new(),
+            ticks: 0,
+            heard: BTreeMap::new(),
+            out: Vec::new(),
+            state,
+        };
+        l.followerinfo.insert(me, l.state.accepted_epoch);
+        l
+    }
+
+    /// The outputs so far.
+    pub fn drain(&mut self) -> Vec<ZabOut> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// The epoch this leader leads, once chosen.
+    pub fn epoch(&self) -> i64 {
+        self.new_epoch
+    }
+
+    /// Whether a quorum synced with it and it serves.
+    pub fn established(&self) -> bool {
+        self.phase == LeaderPhase::Broadcast
+    }
+
+    fn quorum(&self, set: &BTreeSet<i64>) -> bool {
+        self.verifier.contains_quorum(set)
+    }
+
+    fn step_down(&mut self, why: String) {
+        self.out.push(ZabOut::StepDown(why));
+    }
+
+    /// Takes one input.
+    pub fn step(&mut self, input: ZabIn) {
+        match input {
+            ZabIn::Packet { from, pkt } => {
+                self.heard.insert(from, self.ticks);
+                self.on_packet(from, pkt);
+            }
+            ZabIn::Synced(z) => {
+                self.durable_upto = self.durable_upto.max(z);
+                if self.phase == LeaderPhase::AwaitNewLeaderAcks {
+                    self.self_ack_newleader();
+                }
+                if self.phase == LeaderPhase::Broadcast {
+                    self.acked_upto.insert(self.me, self.durable_upto);
+                    self.try_commit();
+                }
+            }
+            ZabIn::Tick => self.on_tick(),
+            ZabIn::Propose(data) => self.propose(data),
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.ticks += 1;
+        let limit = if self.phase == LeaderPhase::Broadcast { self.limits.sync } else { self.limits.init };
+        if self.phase != LeaderPhase::Broadcast && self.ticks > self.limits.init {
+            return self.step_down(format!("not established within initLimit ({} ticks)", self.limits.init));
+        }
+        if self.phase == LeaderPhase::Broadcast {
+            let mut alive: BTreeSet<i64> = self
+                .uptodate
+                .iter()
+                .filter(|s| self.heard.get(s).is_some_and(|t| self.ticks - t <= limit))
+                .copied()
+                .collect();
+            alive.insert(self.me);
+            if !self.quorum(&alive) {
+                return self.step_down("lost the quorum of followers (syncLimit)".into());
+            }
+            for s in self.uptodate.clone() {
+                self.out.push(ZabOut::Send { to: s, pkt: packet(pt::PING, self.committed, None) });
+            }
+        }
+    }
+
+    fn on_packet(&mut self, from: i64, pkt: QuorumPacket) {
+        match pkt.packet_type {
+            pt::FOLLOWERINFO | pt::OBSERVERINFO => {
+                let accepted = epoch_of(pkt.zxid);
+                self.followerinfo.insert(from, accepted);
+                if self.phase == LeaderPhase::Discovery {
+                    if self.quorum(&self.followerinfo.keys().copied().collect()) {
+                        self.new_epoch = self.followerinfo.values().max().copied().unwrap_or(0) + 1;
+                        self.state.accepted_epoch = self.new_epoch;
+                        self.out.push(ZabOut::PersistAcceptedEpoch(self.new_epoch));
+                        self.ackepoch.insert(self.me);
+                        self.phase = LeaderPhase::AwaitAckEpoch;
+                        for s in self.followerinfo.keys().copied().collect::<Vec<_>>() {
+                            if s != self.me {
+                                self.send_leaderinfo(s);
+                            }
+                        }
+                    }
+                } else if accepted >= self.new_epoch && self.phase != LeaderPhase::Discovery {
+                    self.step_down(format!("server {from} accepted epoch {accepted}, not below mine"));
+                } else {
+                    self.send_leaderinfo(from);
+                }
+            }
+            pt::ACKEPOCH => {
+                let their_epoch = read_int(&pkt.data).unwrap_or(-1);
+                let mine = (self.state.current_epoch, self.state.last_zxid());
+                if their_epoch != -1 && (i64::from(their_epoch), pkt.zxid) > mine {
+                    return self
+                        .step_down(format!("server {from} is ahead of me ({their_epoch}, {:#x})", pkt.zxid));
+                }
+                self.ackepoch.insert(from);
+                match self.phase {
+                    LeaderPhase::AwaitAckEpoch => {
+                        // Sync every learner as its ACKEPOCH comes; the
+                        // epoch is established by NEWLEADER's quorum.
+                        self.sync_learner(from, pkt.zxid);
+                        if self.quorum(&self.ackepoch) {
+                            self.phase = LeaderPhase::AwaitNewLeaderAcks;
+                            self.state.current_epoch = self.new_epoch;
+                            self.out.push(ZabOut::PersistCurrentEpoch(self.new_epoch));
+                            self.self_ack_newleader();
+                        }
+                    }
+                    _ => self.sync_learner(from, pkt.zxid),
+                }
+            }
+            pt::ACK => {
+                if pkt.zxid == self.new_epoch << 32 {
+                    self.newleader_acks.insert(from);
+                    if self.phase == LeaderPhase::Broadcast {
+                        self.uptodate.insert(from);
+                        self.out.push(ZabOut::Send { to: from, pkt: packet(pt::UPTODATE, 0, None) });
+                    } else {
+                        self.check_established();
+                    }
+                } else if self.phase == LeaderPhase::Broadcast {
+                    let e = self.acked_upto.entry(from).or_default();
+                    *e = (*e).max(pkt.zxid);
+                    self.try_commit();
+                }
+            }
+            pt::PING => {}
+            _ => {}
+        }
+    }
+
+    /// The leader counts itself for NEWLEADER once its own log is durable.
+    fn self_ack_newleader(&mut self) {
+        if self.durable_upto >= self.state.last_zxid() {
+            self.newleader_acks.insert(self.me);
+            self.check_established();
+        }
+    }
+
+    fn send_leaderinfo(&mut self, to: i64) {
+        let pkt = packet(pt::LEADERINFO, self.new_epoch << 32, Some(int_data(0x10000)));
+        self.out.push(ZabOut::Send { to, pkt });
+    }
+
+    /// DIFF (what it lacks), TRUNC (a tail it has that the leader does
+    /// not) or SNAP (the whole history), then NEWLEADER.
+    fn sync_learner(&mut self, to: i64, their_last: i64) {
+        let log = &self.state.log;
+        let mine_last = self.state.last_zxid();
+        let mut pkts = Vec::new();
+        let start = if their_last == mine_last {
+            pkts.push(packet(pt::DIFF, mine_last, None));
+            log.len()
+        } else if their_last > mine_last {
+            pkts.push(packet(pt::TRUNC, mine_last, None));
+            log.len()
+        } else if their_last == 0 || log.iter().any(|t| t.zxid == their_last) {
+            pkts.push(packet(pt::DIFF, mine_last, None));
+            log.partition_point(|t| t.zxid <= their_last)
+        } else {
+            // Their tail diverged below my last zxid: cut it to what we share.
+            let keep = log.partition_point(|t| t.zxid < their_last);
+            if keep == 0 {
+                pkts.push(packet(pt::SNAP, mine_last, Some(encode_snapshot(log))));
+                log.len()
+            } else {
+                pkts.push(packet(pt::TRUNC, log[keep - 1].zxid, None));
+                keep
+            }
+        };
+        for t in &log[start..] {
+            pkts.push(packet(pt::PROPOSAL, t.zxid, Some(t.data.clone())));
+            if t.zxid <= self.committed || self.phase != LeaderPhase::Broadcast {
+                pkts.push(packet(pt::COMMIT, t.zxid, None));
+            }
+        }
+        pkts.push(packet(pt::NEWLEADER, self.new_epoch << 32, None));
+        for pkt in pkts {
+            self.out.push(ZabOut::Send { to, pkt });
+        }
+        self.forwarding.insert(to);
+    }
+
+    fn check_established(&mut self) {
+        if self.phase != LeaderPhase::AwaitNewLeaderAcks || !self.quorum(&self.newleader_acks) {
+            return;
+        }
+        self.phase = LeaderPhase::Broadcast;
+        self.out.push(ZabOut::Established(self.new_epoch));
+        // The new leader's whole log is committed now.
+        let upto = self.state.last_zxid();
+        for t in self.state.log.iter().filter(|t| t.zxid > self.committed).cloned().collect::<Vec<_>>() {
+            self.out.push(ZabOut::Deliver(t));
+        }
+        self.committed = upto;
+        for s in self.newleader_acks.clone() {
+            if s != self.me {
+                self.uptodate.insert(s);
+                self.out.push(ZabOut::Send { to: s, pkt: packet(pt::UPTODATE, 0, None) });
+            }
+        }
+        let ticks = self.ticks;
+        for s in self.uptodate.clone() {
+            self.heard.insert(s, ticks);
+        }
+    }
+
+    fn propose(&mut self, data: Bytes) {
+        if self.phase != LeaderPhase::Broadcast {
+            return;
+        }
+        self.counter += 1;
+        let zxid = (self.new_epoch << 32) | self.counter;
+        let t = Txn { zxid, data: data.clone() };
+        self.state.log.push(t.clone());
+        self.out.push(ZabOut::Append(vec![t]));
+        self.acks.insert(zxid, BTreeSet::new());
+        for s in self.forwarding.clone() {
+            self.out.push(ZabOut::Send { to: s, pkt: packet(pt::PROPOSAL, zxid, Some(data.clone())) });
+        }
+    }
+
+    fn try_commit(&mut self) {
+        loop {
+            let Some((&zxid, _)) = self.acks.iter().next() else { return };
+            let mut acked: BTreeSet<i64> =
+                self.acked_upto.iter().filter(|(_, z)| **z >= zxid).map(|(s, _)| *s).collect();
+            if self.durable_upto >= zxid {
+                acked.insert(self.me);
+            }
+            if !self.quorum(&acked) {
+                return;
+            }
+            self.acks.remove(&zxid);
+            self.committed = zxid;
+            if let Some(t) = self.state.log.iter().find(|t| t.zxid == zxid).cloned() {
+                self.out.push(ZabOut::Deliver(t));
+            }
+            for s in self.forwarding.clone() {
+                self.out.push(ZabOut::Send { to: s, pkt: packet(pt::COMMIT, zxid, None) });
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LearnerPhase {
+    AwaitLeaderInfo,
+    Syncing,
+    AwaitUptodate,
+    Broadcast,
+}
+
+/// A follower's (or observer's) side.
+#[derive(Debug)]
+pub struct Learner {
+    me: i64,
+    leader: i64,
+    limits: Limits,
+    /// The durable state as this role sees it.
+    pub state: Durable,
+    phase: LearnerPhase,
+    new_epoch: i64,
+    durable_upto: i64,
+    delivered: i64,
+    /// Commits received during sync, delivered at UPTODATE.
+    sync_committed: i64,
+    /// Proposals logged and not yet acknowledged.
+    to_ack: Vec<i64>,
+    ack_newleader_at: Option<i64>,
+    ticks_since_heard: u32,
+    out: Vec<ZabOut>,
+}
+
+impl Learner {
+    /// Joins `leader` after an election, from this server's state
+    /// (`durable_upto`, `applied` as for [`Leader::new`]).
+    pub fn new(
+        me: i64,
+        leader: i64,
+        limits: Limits,
+        state: Durable,
+        durable_upto: i64,
+        applied: i64,
+    ) -> Learner {
+        let mut l = Learner {
+            me,
+            leader,
+            limits,
+            phase: LearnerPhase::AwaitLeaderInfo,
+            new_epoch: 0,
+            durable_upto,
+            delivered: applied,
+            sync_committed: applied,
+            to_ack: Vec::new(),
+            ack_newleader_at: None,
+            ticks_since_heard: 0,
+            out: Vec::new(),
+            state,
+        };
+        let mut info = BytesMut::new();
+        zk_proto::Record::encode(
+            &LearnerInfo { serverid: me, protocol_version: 0x10000, config_version: 0 },
+            &mut info,
+        );
+        let pkt = packet(pt::FOLLOWERINFO, l.state.accepted_epoch << 32, Some(info.freeze()));
+        l.out.push(ZabOut::Send { to: leader, pkt });
+        l
+    }
+
+    /// The outputs so far.
+    pub fn drain(&mut self) -> Vec<ZabOut> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// The leader it follows.
+    pub fn leader(&self) -> i64 {
+        self.leader
+    }
+
+    /// Whether it is synced and serving.
+    pub fn serving(&self) -> bool {
+        self.phase == LearnerPhase::Broadcast
+    }
+
+    fn send(&mut self, pkt: QuorumPacket) {
+        self.out.push(ZabOut::Send { to: self.leader, pkt });
+    }
+
+    /// Takes one input.
+    pub fn step(&mut self, input: ZabIn) {
+        match input {
+            ZabIn::Packet { from, pkt } if from == self.leader => {
+                self.ticks_since_heard = 0;
+                self.on_packet(pkt);
+            }
+            ZabIn::Packet { .. } | ZabIn::Propose(_) => {}
+            ZabIn::Synced(z) => {
+                self.durable_upto = self.durable_upto.max(z);
+                self.on_durable();
+            }
+            ZabIn::Tick => {
+                self.ticks_since_heard += 1;
+                let limit =
+                    if self.phase == LearnerPhase::Broadcast { self.limits.sync } else { self.limits.init };
+                if self.ticks_since_heard > limit {
+                    self.out.push(ZabOut::StepDown(format!(
+                        "no word from leader {} for {limit} ticks",
+                        self.leader
+                    )));
+                }
+            }
+        }
+    }
+
+    fn on_durable(&mut self) {
+        if let Some(z) = self.ack_newleader_at {
+            if self.durable_upto >= z {
+                // Only now: the sync is on disk, then the epoch, then the ACK.
+                self.ack_newleader_at = None;
+                self.state.current_epoch = self.new_epoch;
+                self.out.push(ZabOut::PersistCurrentEpoch(self.new_epoch));
+                self.send(packet(pt::ACK, self.new_epoch << 32, None));
+            }
+        }
+        if self.phase == LearnerPhase::Broadcast {
+            let durable = self.durable_upto;
+            let (done, rest): (Vec<i64>, Vec<i64>) = self.to_ack.iter().partition(|z| **z <= durable);
+            self.to_ack = rest;
+            for z in done {
+                self.send(packet(pt::ACK, z, None));
+            }
+        }
+    }
+
+    fn on_packet(&mut self, pkt: QuorumPacket) {
+        match (self.phase, pkt.packet_type) {
+            (LearnerPhase::AwaitLeaderInfo, pt::LEADERINFO) => {
+                let epoch = epoch_of(pkt.zxid);
+                let data = if epoch > self.state.accepted_epoch {
+                    self.state.accepted_epoch = epoch;
+                    self.out.push(ZabOut::PersistAcceptedEpoch(epoch));
+                    self.state.current_epoch as i32
+                } else if epoch == self.state.accepted_epoch {
+                    -1
+                } else {
+                    return self.out.push(ZabOut::StepDown(format!(
+                        "leader offers epoch {epoch} below my accepted {}",
+                        self.state.accepted_epoch
+                    )));
+                };
+                self.new_epoch = epoch;
+                self.phase = LearnerPhase::Syncing;
+                self.send(packet(pt::ACKEPOCH, self.state.last_zxid(), Some(int_data(data))));
+            }
+            (LearnerPhase::Syncing, pt::DIFF) => {}
+            (LearnerPhase::Syncing, pt::TRUNC) => {
+                self.state.log.retain(|t| t.zxid <= pkt.zxid);
+                self.durable_upto = self.durable_upto.min(pkt.zxid);
+                self.out.push(ZabOut::Truncate(pkt.zxid));
+            }
+            (LearnerPhase::Syncing, pt::SNAP) => {
+                let Some(log) = pkt.data.and_then(decode_snapshot) else {
+                    return self.out.push(ZabOut::StepDown("a malformed snapshot".into()));
+                };
+                self.sync_committed = log.last().map_or(0, |t| t.zxid);
+                self.state.log = log.clone();
+                self.durable_upto = 0;
+                self.out.push(ZabOut::ReplaceLog(log));
+            }
+            (LearnerPhase::Syncing | LearnerPhase::AwaitUptodate | LearnerPhase::Broadcast, pt::PROPOSAL) => {
+                let Some(data) = pkt.data else { return };
+                if pkt.zxid <= self.state.last_zxid() {
+                    return;
+                }
+                let t = Txn { zxid: pkt.zxid, data };
+                self.state.log.push(t.clone());
+                self.out.push(ZabOut::Append(vec![t]));
+                if self.phase != LearnerPhase::Syncing {
+                    self.to_ack.push(pkt.zxid);
+                }
+            }
+            (LearnerPhase::Syncing, pt::COMMIT) => self.sync_committed = self.sync_committed.max(pkt.zxid),
+            (LearnerPhase::Syncing, pt::NEWLEADER) => {
+                self.phase = LearnerPhase::AwaitUptodate;
+                self.ack_newleader_at = Some(self.state.last_zxid());
+                self.on_durable();
+            }
+            (LearnerPhase::AwaitUptodate, pt::COMMIT) => {
+                self.sync_committed = self.sync_committed.max(pkt.zxid)
+            }
+            (LearnerPhase::AwaitUptodate, pt::UPTODATE) => {
+                self.phase = LearnerPhase::Broadcast;
+                self.deliver_upto(self.sync_committed);
+                self.on_durable();
+            }
+            (LearnerPhase::Broadcast, pt::COMMIT) => self.deliver_upto(pkt.zxid),
+            (LearnerPhase::Broadcast, pt::PING) => self.send(packet(pt::PING, pkt.zxid, None)),
+            _ => {}
+        }
+    }
+
+    fn deliver_upto(&mut self, zxid: i64) {
+        for t in self
+            .state
+            .log
+            .iter()
+            .filter(|t| t.zxid > self.delivered && t.zxid <= zxid)
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            self.delivered = t.zxid;
+            self.out.push(ZabOut::Deliver(t));
+        }
+    }
+
+    /// The last zxid delivered.
+    pub fn delivered(&self) -> i64 {
+        self.delivered
+    }
+}
