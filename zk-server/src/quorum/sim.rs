@@ -195,7 +195,7 @@ impl Sim {
     }
 
     /// The connection a ZAB packet travels on: both ends' instances.
-    fn connection(&self, from: i64, to: i64, msg: &Msg) -> Option<(u64, u64)> {
+    fn connection(&self, to: i64, msg: &Msg) -> Option<(u64, u64)> {
         match msg {
             Msg::Zab { from_inst, to_inst, .. } => {
                 Some((*from_inst, to_inst.unwrap_or(self.peers[self.idx(to)].inst)))
@@ -205,12 +205,12 @@ impl Sim {
     }
 
     fn is_broken(&self, from: i64, to: i64, msg: &Msg) -> bool {
-        self.connection(from, to, msg).is_some_and(|(fi, ti)| self.broken.contains(&(from, fi, to, ti)))
+        self.connection(to, msg).is_some_and(|(fi, ti)| self.broken.contains(&(from, fi, to, ti)))
     }
 
     /// A partition resets the ZAB connection a packet was on, both ways.
     fn break_link(&mut self, from: i64, to: i64, msg: &Msg) {
-        if let Some((fi, ti)) = self.connection(from, to, msg) {
+        if let Some((fi, ti)) = self.connection(to, msg) {
             self.broken.insert((from, fi, to, ti));
             self.broken.insert((to, ti, from, fi));
         }
@@ -429,11 +429,11 @@ impl Sim {
             let me = self.peers[i].id;
             match (e.msg, &mut self.peers[i].role) {
                 (Msg::Vote(n), Role::Looking(el)) => el.receive(e.from, n, now),
-                (Msg::Vote(n), Role::Leading(_, d) | Role::Following(_, d)) => {
-                    if n.state == PeerState::Looking {
-                        let answer = answer_when_settled(d, Bytes::new());
-                        self.send(me, e.from, Msg::Vote(answer));
-                    }
+                (Msg::Vote(n), Role::Leading(_, d) | Role::Following(_, d))
+                    if n.state == PeerState::Looking =>
+                {
+                    let answer = answer_when_settled(d, Bytes::new());
+                    self.send(me, e.from, Msg::Vote(answer));
                 }
                 (Msg::Zab { from_inst, to_inst, pkt }, _) => {
                     let p = &mut self.peers[i];

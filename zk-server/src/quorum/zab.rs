@@ -500,7 +500,6 @@ enum LearnerPhase {
 /// A follower's (or observer's) side.
 #[derive(Debug)]
 pub struct Learner {
-    me: i64,
     leader: i64,
     limits: Limits,
     /// The durable state as this role sees it.
@@ -530,7 +529,6 @@ impl Learner {
         applied: i64,
     ) -> Learner {
         let mut l = Learner {
-            me,
             leader,
             limits,
             phase: LearnerPhase::AwaitLeaderInfo,
