@@ -11,8 +11,15 @@
 //! - at most one leader is established per epoch;
 //! - nothing a server applied is ever truncated.
 //!
-//! A failing run prints its seed; `ZK_SIM_SEEDS=<n>` runs more seeds,
-//! `ZK_SIM_SEED=<seed>` replays one.
+//! A failing run prints its seed; `ZK_SIM_SEEDS=<n>` runs more seeds (a
+//! soak), `ZK_SIM_SEED=<seed>` replays one and `ZK_SIM_TRACE=1` prints its
+//! role changes. `cargo test` runs 1,500 seeds of 3 servers and 800 of 5
+//! (about a minute in a debug build): enough to catch a learner that ACKs
+//! NEWLEADER before its sync is durable (ZOOKEEPER-4394's class of bug),
+//! which first shows at seed 629.
+//!
+//! Not yet: clients whose reads and writes are checked for
+//! linearizability; the ZAB roles are not yet wired into the server.
 //!
 //! Simplifications, each on the safe side of what a real server does:
 //! election messages may be lost, ZAB packets travel in order on
@@ -578,14 +585,14 @@ fn seeds(default: u64) -> Vec<u64> {
 
 #[test]
 fn three_servers_keep_zab_s_properties_under_faults() {
-    for seed in seeds(150) {
+    for seed in seeds(1500) {
         run(seed, 3, 6_000);
     }
 }
 
 #[test]
 fn five_servers_keep_zab_s_properties_under_faults() {
-    for seed in seeds(80) {
+    for seed in seeds(800) {
         run(seed.wrapping_add(1 << 32), 5, 6_000);
     }
 }
