@@ -186,3 +186,146 @@ async fn an_apache_peer_follows_our_leader() {
     let log = apache.log();
     assert!(log.contains("n.sid:3") || log.contains("n.leader:3") || log.contains("leader=3"), "{log}");
 }
+
+// ---------------------------------------------------------------------------
+// ZAB on the quorum port, after the election.
+
+use tokio::sync::mpsc;
+use zk_server::quorum::zab::{Durable, Leader, Learner, Limits, Txn};
+use zk_server::quorum::zab_net::{MemLog, follow, lead};
+
+const TICK: Duration = Duration::from_millis(100);
+const LIMITS: Limits = Limits { init: 50, sync: 10 };
+
+/// One of our servers: elects, then leads or follows over the quorum
+/// port. Returns its decision, a proposal channel (when it leads) and its
+/// deliveries.
+async fn our_server(
+    sid: i64,
+    servers: &[(i64, u16, u16)],
+    stop: watch::Receiver<bool>,
+) -> (Decision, Option<mpsc::UnboundedSender<Bytes>>, mpsc::UnboundedReceiver<Txn>) {
+    let decided =
+        within(60, "an election decides", our_peer(sid, servers, 0, stop).await).await.unwrap().unwrap();
+    let verifier = QuorumVerifier::Majority { voters: servers.iter().map(|s| s.0).collect() };
+    let (deliver_tx, deliver_rx) = mpsc::unbounded_channel();
+    if decided.state == PeerState::Leading {
+        let me = servers.iter().find(|s| s.0 == sid).unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", me.1)).await.unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut log = MemLog::default();
+            let leader = Leader::new(sid, verifier, LIMITS, Durable::default(), 0, 0);
+            let why = lead(leader, listener, TICK, &mut log, deliver_tx, rx).await;
+            eprintln!("leader {sid} stopped: {why}");
+        });
+        (decided, Some(tx), deliver_rx)
+    } else {
+        let leader = servers.iter().find(|s| s.0 == decided.leader).unwrap();
+        let addr = format!("127.0.0.1:{}", leader.1).parse().unwrap();
+        tokio::spawn(async move {
+            let mut log = MemLog::default();
+            let learner = Learner::new(sid, decided.leader, LIMITS, Durable::default(), 0, 0);
+            let why = follow(learner, addr, TICK * LIMITS.init, TICK, &mut log, deliver_tx).await;
+            eprintln!("follower {sid} stopped: {why}");
+        });
+        (decided, None, deliver_rx)
+    }
+}
+
+/// Three of ours elect, sync and replicate: every server applies the same
+/// txns in the same order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_servers_replicate_over_tcp() {
+    common::trace_init();
+    let servers = ports(3);
+    let (stop, stop_rx) = watch::channel(false);
+    let mut nodes = Vec::new();
+    for (sid, _, _) in servers.clone() {
+        let servers = servers.clone();
+        let stop_rx = stop_rx.clone();
+        nodes.push(tokio::spawn(async move { our_server(sid, &servers, stop_rx).await }));
+    }
+    let mut started = Vec::new();
+    for n in nodes {
+        started.push(n.await.unwrap());
+    }
+    let leader = started.iter().position(|s| s.1.is_some()).expect("a leader");
+    let propose = started[leader].1.clone().unwrap();
+    // Once established, the leader replicates; probe until it delivers.
+    let first = within(30, "the leader is established", async {
+        loop {
+            propose.send(Bytes::from_static(b"probe")).unwrap();
+            if let Ok(Some(t)) =
+                tokio::time::timeout(Duration::from_millis(200), started[leader].2.recv()).await
+            {
+                break t;
+            }
+        }
+    })
+    .await;
+    for i in 0..50 {
+        propose.send(Bytes::from(format!("txn-{i}"))).unwrap();
+    }
+    let mut leader_seen = vec![first];
+    while leader_seen.len() < 51 {
+        leader_seen.push(within(30, "leader commits", started[leader].2.recv()).await.unwrap());
+    }
+    for (i, s) in started.iter_mut().enumerate() {
+        if i == leader {
+            continue;
+        }
+        let mut seen = Vec::new();
+        while seen.len() < leader_seen.len() {
+            seen.push(within(30, "a follower applies", s.2.recv()).await.unwrap());
+        }
+        assert_eq!(&seen[seen.len() - 50..], &leader_seen[leader_seen.len() - 50..], "follower {i}");
+    }
+    let zxids: Vec<i64> = leader_seen.iter().map(|t| t.zxid).collect();
+    assert!(zxids.windows(2).all(|w| w[0] < w[1]), "zxid order");
+    let _ = stop.send(true);
+}
+
+/// An Apache 3.8 server follows our leader all the way: discovery
+/// (FOLLOWERINFO, LEADERINFO, ACKEPOCH), sync (DIFF, NEWLEADER, its ACK,
+/// UPTODATE) and pings; then it serves clients as a follower.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apache_follower_syncs_with_our_leader() {
+    common::trace_init();
+    let servers = ports(3);
+    let (stop, stop_rx) = watch::channel(false);
+    let s2 = servers.clone();
+    let r2 = stop_rx.clone();
+    let ours2 = tokio::spawn(async move { our_server(2, &s2, r2).await });
+    let s3 = servers.clone();
+    let r3 = stop_rx.clone();
+    let ours3 = tokio::spawn(async move { our_server(3, &s3, r3).await });
+    let s1 = servers.clone();
+    let Some(apache) =
+        tokio::task::spawn_blocking(move || ApacheQuorumPeer::start(1, &s1, opts())).await.unwrap()
+    else {
+        return;
+    };
+    let (d3, _, _) = ours3.await.unwrap();
+    let (d2, _, _) = ours2.await.unwrap();
+    assert_eq!((d3.leader, d3.state), (3, PeerState::Leading));
+    assert_eq!(d2.leader, 3);
+    let addr = apache.addr();
+    let (apache, mode) = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut mode = None;
+        while Instant::now() < deadline {
+            mode = zk_test_support::apache::four_letter_word(addr, "srvr")
+                .and_then(|t| t.lines().find(|l| l.starts_with("Mode:")).map(str::to_string));
+            if mode.as_deref() == Some("Mode: follower") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        (apache, mode)
+    })
+    .await
+    .unwrap();
+    let _ = stop.send(true);
+    assert_eq!(mode.as_deref(), Some("Mode: follower"), "the Apache peer's log:\n{}", apache.log());
+}

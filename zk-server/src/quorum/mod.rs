@@ -39,6 +39,7 @@ pub mod peer_net;
 pub mod runner;
 pub mod wire;
 pub mod zab;
+pub mod zab_net;
 
 #[cfg(test)]
 mod sim;

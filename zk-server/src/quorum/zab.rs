@@ -359,8 +359,11 @@ impl Leader {
                 if pkt.zxid == self.new_epoch << 32 {
                     self.newleader_acks.insert(from);
                     if self.phase == LeaderPhase::Broadcast {
-                        self.uptodate.insert(from);
-                        self.out.push(ZabOut::Send { to: from, pkt: packet(pt::UPTODATE, 0, None) });
+                        // Apache's learners ACK UPTODATE with the same zxid:
+                        // only a learner not yet up to date gets UPTODATE.
+                        if self.uptodate.insert(from) {
+                            self.out.push(ZabOut::Send { to: from, pkt: packet(pt::UPTODATE, 0, None) });
+                        }
                     } else {
                         self.check_established();
                     }
