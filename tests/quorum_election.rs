@@ -326,6 +326,15 @@ async fn an_apache_follower_syncs_with_our_leader() {
     })
     .await
     .unwrap();
+    let (apache, uptodate) = tokio::task::spawn_blocking(move || {
+        let u = wait_for_log(&apache, "Learner received UPTODATE message", 30);
+        (apache, u)
+    })
+    .await
+    .unwrap();
     let _ = stop.send(true);
-    assert_eq!(mode.as_deref(), Some("Mode: follower"), "the Apache peer's log:\n{}", apache.log());
+    let log = apache.log();
+    assert_eq!(mode.as_deref(), Some("Mode: follower"), "the Apache peer's log:\n{log}");
+    assert!(uptodate, "the Apache follower completed its sync (UPTODATE); its log:\n{log}");
+    assert!(log.contains("Getting a diff from the leader"), "{log}");
 }
