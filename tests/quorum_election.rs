@@ -338,3 +338,52 @@ async fn an_apache_follower_syncs_with_our_leader() {
     assert!(uptodate, "the Apache follower completed its sync (UPTODATE); its log:\n{log}");
     assert!(log.contains("Getting a diff from the leader"), "{log}");
 }
+
+/// The other way round: our server follows an Apache 3.8 leader through
+/// discovery and sync (the Apache leader needs our ACK of NEWLEADER to
+/// have a quorum and serve) and keeps answering its pings (or the leader
+/// would drop it after syncLimit and lose its quorum).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_follower_syncs_with_an_apache_leader() {
+    common::trace_init();
+    let servers = ports(3);
+    let s2 = servers.clone();
+    let Some(apache) =
+        tokio::task::spawn_blocking(move || ApacheQuorumPeer::start(3, &s2, opts())).await.unwrap()
+    else {
+        return;
+    };
+    let (stop, stop_rx) = watch::channel(false);
+    let (d1, _, _) = our_server(1, &servers, stop_rx.clone()).await;
+    assert_eq!((d1.leader, d1.state), (3, PeerState::Following), "{}", apache.log());
+    let addr = apache.addr();
+    let srvr_mode = move || {
+        zk_test_support::apache::four_letter_word(addr, "srvr")
+            .and_then(|t| t.lines().find(|l| l.starts_with("Mode:")).map(str::to_string))
+    };
+    let (apache, first, later) = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut first = None;
+        while Instant::now() < deadline {
+            first = srvr_mode();
+            if first.as_deref() == Some("Mode: leader") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // Longer than syncLimit (5 s): only a follower that answers pings
+        // keeps the leader's quorum.
+        std::thread::sleep(Duration::from_secs(7));
+        (apache, first, srvr_mode())
+    })
+    .await
+    .unwrap();
+    let _ = stop.send(true);
+    let log = apache.log();
+    assert_eq!(
+        first.as_deref(),
+        Some("Mode: leader"),
+        "the Apache leader got our NEWLEADER ACK; its log:\n{log}"
+    );
+    assert_eq!(later.as_deref(), Some("Mode: leader"), "still leading after syncLimit; its log:\n{log}");
+}

@@ -682,7 +682,9 @@ impl Learner {
                 self.on_durable();
             }
             (LearnerPhase::Broadcast, pt::COMMIT) => self.deliver_upto(pkt.zxid),
-            (LearnerPhase::Broadcast, pt::PING) => self.send(packet(pt::PING, pkt.zxid, None)),
+            // The reply carries the session touches (none here); never null:
+            // Apache's leader reads the buffer without a null check.
+            (LearnerPhase::Broadcast, pt::PING) => self.send(packet(pt::PING, pkt.zxid, Some(Bytes::new()))),
             _ => {}
         }
     }
