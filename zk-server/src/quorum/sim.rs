@@ -9,7 +9,9 @@
 //! - a txn committed by a leader (what a client would be acknowledged) is
 //!   in the log of every leader established after it;
 //! - at most one leader is established per epoch;
-//! - nothing a server applied is ever truncated.
+//! - nothing a server applied is ever truncated;
+//! - an observer (fed by INFORM) applies the same history and never
+//!   counts towards a quorum.
 //!
 //! A failing run prints its seed; `ZK_SIM_SEEDS=<n>` runs more seeds (a
 //! soak), `ZK_SIM_SEED=<seed>` replays one and `ZK_SIM_TRACE=1` prints its
@@ -83,6 +85,7 @@ struct Sim {
     now: u64,
     n: i64,
     verifier: QuorumVerifier,
+    observers: BTreeSet<i64>,
     peers: Vec<Peer>,
     flight: VecDeque<Envelope>,
     /// The last delivery time per directed link (keeps ZAB in order).
@@ -95,6 +98,8 @@ struct Sim {
     next_inst: u64,
     /// Whether faults are being injected.
     chaos: bool,
+    /// No more client writes.
+    quiet: bool,
     // What the checkers know.
     history: Vec<Txn>,
     acked: Vec<Txn>,
@@ -129,8 +134,10 @@ fn identity(id: i64, verifier: &QuorumVerifier) -> Identity {
 }
 
 impl Sim {
-    fn new(seed: u64, n: i64) -> Sim {
-        let verifier = QuorumVerifier::Majority { voters: (1..=n).collect() };
+    fn new(seed: u64, n: i64, observers: &[i64]) -> Sim {
+        let observers: BTreeSet<i64> = observers.iter().copied().collect();
+        let verifier =
+            QuorumVerifier::Majority { voters: (1..=n).filter(|s| !observers.contains(s)).collect() };
         let mut sim = Sim {
             rng: StdRng::seed_from_u64(seed),
             now: 0,
@@ -142,11 +149,13 @@ impl Sim {
             broken: BTreeSet::new(),
             next_inst: 1,
             chaos: true,
+            quiet: false,
             history: Vec::new(),
             acked: Vec::new(),
             established: BTreeMap::new(),
             proposals: 0,
             verifier,
+            observers,
         };
         for id in 1..=n {
             let e = looking(id, &sim.verifier, 0, 0, 0, 0);
@@ -264,10 +273,14 @@ impl Sim {
         state.log.extend(p.volatile.iter().cloned());
         let durable = p.disk.last_zxid();
         let applied = p.applied.last().map_or(0, |t| t.zxid);
-        p.role = if d.state == PeerState::Leading {
-            Role::Leading(Leader::new(p.id, self.verifier.clone(), LIMITS, state, durable, applied), d)
-        } else {
-            Role::Following(Learner::new(p.id, d.leader, LIMITS, state, durable, applied), d)
+        p.role = match d.state {
+            PeerState::Leading => {
+                Role::Leading(Leader::new(p.id, self.verifier.clone(), LIMITS, state, durable, applied), d)
+            }
+            PeerState::Observing => {
+                Role::Following(Learner::observer(p.id, d.leader, LIMITS, state, durable, applied), d)
+            }
+            _ => Role::Following(Learner::new(p.id, d.leader, LIMITS, state, durable, applied), d),
         };
     }
 
@@ -366,9 +379,10 @@ impl Sim {
         // Faults.
         if self.chaos && now % 300 == 0 {
             let victim = self.rng.gen_range(0..self.peers.len());
+            let voters = self.n - self.observers.len() as i64;
             let down = self.peers.iter().filter(|p| matches!(p.role, Role::Down(_))).count() as i64;
             match self.rng.gen_range(0..4) {
-                0 if down < (self.n - 1) / 2 => self.crash(victim),
+                0 if down < (voters - 1) / 2 => self.crash(victim),
                 1 => {
                     self.isolated.clear();
                     if self.rng.gen_bool(0.5) {
@@ -406,7 +420,7 @@ impl Sim {
                 _ => {}
             }
             // A client write now and then at an established leader.
-            if now % 7 == 0 {
+            if now % 7 == 0 && !self.quiet {
                 if let Role::Leading(l, _) = &mut self.peers[i].role {
                     if l.established() {
                         self.proposals += 1;
@@ -539,9 +553,9 @@ enum Out {
 
 /// Runs one seed: faults for `chaos_ms`, then heals and expects the
 /// ensemble to settle and every server to apply the whole history.
-fn run(seed: u64, n: i64, chaos_ms: u64) {
+fn run(seed: u64, n: i64, observers: &[i64], chaos_ms: u64) {
     let result = std::panic::catch_unwind(|| {
-        let mut sim = Sim::new(seed, n);
+        let mut sim = Sim::new(seed, n, observers);
         while sim.now < chaos_ms {
             sim.step();
         }
@@ -556,6 +570,15 @@ fn run(seed: u64, n: i64, chaos_ms: u64) {
             sim.step();
         }
         assert!(!sim.acked.is_empty(), "no write was ever committed");
+        // No more writes: everyone, observers included, applies the whole
+        // history.
+        sim.quiet = true;
+        for _ in 0..1000 {
+            sim.step();
+        }
+        for p in &sim.peers {
+            assert_eq!(p.applied.len(), sim.history.len(), "server {} is behind the history", p.id);
+        }
         let longest = sim.peers.iter().map(|p| p.applied.len()).max().unwrap_or(0);
         assert!(longest >= sim.acked.len().min(sim.history.len()));
         (sim.acked.len(), sim.established.len())
@@ -586,13 +609,20 @@ fn seeds(default: u64) -> Vec<u64> {
 #[test]
 fn three_servers_keep_zab_s_properties_under_faults() {
     for seed in seeds(1500) {
-        run(seed, 3, 6_000);
+        run(seed, 3, &[], 6_000);
     }
 }
 
 #[test]
 fn five_servers_keep_zab_s_properties_under_faults() {
     for seed in seeds(800) {
-        run(seed.wrapping_add(1 << 32), 5, 6_000);
+        run(seed.wrapping_add(1 << 32), 5, &[], 6_000);
+    }
+}
+
+#[test]
+fn three_voters_and_an_observer_keep_zab_s_properties_under_faults() {
+    for seed in seeds(400) {
+        run(seed.wrapping_add(2 << 32), 4, &[4], 6_000);
     }
 }

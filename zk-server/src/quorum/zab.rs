@@ -191,6 +191,8 @@ pub struct Leader {
     newleader_acks: BTreeSet<i64>,
     /// Learners that were synced and get proposals and commits.
     forwarding: BTreeSet<i64>,
+    /// Learners that said OBSERVERINFO: they get INFORMs, not proposals.
+    observers: BTreeSet<i64>,
     /// Learners that got UPTODATE.
     uptodate: BTreeSet<i64>,
     durable_upto: i64,
@@ -225,6 +227,7 @@ impl Leader {
             ackepoch: BTreeSet::new(),
             newleader_acks: BTreeSet::new(),
             forwarding: BTreeSet::new(),
+            observers: BTreeSet::new(),
             uptodate: BTreeSet::new(),
             durable_upto,
             committed: applied,
@@ -312,6 +315,11 @@ impl Leader {
         match pkt.packet_type {
             pt::FOLLOWERINFO | pt::OBSERVERINFO => {
                 let accepted = epoch_of(pkt.zxid);
+                if pkt.packet_type == pt::OBSERVERINFO {
+                    self.observers.insert(from);
+                } else {
+                    self.observers.remove(&from);
+                }
                 self.followerinfo.insert(from, accepted);
                 if self.phase == LeaderPhase::Discovery {
                     if self.quorum(&self.followerinfo.keys().copied().collect()) {
@@ -417,9 +425,15 @@ impl Leader {
                 keep
             }
         };
+        let observer = self.observers.contains(&to);
         for t in &log[start..] {
+            let committed = t.zxid <= self.committed || self.phase != LeaderPhase::Broadcast;
+            if observer && !committed {
+                // An observer learns of it by INFORM once it commits.
+                continue;
+            }
             pkts.push(packet(pt::PROPOSAL, t.zxid, Some(t.data.clone())));
-            if t.zxid <= self.committed || self.phase != LeaderPhase::Broadcast {
+            if committed {
                 pkts.push(packet(pt::COMMIT, t.zxid, None));
             }
         }
@@ -465,7 +479,9 @@ impl Leader {
         self.out.push(ZabOut::Append(vec![t]));
         self.acks.insert(zxid, BTreeSet::new());
         for s in self.forwarding.clone() {
-            self.out.push(ZabOut::Send { to: s, pkt: packet(pt::PROPOSAL, zxid, Some(data.clone())) });
+            if !self.observers.contains(&s) {
+                self.out.push(ZabOut::Send { to: s, pkt: packet(pt::PROPOSAL, zxid, Some(data.clone())) });
+            }
         }
     }
 
@@ -482,11 +498,17 @@ impl Leader {
             }
             self.acks.remove(&zxid);
             self.committed = zxid;
-            if let Some(t) = self.state.log.iter().find(|t| t.zxid == zxid).cloned() {
-                self.out.push(ZabOut::Deliver(t));
-            }
+            let txn = self.state.log.iter().find(|t| t.zxid == zxid).cloned();
             for s in self.forwarding.clone() {
-                self.out.push(ZabOut::Send { to: s, pkt: packet(pt::COMMIT, zxid, None) });
+                let pkt = if self.observers.contains(&s) {
+                    packet(pt::INFORM, zxid, txn.as_ref().map(|t| t.data.clone()))
+                } else {
+                    packet(pt::COMMIT, zxid, None)
+                };
+                self.out.push(ZabOut::Send { to: s, pkt });
+            }
+            if let Some(t) = txn {
+                self.out.push(ZabOut::Deliver(t));
             }
         }
     }
@@ -504,6 +526,7 @@ enum LearnerPhase {
 #[derive(Debug)]
 pub struct Learner {
     leader: i64,
+    observer: bool,
     limits: Limits,
     /// The durable state as this role sees it.
     pub state: Durable,
@@ -531,8 +554,34 @@ impl Learner {
         durable_upto: i64,
         applied: i64,
     ) -> Learner {
+        Self::with_role(me, leader, false, limits, state, durable_upto, applied)
+    }
+
+    /// Joins `leader` as an observer (OBSERVERINFO; commits come as
+    /// INFORM and it never acknowledges proposals).
+    pub fn observer(
+        me: i64,
+        leader: i64,
+        limits: Limits,
+        state: Durable,
+        durable_upto: i64,
+        applied: i64,
+    ) -> Learner {
+        Self::with_role(me, leader, true, limits, state, durable_upto, applied)
+    }
+
+    fn with_role(
+        me: i64,
+        leader: i64,
+        observer: bool,
+        limits: Limits,
+        state: Durable,
+        durable_upto: i64,
+        applied: i64,
+    ) -> Learner {
         let mut l = Learner {
             leader,
+            observer,
             limits,
             phase: LearnerPhase::AwaitLeaderInfo,
             new_epoch: 0,
@@ -550,7 +599,8 @@ impl Learner {
             &LearnerInfo { serverid: me, protocol_version: 0x10000, config_version: 0 },
             &mut info,
         );
-        let pkt = packet(pt::FOLLOWERINFO, l.state.accepted_epoch << 32, Some(info.freeze()));
+        let kind = if observer { pt::OBSERVERINFO } else { pt::FOLLOWERINFO };
+        let pkt = packet(kind, l.state.accepted_epoch << 32, Some(info.freeze()));
         l.out.push(ZabOut::Send { to: leader, pkt });
         l
     }
@@ -663,7 +713,7 @@ impl Learner {
                 let t = Txn { zxid: pkt.zxid, data };
                 self.state.log.push(t.clone());
                 self.out.push(ZabOut::Append(vec![t]));
-                if self.phase != LearnerPhase::Syncing {
+                if self.phase != LearnerPhase::Syncing && !self.observer {
                     self.to_ack.push(pkt.zxid);
                 }
             }
@@ -682,6 +732,19 @@ impl Learner {
                 self.on_durable();
             }
             (LearnerPhase::Broadcast, pt::COMMIT) => self.deliver_upto(pkt.zxid),
+            (LearnerPhase::AwaitUptodate | LearnerPhase::Broadcast, pt::INFORM) if self.observer => {
+                let Some(data) = pkt.data else { return };
+                if pkt.zxid > self.state.last_zxid() {
+                    let t = Txn { zxid: pkt.zxid, data };
+                    self.state.log.push(t.clone());
+                    self.out.push(ZabOut::Append(vec![t]));
+                }
+                if self.phase == LearnerPhase::Broadcast {
+                    self.deliver_upto(pkt.zxid);
+                } else {
+                    self.sync_committed = self.sync_committed.max(pkt.zxid);
+                }
+            }
             // The reply carries the session touches (none here); never null:
             // Apache's leader reads the buffer without a null check.
             (LearnerPhase::Broadcast, pt::PING) => self.send(packet(pt::PING, pkt.zxid, Some(Bytes::new()))),
