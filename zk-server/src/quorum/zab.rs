@@ -320,6 +320,12 @@ impl Leader {
                 } else {
                     self.observers.remove(&from);
                 }
+                // A new connection from this learner: it gets nothing more
+                // of the broadcast until it is synced again (else proposals
+                // would overtake its sync and leave a hole in its log).
+                self.forwarding.remove(&from);
+                self.uptodate.remove(&from);
+                self.acked_upto.remove(&from);
                 self.followerinfo.insert(from, accepted);
                 if self.phase == LeaderPhase::Discovery {
                     if self.quorum(&self.followerinfo.keys().copied().collect()) {
@@ -334,9 +340,10 @@ impl Leader {
                             }
                         }
                     }
-                } else if accepted >= self.new_epoch && self.phase != LeaderPhase::Discovery {
-                    self.step_down(format!("server {from} accepted epoch {accepted}, not below mine"));
                 } else {
+                    // A learner joining after the epoch was chosen is told it
+                    // (as Apache's getEpochToPropose does once decided); one
+                    // that accepted a newer epoch refuses it and elects again.
                     self.send_leaderinfo(from);
                 }
             }
@@ -404,27 +411,38 @@ impl Leader {
     fn sync_learner(&mut self, to: i64, their_last: i64) {
         let log = &self.state.log;
         let mine_last = self.state.last_zxid();
+        // Before establishment the whole log is committed by NEWLEADER's
+        // quorum; during broadcast, only up to the commit point.
+        let committed_upto = if self.phase == LeaderPhase::Broadcast { self.committed } else { mine_last };
         let mut pkts = Vec::new();
-        let start = if their_last == mine_last {
+        // `start`: the first txn to send; `common`: how far the learner's
+        // log already matches mine after the DIFF, TRUNC or SNAP.
+        let (start, common) = if their_last == mine_last {
             pkts.push(packet(pt::DIFF, mine_last, None));
-            log.len()
+            (log.len(), mine_last)
         } else if their_last > mine_last {
             pkts.push(packet(pt::TRUNC, mine_last, None));
-            log.len()
+            (log.len(), mine_last)
         } else if their_last == 0 || log.iter().any(|t| t.zxid == their_last) {
             pkts.push(packet(pt::DIFF, mine_last, None));
-            log.partition_point(|t| t.zxid <= their_last)
+            (log.partition_point(|t| t.zxid <= their_last), their_last)
         } else {
             // Their tail diverged below my last zxid: cut it to what we share.
             let keep = log.partition_point(|t| t.zxid < their_last);
             if keep == 0 {
-                pkts.push(packet(pt::SNAP, mine_last, Some(encode_snapshot(log))));
-                log.len()
+                // Nothing shared: the committed history whole, the rest after.
+                let end = log.partition_point(|t| t.zxid <= committed_upto);
+                pkts.push(packet(pt::SNAP, mine_last, Some(encode_snapshot(&log[..end]))));
+                (end, if end == 0 { 0 } else { log[end - 1].zxid })
             } else {
                 pkts.push(packet(pt::TRUNC, log[keep - 1].zxid, None));
-                keep
+                (keep, log[keep - 1].zxid)
             }
         };
+        // What the learner already holds is committed up to here.
+        if common > 0 {
+            pkts.push(packet(pt::COMMIT, common.min(committed_upto), None));
+        }
         let observer = self.observers.contains(&to);
         for t in &log[start..] {
             let committed = t.zxid <= self.committed || self.phase != LeaderPhase::Broadcast;
