@@ -403,6 +403,24 @@ fn script(addr: SocketAddr) -> Vec<String> {
     out
 }
 
+/// Fails with every step where the two transcripts differ.
+fn assert_same_transcript(expected: &[String], got: &[String]) {
+    let mut mismatches = Vec::new();
+    for (i, (e, g)) in expected.iter().zip(got.iter()).enumerate() {
+        if e != g {
+            mismatches.push(format!("step {i}:\n  apache: {e}\n  ours:   {g}"));
+        }
+    }
+    if expected.len() != got.len() {
+        mismatches.push(format!(
+            "apache had {} lines, ours {}:\n{expected:#?}\n{got:#?}",
+            expected.len(),
+            got.len()
+        ));
+    }
+    assert!(mismatches.is_empty(), "{} differences:\n{}", mismatches.len(), mismatches.join("\n"));
+}
+
 #[test]
 fn zk_server_answers_as_apache_does() {
     common::trace_init();
@@ -413,16 +431,7 @@ fn zk_server_answers_as_apache_does() {
     let ours = rt.block_on(zk_server::Server::start_temp()).expect("start zk-server");
     let got = script(ours.addr());
     rt.block_on(ours.stop());
-    let mut mismatches = Vec::new();
-    for (i, (e, g)) in expected.iter().zip(got.iter()).enumerate() {
-        if e != g {
-            mismatches.push(format!("step {i}:\n  apache: {e}\n  ours:   {g}"));
-        }
-    }
-    if expected.len() != got.len() {
-        mismatches.push(format!("apache had {} lines, ours {}", expected.len(), got.len()));
-    }
-    assert!(mismatches.is_empty(), "{} differences:\n{}", mismatches.len(), mismatches.join("\n"));
+    assert_same_transcript(&expected, &got);
 }
 
 /// Polls `exists(path)` on `s` until it answers `want_exists` (bounded);
@@ -548,18 +557,5 @@ fn sweeps_expiry_and_event_order_as_apache() {
     let ours = rt.block_on(zk_server::Server::start_temp_with(cfg)).expect("start zk-server");
     let got = timed_script(ours.addr());
     rt.block_on(ours.stop());
-    let mut mismatches = Vec::new();
-    for (i, (e, g)) in expected.iter().zip(got.iter()).enumerate() {
-        if e != g {
-            mismatches.push(format!("step {i}:\n  apache: {e}\n  ours:   {g}"));
-        }
-    }
-    if expected.len() != got.len() {
-        mismatches.push(format!(
-            "apache had {} lines, ours {}:\n{expected:#?}\n{got:#?}",
-            expected.len(),
-            got.len()
-        ));
-    }
-    assert!(mismatches.is_empty(), "{} differences:\n{}", mismatches.len(), mismatches.join("\n"));
+    assert_same_transcript(&expected, &got);
 }

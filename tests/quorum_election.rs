@@ -111,6 +111,35 @@ fn wait_for_log(apache: &ApacheQuorumPeer, what: &str, secs: u64) -> bool {
     false
 }
 
+/// Starts Apache server `my_id` of `servers` (after a loud skip line,
+/// `None`, when Apache ZooKeeper is not installed).
+async fn start_apache(my_id: i64, servers: &[(i64, u16, u16)]) -> Option<ApacheQuorumPeer> {
+    let servers = servers.to_vec();
+    tokio::task::spawn_blocking(move || ApacheQuorumPeer::start(my_id, &servers, opts())).await.unwrap()
+}
+
+/// The `Mode:` line of a server's `srvr`, if it answers one.
+async fn srvr_mode(addr: std::net::SocketAddr) -> Option<String> {
+    tokio::task::spawn_blocking(move || {
+        zk_test_support::apache::four_letter_word(addr, "srvr")
+            .and_then(|t| t.lines().find(|l| l.starts_with("Mode:")).map(str::to_string))
+    })
+    .await
+    .unwrap()
+}
+
+/// Polls `srvr` until its mode is `want` (bounded); the last mode seen.
+async fn wait_for_mode(addr: std::net::SocketAddr, want: &str, secs: u64) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let mode = srvr_mode(addr).await;
+        if mode.as_deref() == Some(want) || Instant::now() >= deadline {
+            return mode;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn opts() -> ApacheZkOptions {
     ApacheZkOptions { tick_time: 500, ..ApacheZkOptions::default() }
 }
@@ -123,12 +152,7 @@ fn opts() -> ApacheZkOptions {
 async fn ours_elect_an_apache_leader() {
     common::trace_init();
     let servers = ports(3);
-    let s2 = servers.clone();
-    let Some(apache) =
-        tokio::task::spawn_blocking(move || ApacheQuorumPeer::start(3, &s2, opts())).await.unwrap()
-    else {
-        return;
-    };
+    let Some(apache) = start_apache(3, &servers).await else { return };
     let (stop, stop_rx) = watch::channel(false);
     let p1 = our_peer(1, &servers, 0, stop_rx.clone()).await;
     let d1 = within(60, "server 1 decides", p1).await.unwrap().unwrap();
@@ -165,12 +189,7 @@ async fn an_apache_peer_follows_our_leader() {
     let (stop, stop_rx) = watch::channel(false);
     let p2 = our_peer(2, &servers, 0, stop_rx.clone()).await;
     let p3 = our_peer(3, &servers, 0, stop_rx.clone()).await;
-    let s2 = servers.clone();
-    let Some(apache) =
-        tokio::task::spawn_blocking(move || ApacheQuorumPeer::start(1, &s2, opts())).await.unwrap()
-    else {
-        return;
-    };
+    let Some(apache) = start_apache(1, &servers).await else { return };
     let d2 = within(60, "server 2 decides", p2).await.unwrap().unwrap();
     let d3 = within(60, "server 3 decides", p3).await.unwrap().unwrap();
     let (apache, following) = tokio::task::spawn_blocking(move || {
@@ -300,32 +319,12 @@ async fn an_apache_follower_syncs_with_our_leader() {
     let s3 = servers.clone();
     let r3 = stop_rx.clone();
     let ours3 = tokio::spawn(async move { our_server(3, &s3, r3).await });
-    let s1 = servers.clone();
-    let Some(apache) =
-        tokio::task::spawn_blocking(move || ApacheQuorumPeer::start(1, &s1, opts())).await.unwrap()
-    else {
-        return;
-    };
+    let Some(apache) = start_apache(1, &servers).await else { return };
     let (d3, _, _) = ours3.await.unwrap();
     let (d2, _, _) = ours2.await.unwrap();
     assert_eq!((d3.leader, d3.state), (3, PeerState::Leading));
     assert_eq!(d2.leader, 3);
-    let addr = apache.addr();
-    let (apache, mode) = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut mode = None;
-        while Instant::now() < deadline {
-            mode = zk_test_support::apache::four_letter_word(addr, "srvr")
-                .and_then(|t| t.lines().find(|l| l.starts_with("Mode:")).map(str::to_string));
-            if mode.as_deref() == Some("Mode: follower") {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        (apache, mode)
-    })
-    .await
-    .unwrap();
+    let mode = wait_for_mode(apache.addr(), "Mode: follower", 60).await;
     let (apache, uptodate) = tokio::task::spawn_blocking(move || {
         let u = wait_for_log(&apache, "Learner received UPTODATE message", 30);
         (apache, u)
@@ -347,37 +346,15 @@ async fn an_apache_follower_syncs_with_our_leader() {
 async fn our_follower_syncs_with_an_apache_leader() {
     common::trace_init();
     let servers = ports(3);
-    let s2 = servers.clone();
-    let Some(apache) =
-        tokio::task::spawn_blocking(move || ApacheQuorumPeer::start(3, &s2, opts())).await.unwrap()
-    else {
-        return;
-    };
+    let Some(apache) = start_apache(3, &servers).await else { return };
     let (stop, stop_rx) = watch::channel(false);
     let (d1, _, _) = our_server(1, &servers, stop_rx.clone()).await;
     assert_eq!((d1.leader, d1.state), (3, PeerState::Following), "{}", apache.log());
-    let addr = apache.addr();
-    let srvr_mode = move || {
-        zk_test_support::apache::four_letter_word(addr, "srvr")
-            .and_then(|t| t.lines().find(|l| l.starts_with("Mode:")).map(str::to_string))
-    };
-    let (apache, first, later) = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut first = None;
-        while Instant::now() < deadline {
-            first = srvr_mode();
-            if first.as_deref() == Some("Mode: leader") {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        // Longer than syncLimit (5 s): only a follower that answers pings
-        // keeps the leader's quorum.
-        std::thread::sleep(Duration::from_secs(7));
-        (apache, first, srvr_mode())
-    })
-    .await
-    .unwrap();
+    let first = wait_for_mode(apache.addr(), "Mode: leader", 60).await;
+    // Longer than syncLimit (5 s): only a follower that answers pings
+    // keeps the leader's quorum.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let later = srvr_mode(apache.addr()).await;
     let _ = stop.send(true);
     let log = apache.log();
     assert_eq!(

@@ -148,9 +148,8 @@ impl Driver {
     /// Runs until shutdown or a fatal error.
     pub(crate) async fn run(mut self) {
         let clock = Instant::now();
-        let base_mono = 0u64;
         let now = move || Now {
-            mono_ms: base_mono + clock.elapsed().as_millis() as u64,
+            mono_ms: clock.elapsed().as_millis() as u64,
             wall_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
         };
         let (snap_tx, mut snap_rx) = mpsc::unbounded_channel::<Result<i64, String>>();

@@ -235,14 +235,12 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, conn: u64, shared: &NetS
     let (mut rd, mut wr) = stream.into_split();
     // Nothing is read until the core answered the handshake.
     let mut wbuf = BytesMut::with_capacity(4096);
-    let first = tokio::time::timeout_at(
-        deadline.max(Instant::now() + shared.cfg.sessionless_cnxn_timeout),
-        out_rx.recv(),
-    )
-    .await;
+    let first = tokio::time::timeout(shared.cfg.sessionless_cnxn_timeout, out_rx.recv()).await;
+    if let Ok(Some(out)) = &first {
+        take_weight(&queued, &shared.global_queued, out_weight(out));
+    }
     match first {
         Ok(Some(Out::Connected(rsp))) => {
-            take_weight(&queued, &shared.global_queued, out_weight(&Out::Connected(rsp.clone())));
             let expired = rsp.time_out <= 0;
             if encode_frame(&rsp, &mut wbuf, usize::MAX).is_err()
                 || write_all_or_stall(&mut wr, &wbuf, stall).await.is_err()

@@ -253,8 +253,7 @@ impl Server {
             fatal_tx.clone(),
             None,
         );
-        let purge = tokio::spawn(purge_loop(cfg.clone(), shutdown_rx.clone()));
-        drop(purge);
+        tokio::spawn(purge_loop(cfg.clone(), shutdown_rx.clone()));
         info!(%addr, data_dir = %cfg.data_dir.display(), "serving");
         Ok(Server {
             addr,
