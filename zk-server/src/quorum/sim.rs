@@ -33,10 +33,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use bytes::Bytes;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use zk_proto::records::QuorumPacket;
+use zk_proto::records::{QuorumPacket, packet_type as pt};
 
 use super::config::{LearnerType, QuorumVerifier};
 use super::election::{Decision, Election, ElectionOut, Identity, answer_when_settled};
@@ -106,6 +106,34 @@ struct Sim {
     acked: Vec<Txn>,
     established: BTreeMap<i64, i64>,
     proposals: u64,
+    /// Each seed runs with a window of txns kept in memory (small ones
+    /// force SNAPs) and with TRUNC or SNAP for diverged learners.
+    window: usize,
+    snap_not_trunc: bool,
+}
+
+/// The simulation's state transfer: the history as counted txns (the real
+/// server ships its tree).
+fn encode_history(log: &[Txn]) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_u32(log.len() as u32);
+    for t in log {
+        b.put_i64(t.zxid);
+        b.put_u32(t.data.len() as u32);
+        b.put_slice(&t.data);
+    }
+    b.freeze()
+}
+
+fn decode_history(mut b: Bytes) -> Vec<Txn> {
+    let n = b.get_u32() as usize;
+    (0..n)
+        .map(|_| {
+            let zxid = b.get_i64();
+            let len = b.get_u32() as usize;
+            Txn { zxid, data: b.split_to(len) }
+        })
+        .collect()
 }
 
 /// `maxNotificationInterval` in the simulation (an operator's setting;
@@ -152,9 +180,13 @@ impl Sim {
             acked: Vec::new(),
             established: BTreeMap::new(),
             proposals: 0,
+            window: 1,
+            snap_not_trunc: false,
             verifier,
             observers,
         };
+        sim.window = [1usize, 3, 20, 1000][sim.rng.gen_range(0..4)];
+        sim.snap_not_trunc = sim.rng.gen_bool(0.5);
         for id in 1..=n {
             let e = looking(id, &sim.verifier, 0, 0, 0, 0);
             sim.peers.push(Peer {
@@ -273,12 +305,21 @@ impl Sim {
         let applied = p.applied.last().map_or(0, |t| t.zxid);
         p.role = match d.state {
             PeerState::Leading => {
-                Role::Leading(Leader::new(p.id, self.verifier.clone(), LIMITS, state, durable, applied), d)
+                let mut l = Leader::new(p.id, self.verifier.clone(), LIMITS, state, durable, applied);
+                l.set_window(self.window);
+                l.set_snap_not_trunc(self.snap_not_trunc);
+                Role::Leading(l, d)
             }
             PeerState::Observing => {
-                Role::Following(Learner::observer(p.id, d.leader, LIMITS, state, durable, applied), d)
+                let mut l = Learner::observer(p.id, d.leader, LIMITS, state, durable, applied);
+                l.set_window(self.window);
+                Role::Following(l, d)
             }
-            _ => Role::Following(Learner::new(p.id, d.leader, LIMITS, state, durable, applied), d),
+            _ => {
+                let mut l = Learner::new(p.id, d.leader, LIMITS, state, durable, applied);
+                l.set_window(self.window);
+                Role::Following(l, d)
+            }
         };
     }
 
@@ -311,13 +352,29 @@ impl Sim {
                 p.disk.log.retain(|t| t.zxid <= z);
                 p.volatile.retain(|t| t.zxid <= z);
             }
-            ZabOut::ReplaceLog(log) => {
-                let p = &mut self.peers[i];
-                for (k, t) in p.applied.iter().enumerate() {
-                    assert_eq!(log.get(k), Some(t), "server {id}: a SNAP without a txn it applied");
-                }
-                p.disk.log = log;
-                p.volatile.clear();
+            ZabOut::SendSnapshot { to, zxid } => {
+                // The committed history up to `zxid`: what this leader
+                // applied, and (before it is established) its log after.
+                let p = &self.peers[i];
+                let applied_last = p.applied.last().map_or(0, |t| t.zxid);
+                let mut history: Vec<Txn> = p.applied.iter().filter(|t| t.zxid <= zxid).cloned().collect();
+                history.extend(
+                    p.disk
+                        .log
+                        .iter()
+                        .chain(p.volatile.iter())
+                        .filter(|t| t.zxid > applied_last && t.zxid <= zxid)
+                        .cloned(),
+                );
+                assert_eq!(history.last().map_or(0, |t| t.zxid), zxid, "leader {id} cannot make its snapshot");
+                let pkt = QuorumPacket {
+                    packet_type: pt::SNAP,
+                    zxid,
+                    data: Some(encode_history(&history)),
+                    authinfo: None,
+                };
+                let to_inst = self.peers[i].links.get(&to).copied();
+                self.send(id, to, Msg::Zab { from_inst: inst, to_inst, pkt });
             }
             ZabOut::PersistAcceptedEpoch(e) => self.peers[i].disk.accepted_epoch = e,
             ZabOut::PersistCurrentEpoch(e) => self.peers[i].disk.current_epoch = e,
@@ -422,7 +479,8 @@ impl Sim {
                 if let Role::Leading(l, _) = &mut self.peers[i].role {
                     if l.established() {
                         self.proposals += 1;
-                        l.step(ZabIn::Propose(Bytes::from(format!("w{}", self.proposals))));
+                        let t = Txn { zxid: l.next_zxid(), data: Bytes::from(format!("w{}", self.proposals)) };
+                        l.step(ZabIn::Propose(t));
                     }
                 }
             }
@@ -471,6 +529,26 @@ impl Sim {
                             p.links.insert(e.from, from_inst);
                         }
                         _ => {}
+                    }
+                    if pkt.packet_type == pt::SNAP {
+                        // The host installs the state, durably, then tells the role.
+                        let history = decode_history(pkt.data.clone().unwrap_or_default());
+                        for (k, t) in p.applied.iter().enumerate() {
+                            assert_eq!(history.get(k), Some(t), "server {me}: a SNAP without a txn it applied");
+                        }
+                        p.disk.log = history.clone();
+                        p.volatile.clear();
+                        p.fsync_at = None;
+                        let from = p.applied.len();
+                        for t in history[from..].iter().cloned().collect::<Vec<_>>() {
+                            self.deliver(i, t);
+                        }
+                        let p = &mut self.peers[i];
+                        if let Role::Following(l, _) = &mut p.role {
+                            l.step(ZabIn::Snapshot(pkt.zxid));
+                        }
+                        self.flush(i);
+                        continue;
                     }
                     let input = ZabIn::Packet { from: e.from, pkt };
                     match &mut p.role {

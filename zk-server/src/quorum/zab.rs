@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use zk_proto::records::packet_type as pt;
 use zk_proto::records::{LearnerInfo, QuorumPacket};
 
@@ -53,16 +53,39 @@ pub struct Durable {
     pub accepted_epoch: i64,
     /// `currentEpoch`: the epoch of the leader it last synced with.
     pub current_epoch: i64,
-    /// The logged txns, in zxid order.
+    /// The history up to this zxid is held as state (a snapshot, the
+    /// tree), not as txns: a learner further behind gets a SNAP.
+    pub base: i64,
+    /// The logged txns after `base` that are kept in memory for syncing
+    /// learners (the tail of the log, Apache's `committedLog`), in zxid
+    /// order.
     pub log: Vec<Txn>,
 }
 
 impl Durable {
-    /// The last logged zxid (0 for none).
+    /// The last logged zxid (`base` when the window is empty).
     pub fn last_zxid(&self) -> i64 {
-        self.log.last().map_or(0, |t| t.zxid)
+        self.log.last().map_or(self.base, |t| t.zxid)
+    }
+
+    /// Keeps at most `keep` txns in the window, dropping only txns at or
+    /// below `committed` (they live on in the state).
+    pub fn trim(&mut self, keep: usize, committed: i64) {
+        if self.log.len() <= keep {
+            return;
+        }
+        let excess = self.log.len() - keep;
+        let n = self.log[..excess].partition_point(|t| t.zxid <= committed);
+        if n > 0 {
+            self.base = self.log[n - 1].zxid;
+            self.log.drain(..n);
+        }
     }
 }
+
+/// How many txns a role keeps in memory for syncing learners by DIFF
+/// unless told otherwise (Apache's `commitLogCount` is 500).
+pub const DEFAULT_WINDOW: usize = 10_000;
 
 /// What comes into a role.
 #[derive(Debug, Clone)]
@@ -78,8 +101,12 @@ pub enum ZabIn {
     Synced(i64),
     /// A tick of `tickTime` passed.
     Tick,
-    /// Leader: replicate this txn payload.
-    Propose(Bytes),
+    /// Leader: replicate this txn (its zxid must be [`Leader::next_zxid`]).
+    Propose(Txn),
+    /// Learner: the host installed the leader's snapshot (the SNAP that
+    /// came with the sync) at this zxid, durably; its log after the
+    /// snapshot is gone.
+    Snapshot(i64),
 }
 
 /// What a role asks its driver to do.
@@ -96,8 +123,15 @@ pub enum ZabOut {
     Append(Vec<Txn>),
     /// Cut the log after this zxid (a diverged tail), durably.
     Truncate(i64),
-    /// Replace the whole log (a SNAP), durably.
-    ReplaceLog(Vec<Txn>),
+    /// Leader: send `to` a SNAP packet with this zxid followed by this
+    /// server's state (the committed history up to `zxid`, which is what
+    /// the host has applied at this point of the outputs).
+    SendSnapshot {
+        /// The learner.
+        to: i64,
+        /// The zxid the state is at.
+        zxid: i64,
+    },
     /// Persist `acceptedEpoch` (before anything else is sent).
     PersistAcceptedEpoch(i64),
     /// Persist `currentEpoch`.
@@ -125,38 +159,6 @@ fn int_data(v: i32) -> Bytes {
 fn read_int(data: &Option<Bytes>) -> Option<i32> {
     let mut b = data.clone()?;
     (b.remaining() >= 4).then(|| b.get_i32())
-}
-
-/// A snapshot as this layer ships it in a SNAP: the txns, counted.
-fn encode_snapshot(log: &[Txn]) -> Bytes {
-    let mut b = BytesMut::new();
-    b.put_u32(log.len() as u32);
-    for t in log {
-        b.put_i64(t.zxid);
-        b.put_u32(t.data.len() as u32);
-        b.put_slice(&t.data);
-    }
-    b.freeze()
-}
-
-fn decode_snapshot(mut b: Bytes) -> Option<Vec<Txn>> {
-    if b.remaining() < 4 {
-        return None;
-    }
-    let n = b.get_u32() as usize;
-    let mut out = Vec::with_capacity(n.min(1 << 16));
-    for _ in 0..n {
-        if b.remaining() < 12 {
-            return None;
-        }
-        let zxid = b.get_i64();
-        let len = b.get_u32() as usize;
-        if b.remaining() < len {
-            return None;
-        }
-        out.push(Txn { zxid, data: b.split_to(len) });
-    }
-    Some(out)
 }
 
 /// Limits in ticks.
@@ -202,6 +204,8 @@ pub struct Leader {
     acked_upto: BTreeMap<i64, i64>,
     ticks: u32,
     heard: BTreeMap<i64, u32>,
+    window: usize,
+    snap_not_trunc: bool,
     out: Vec<ZabOut>,
 }
 
@@ -236,11 +240,48 @@ impl Leader {
             acked_upto: BTreeMap::new(),
             ticks: 0,
             heard: BTreeMap::new(),
+            window: DEFAULT_WINDOW,
+            snap_not_trunc: false,
             out: Vec::new(),
             state,
         };
         l.followerinfo.insert(me, l.state.accepted_epoch);
         l
+    }
+
+    /// Keeps at most `n` committed txns in memory for DIFFs (at least 1).
+    pub fn set_window(&mut self, n: usize) {
+        self.window = n.max(1);
+    }
+
+    /// Syncs a learner with a diverged tail by SNAP instead of TRUNC.
+    pub fn set_snap_not_trunc(&mut self, yes: bool) {
+        self.snap_not_trunc = yes;
+    }
+
+    /// The zxid the next proposal must carry.
+    pub fn next_zxid(&self) -> i64 {
+        (self.new_epoch << 32) | (self.counter + 1)
+    }
+
+    /// The last committed zxid.
+    pub fn committed(&self) -> i64 {
+        self.committed
+    }
+
+    /// The last proposed zxid (the committed one when none is pending).
+    pub fn last_proposed(&self) -> i64 {
+        self.acks.keys().next_back().copied().unwrap_or(self.committed)
+    }
+
+    /// Learners that are synced and serving.
+    pub fn synced_learners(&self) -> Vec<i64> {
+        self.uptodate.iter().copied().collect()
+    }
+
+    /// Learners connected (synced or syncing).
+    pub fn learners(&self) -> Vec<i64> {
+        self.forwarding.iter().copied().collect()
     }
 
     /// The outputs so far.
@@ -284,7 +325,8 @@ impl Leader {
                 }
             }
             ZabIn::Tick => self.on_tick(),
-            ZabIn::Propose(data) => self.propose(data),
+            ZabIn::Propose(t) => self.propose(t),
+            ZabIn::Snapshot(_) => {}
         }
     }
 
@@ -407,40 +449,48 @@ impl Leader {
     }
 
     /// DIFF (what it lacks), TRUNC (a tail it has that the leader does
-    /// not) or SNAP (the whole history), then NEWLEADER.
+    /// not) or SNAP (the committed history as state), then NEWLEADER.
     fn sync_learner(&mut self, to: i64, their_last: i64) {
-        let log = &self.state.log;
         let mine_last = self.state.last_zxid();
+        let base = self.state.base;
         // Before establishment the whole log is committed by NEWLEADER's
         // quorum; during broadcast, only up to the commit point.
         let committed_upto = if self.phase == LeaderPhase::Broadcast { self.committed } else { mine_last };
+        let log = &self.state.log;
         let mut pkts = Vec::new();
+        let mut snap = None;
         // `start`: the first txn to send; `common`: how far the learner's
         // log already matches mine after the DIFF, TRUNC or SNAP.
+        let in_window = their_last == base || log.binary_search_by_key(&their_last, |t| t.zxid).is_ok();
         let (start, common) = if their_last == mine_last {
             pkts.push(packet(pt::DIFF, mine_last, None));
             (log.len(), mine_last)
-        } else if their_last > mine_last {
+        } else if their_last > mine_last && !self.snap_not_trunc {
             pkts.push(packet(pt::TRUNC, mine_last, None));
             (log.len(), mine_last)
-        } else if their_last == 0 || log.iter().any(|t| t.zxid == their_last) {
+        } else if their_last < mine_last && in_window && their_last >= base {
             pkts.push(packet(pt::DIFF, mine_last, None));
             (log.partition_point(|t| t.zxid <= their_last), their_last)
         } else {
-            // Their tail diverged below my last zxid: cut it to what we share.
+            // Their tail diverged (or they are behind my window): cut it to
+            // what we share, or send the committed history as state.
             let keep = log.partition_point(|t| t.zxid < their_last);
-            if keep == 0 {
-                // Nothing shared: the committed history whole, the rest after.
-                let end = log.partition_point(|t| t.zxid <= committed_upto);
-                pkts.push(packet(pt::SNAP, mine_last, Some(encode_snapshot(&log[..end]))));
-                (end, if end == 0 { 0 } else { log[end - 1].zxid })
+            let shared = if keep == 0 { base } else { log[keep - 1].zxid };
+            if keep > 0 && !self.snap_not_trunc && their_last > base {
+                pkts.push(packet(pt::TRUNC, shared, None));
+                (keep, shared)
             } else {
-                pkts.push(packet(pt::TRUNC, log[keep - 1].zxid, None));
-                (keep, log[keep - 1].zxid)
+                let end = log.partition_point(|t| t.zxid <= committed_upto);
+                let at = if end == 0 { base } else { log[end - 1].zxid };
+                snap = Some(at);
+                (end, at)
             }
         };
+        if let Some(at) = snap {
+            self.out.push(ZabOut::SendSnapshot { to, zxid: at });
+        }
         // What the learner already holds is committed up to here.
-        if common > 0 {
+        if common > 0 && snap.is_none() {
             pkts.push(packet(pt::COMMIT, common.min(committed_upto), None));
         }
         let observer = self.observers.contains(&to);
@@ -486,13 +536,16 @@ impl Leader {
         }
     }
 
-    fn propose(&mut self, data: Bytes) {
+    fn propose(&mut self, t: Txn) {
         if self.phase != LeaderPhase::Broadcast {
-            return;
+            return self.step_down("a proposal before the leader was established".into());
+        }
+        if t.zxid != self.next_zxid() {
+            return self.step_down(format!("a proposal out of order: {:#x}, expected {:#x}", t.zxid, self.next_zxid()));
         }
         self.counter += 1;
-        let zxid = (self.new_epoch << 32) | self.counter;
-        let t = Txn { zxid, data: data.clone() };
+        let zxid = t.zxid;
+        let data = t.data.clone();
         self.state.log.push(t.clone());
         self.out.push(ZabOut::Append(vec![t]));
         self.acks.insert(zxid, BTreeSet::new());
@@ -528,6 +581,7 @@ impl Leader {
             if let Some(t) = txn {
                 self.out.push(ZabOut::Deliver(t));
             }
+            self.state.trim(self.window, self.committed);
         }
     }
 }
@@ -558,6 +612,7 @@ pub struct Learner {
     to_ack: Vec<i64>,
     ack_newleader_at: Option<i64>,
     ticks_since_heard: u32,
+    window: usize,
     out: Vec<ZabOut>,
 }
 
@@ -609,6 +664,7 @@ impl Learner {
             to_ack: Vec::new(),
             ack_newleader_at: None,
             ticks_since_heard: 0,
+            window: DEFAULT_WINDOW,
             out: Vec::new(),
             state,
         };
@@ -626,6 +682,16 @@ impl Learner {
     /// The outputs so far.
     pub fn drain(&mut self) -> Vec<ZabOut> {
         std::mem::take(&mut self.out)
+    }
+
+    /// Keeps at most `n` committed txns in memory (at least 1).
+    pub fn set_window(&mut self, n: usize) {
+        self.window = n.max(1);
+    }
+
+    /// Whether this learner is an observer.
+    pub fn is_observer(&self) -> bool {
+        self.observer
     }
 
     /// The leader it follows.
@@ -650,6 +716,17 @@ impl Learner {
                 self.on_packet(pkt);
             }
             ZabIn::Packet { .. } | ZabIn::Propose(_) => {}
+            ZabIn::Snapshot(zxid) => {
+                if self.phase == LearnerPhase::Syncing {
+                    self.state.log.clear();
+                    self.state.base = zxid;
+                    self.durable_upto = zxid;
+                    self.delivered = zxid;
+                    self.sync_committed = zxid;
+                } else {
+                    self.out.push(ZabOut::StepDown("a snapshot outside the sync".into()));
+                }
+            }
             ZabIn::Synced(z) => {
                 self.durable_upto = self.durable_upto.max(z);
                 self.on_durable();
@@ -710,18 +787,15 @@ impl Learner {
             }
             (LearnerPhase::Syncing, pt::DIFF) => {}
             (LearnerPhase::Syncing, pt::TRUNC) => {
+                if pkt.zxid < self.state.base || pkt.zxid < self.delivered {
+                    return self.out.push(ZabOut::StepDown(format!(
+                        "TRUNC to {:#x} below what this server applied ({:#x})",
+                        pkt.zxid, self.delivered
+                    )));
+                }
                 self.state.log.retain(|t| t.zxid <= pkt.zxid);
                 self.durable_upto = self.durable_upto.min(pkt.zxid);
                 self.out.push(ZabOut::Truncate(pkt.zxid));
-            }
-            (LearnerPhase::Syncing, pt::SNAP) => {
-                let Some(log) = pkt.data.and_then(decode_snapshot) else {
-                    return self.out.push(ZabOut::StepDown("a malformed snapshot".into()));
-                };
-                self.sync_committed = log.last().map_or(0, |t| t.zxid);
-                self.state.log = log.clone();
-                self.durable_upto = 0;
-                self.out.push(ZabOut::ReplaceLog(log));
             }
             (LearnerPhase::Syncing | LearnerPhase::AwaitUptodate | LearnerPhase::Broadcast, pt::PROPOSAL) => {
                 let Some(data) = pkt.data else { return };
@@ -782,6 +856,7 @@ impl Learner {
             self.delivered = t.zxid;
             self.out.push(ZabOut::Deliver(t));
         }
+        self.state.trim(self.window, self.delivered);
     }
 
     /// The last zxid delivered.

@@ -141,7 +141,6 @@ fn log_output(log: &mut dyn ZabLog, o: &ZabOut) -> Result<Option<i64>, String> {
     let r = match o {
         ZabOut::Append(t) => log.append(t).map(|()| t.last().map(|t| t.zxid)),
         ZabOut::Truncate(z) => log.truncate(*z).map(|()| None),
-        ZabOut::ReplaceLog(t) => log.replace(t).map(|()| None),
         ZabOut::PersistAcceptedEpoch(e) => log.persist_epoch(Some(*e), None).map(|()| None),
         ZabOut::PersistCurrentEpoch(e) => log.persist_epoch(None, Some(*e)).map(|()| None),
         _ => Ok(None),
@@ -184,7 +183,7 @@ pub async fn lead(
             },
             _ = ticker.tick() => ZabIn::Tick,
             p = propose.recv(), if proposals_open => match p {
-                Some(data) => ZabIn::Propose(data),
+                Some(data) => ZabIn::Propose(Txn { zxid: leader.next_zxid(), data }),
                 None => {
                     proposals_open = false;
                     continue;
@@ -213,6 +212,9 @@ pub async fn lead(
                         let _ = deliver.send(t);
                     }
                     ZabOut::Established(e) => info!(epoch = e, "leading: a quorum is synced"),
+                    ZabOut::SendSnapshot { to, .. } => {
+                        stepped = Some(format!("learner {to} needs a snapshot, which a MemLog cannot make"))
+                    }
                     ZabOut::StepDown(why) => stepped = Some(why),
                     _ => {}
                 }
@@ -346,6 +348,9 @@ pub async fn follow(
         }
         tokio::select! {
             p = reader.next() => match p {
+                Ok(Some(pkt)) if pkt.packet_type == pt::SNAP => {
+                    return "the leader sent a SNAP, which a MemLog cannot load".into();
+                }
                 Ok(Some(pkt)) => learner.step(ZabIn::Packet { from: leader_id, pkt }),
                 Ok(None) => return "the leader closed the connection".into(),
                 Err(e) => return format!("a bad packet from the leader: {e}"),
