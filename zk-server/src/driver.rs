@@ -18,9 +18,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::{error, warn};
 use zk_proto::Request;
-use zk_proto::records::ConnectRequest;
+use zk_proto::records::{ConnectRequest, QuorumPacket};
 
 use crate::pipeline::core::Core;
+use crate::pipeline::quorum::RoleKind;
+use crate::quorum::serve::{PeerLink, PeerOut, connect_leader, next_link, write_epoch};
 use crate::pipeline::reply::out_weight;
 use crate::pipeline::{ConnId, Input, LogCmd, Now, Out, Output};
 use crate::stats::{Needs, Report};
@@ -106,6 +108,19 @@ pub(crate) enum CoreMsg {
     Report { needs: Needs, reset: Option<Reset>, reply: oneshot::Sender<Report> },
     /// Stop.
     Shutdown,
+    /// The election loop asks for the last zxid and `currentEpoch`.
+    ElectionState(oneshot::Sender<(i64, i64)>),
+    /// The election decided this server's role; a learner's link to
+    /// `leader_addr` is made by the driver.
+    BeginRole { kind: RoleKind, leader_addr: Option<String> },
+    /// A learner connected to the quorum port, with its first packet.
+    PeerJoined { sid: i64, link: u64, tx: mpsc::UnboundedSender<PeerOut>, first: QuorumPacket },
+    /// A packet on a quorum link.
+    Peer { link: u64, from: i64, pkt: QuorumPacket },
+    /// A SNAP and its state on a learner's link.
+    PeerSnapshot { link: u64, from: i64, zxid: i64, snapshot: crate::persist::snapshot::Snapshot },
+    /// A quorum link closed.
+    PeerGone { link: u64, from: i64 },
 }
 
 /// Which counters a four-letter word resets.
@@ -142,6 +157,23 @@ pub(crate) struct Driver {
     /// Fault injection for fail-stop tests: panic on a request for this
     /// path.
     pub(crate) panic_on_path: Option<String>,
+    /// The ensemble's side, when this server is a member of one.
+    pub(crate) quorum: Option<DriverQuorum>,
+}
+
+/// The driver's part of the ensemble: the quorum links and where a role's
+/// end is reported.
+pub(crate) struct DriverQuorum {
+    /// The open quorum links by peer.
+    pub(crate) peers: HashMap<i64, PeerLink>,
+    /// The election loop, told when a role ends.
+    pub(crate) role_ended: mpsc::UnboundedSender<String>,
+    /// The driver's own channel, for the links it starts.
+    pub(crate) core_tx: mpsc::UnboundedSender<CoreMsg>,
+    /// How long a learner tries to reach its leader.
+    pub(crate) connect_within: std::time::Duration,
+    /// Stops the links with the server.
+    pub(crate) stop: watch::Receiver<bool>,
 }
 
 impl Driver {
@@ -162,14 +194,14 @@ impl Driver {
                 msg = self.rx.recv() => match msg {
                     None => stopping = true,
                     Some(msg) => {
-                        stopping = !self.on_msg(msg, &mut conns, now());
+                        stopping = !self.on_msg(msg, &mut conns, now()).await;
                         // Take what else is waiting, up to a batch, before flushing.
                         for _ in 0..64 {
                             if stopping {
                                 break;
                             }
                             match self.rx.try_recv() {
-                                Ok(msg) => stopping = !self.on_msg(msg, &mut conns, now()),
+                                Ok(msg) => stopping = !self.on_msg(msg, &mut conns, now()).await,
                                 Err(_) => break,
                             }
                         }
@@ -210,7 +242,7 @@ impl Driver {
     }
 
     /// One message from the network side; false to stop.
-    fn on_msg(&mut self, msg: CoreMsg, conns: &mut HashMap<ConnId, ConnHandle>, now: Now) -> bool {
+    async fn on_msg(&mut self, msg: CoreMsg, conns: &mut HashMap<ConnId, ConnHandle>, now: Now) -> bool {
         match msg {
             CoreMsg::Connect { conn, peer, req, handle } => {
                 conns.insert(conn, handle);
@@ -237,8 +269,87 @@ impl Driver {
                 let _ = reply.send(self.core.report(needs));
             }
             CoreMsg::Shutdown => return false,
+            CoreMsg::ElectionState(reply) => {
+                let _ = reply.send(self.core.election_state());
+            }
+            CoreMsg::BeginRole { kind, leader_addr } => {
+                if let Some(q) = self.quorum.as_mut() {
+                    q.peers.clear();
+                    if let (RoleKind::Follow(leader) | RoleKind::Observe(leader), Some(addr)) = (kind, leader_addr) {
+                        let link = next_link();
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        q.peers.insert(leader, PeerLink { link, tx });
+                        tokio::spawn(connect_leader(
+                            leader,
+                            addr,
+                            link,
+                            q.connect_within,
+                            rx,
+                            q.core_tx.clone(),
+                            q.stop.clone(),
+                        ));
+                    }
+                }
+                self.core.step(Input::BeginRole(kind), now);
+            }
+            CoreMsg::PeerJoined { sid, link, tx, first } => {
+                if self.core.mode() == "leader" {
+                    if let Some(q) = self.quorum.as_mut() {
+                        q.peers.insert(sid, PeerLink { link, tx });
+                        self.core.step(Input::Peer { from: sid, pkt: first }, now);
+                    }
+                }
+            }
+            CoreMsg::Peer { link, from, pkt } => {
+                if self.current_link(from, link) {
+                    self.core.step(Input::Peer { from, pkt }, now);
+                }
+            }
+            CoreMsg::PeerGone { link, from } => {
+                if self.current_link(from, link) {
+                    if let Some(q) = self.quorum.as_mut() {
+                        q.peers.remove(&from);
+                    }
+                    self.core.step(Input::PeerGone(from), now);
+                }
+            }
+            CoreMsg::PeerSnapshot { link, from, zxid, snapshot } => {
+                if self.current_link(from, link) {
+                    match self.persist_snapshot(zxid, snapshot).await {
+                        Ok(snapshot) => self.core.step(Input::PeerSnapshot { zxid, snapshot }, now),
+                        Err(e) => {
+                            self.core.step(Input::LogFailed(format!("writing the leader's snapshot: {e}")), now)
+                        }
+                    }
+                }
+            }
         }
         true
+    }
+
+    fn current_link(&self, peer: i64, link: u64) -> bool {
+        self.quorum.as_ref().and_then(|q| q.peers.get(&peer)).is_some_and(|p| p.link == link)
+    }
+
+    /// A learner's SNAP goes to disk before the core takes it: the
+    /// snapshot file, then the old log is dropped (in order with the log
+    /// stage's appends).
+    async fn persist_snapshot(
+        &mut self,
+        zxid: i64,
+        snapshot: crate::persist::snapshot::Snapshot,
+    ) -> Result<crate::persist::snapshot::Snapshot, String> {
+        let dir = self.data_dir.clone();
+        let snapshot = tokio::task::spawn_blocking(move || {
+            let nodes = snapshot.nodes.iter().cloned();
+            crate::persist::snapshot::write_snapshot(&dir, zxid, &snapshot.sessions, nodes)
+                .map(|_| snapshot)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        self.log_tx.send(LogCmd::Discard).map_err(|_| "the log thread is gone".to_string())?;
+        Ok(snapshot)
     }
 
     /// Carries out the core's outputs; false when the server must stop.
@@ -288,6 +399,33 @@ impl Driver {
                         error!(%why, "stopping the server");
                         let _ = self.fatal.send(Some(why));
                         keep_going = false;
+                    }
+                    Output::Peer { to, pkt } => {
+                        if let Some(p) = self.quorum.as_ref().and_then(|q| q.peers.get(&to)) {
+                            let _ = p.tx.send(PeerOut::Packet(pkt));
+                        }
+                    }
+                    Output::PeerSnapshot { to, job } => {
+                        if let Some(p) = self.quorum.as_ref().and_then(|q| q.peers.get(&to)) {
+                            let _ = p.tx.send(PeerOut::Snapshot(job));
+                        }
+                    }
+                    Output::Epoch { accepted, current } => {
+                        // Small and rare (once per role): written here, so
+                        // that nothing after it is carried out before it is
+                        // on disk.
+                        let r = accepted
+                            .map_or(Ok(()), |e| write_epoch(&self.data_dir, "acceptedEpoch", e))
+                            .and_then(|()| current.map_or(Ok(()), |e| write_epoch(&self.data_dir, "currentEpoch", e)));
+                        if let Err(e) = r {
+                            self.core.step(Input::LogFailed(format!("writing an epoch file: {e}")), now());
+                        }
+                    }
+                    Output::RoleEnded(why) => {
+                        if let Some(q) = self.quorum.as_mut() {
+                            q.peers.clear();
+                            let _ = q.role_ended.send(why);
+                        }
                     }
                 }
             }

@@ -48,7 +48,7 @@ pub(crate) fn answer(cmd: &str, cfg: &ServerConfig, s: &Report, client_port: u16
         s.stats.latency_total as f64 / s.stats.latency_count as f64
     };
     let srvr_body = format!(
-        "Latency min/avg/max: {}/{avg:.4}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: {:#x}\nMode: standalone\nNode count: {}\n",
+        "Latency min/avg/max: {}/{avg:.4}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: {:#x}\nMode: {}\nNode count: {}\n",
         s.stats.latency_min,
         s.stats.latency_max,
         s.stats.packets_received,
@@ -56,11 +56,15 @@ pub(crate) fn answer(cmd: &str, cfg: &ServerConfig, s: &Report, client_port: u16
         s.connection_count,
         s.outstanding,
         s.zxid,
+        s.mode,
         s.node_count
     );
+    let serving = s.serving;
+    let not_serving = "This ZooKeeper instance is not currently serving requests\n".to_string();
     Some(match cmd {
         "ruok" => "imok".to_string(),
         "isro" => "rw".to_string(),
+        "srvr" | "stat" if !serving => not_serving,
         "srvr" => format!("Zookeeper version: {VERSION}\n{srvr_body}"),
         "stat" => {
             let mut out = format!("Zookeeper version: {VERSION}\nClients:\n");
@@ -111,7 +115,7 @@ pub(crate) fn answer(cmd: &str, cfg: &ServerConfig, s: &Report, client_port: u16
         "mntr" => {
             let lines = [
                 ("zk_version", VERSION.to_string()),
-                ("zk_server_state", "standalone".to_string()),
+                ("zk_server_state", s.mode.to_string()),
                 ("zk_avg_latency", format!("{avg:.4}")),
                 ("zk_max_latency", s.stats.latency_max.to_string()),
                 ("zk_min_latency", s.stats.latency_min.to_string()),
@@ -128,7 +132,23 @@ pub(crate) fn answer(cmd: &str, cfg: &ServerConfig, s: &Report, client_port: u16
                 ("zk_global_sessions", s.sessions.to_string()),
                 ("zk_local_sessions", "0".to_string()),
             ];
-            lines.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
+            let mut out: String = lines.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect();
+            if let Some((learners, synced)) = s.learners {
+                out.push_str(&format!(
+                    "zk_learners\t{learners}\nzk_synced_followers\t{synced}\nzk_synced_non_voting_followers\t0\nzk_pending_syncs\t0\n"
+                ));
+            }
+            let peer_state = match s.mode {
+                "leader" => "leading - broadcast",
+                "follower" => "following - broadcast",
+                "observer" => "observing - broadcast",
+                "looking" => "looking",
+                _ => "",
+            };
+            if !peer_state.is_empty() {
+                out.push_str(&format!("zk_peer_state\t{peer_state}\n"));
+            }
+            out
         }
         "wchs" => format!(
             "{} connections watching {} paths\nTotal watches:{}\n",
@@ -215,7 +235,7 @@ mod tests {
     #[test]
     fn whitelist_and_formats() {
         let cfg = ServerConfig::new("/tmp/x");
-        let s = Report { zxid: 0x10, node_count: 4, ..Report::default() };
+        let s = Report { mode: "standalone", serving: true, zxid: 0x10, node_count: 4, ..Report::default() };
         assert_eq!(
             answer("ruok", &cfg, &s, 1).unwrap(),
             "ruok is not executed because it is not in the whitelist.\n"

@@ -47,6 +47,7 @@ pub mod quorum;
 mod server;
 pub(crate) mod session;
 pub(crate) mod stats;
+mod testing;
 pub mod tree;
 pub(crate) mod watch;
 
@@ -54,3 +55,4 @@ pub use config::{ConfigError, ServerConfig};
 pub use error::{Error, PersistError, Result, ServerError};
 pub use pipeline::core::Recovered;
 pub use server::{Server, recover};
+pub use testing::TestingCluster;

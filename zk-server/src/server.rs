@@ -45,14 +45,9 @@ pub fn recover(cfg: &ServerConfig) -> Result<Recovered, PersistError> {
         .map_err(PersistError::io("loading a snapshot from", &cfg.data_dir))?;
     if let Some(s) = snap {
         info!(zxid = format_args!("{:#x}", s.zxid), nodes = s.nodes.len(), "loaded snapshot");
-        let mut t = DataTree::new();
-        for n in s.nodes {
-            t.insert_loaded(&n.path, n.data, n.acl, n.stat);
-        }
-        t.link_children();
-        t.last_zxid = s.zxid;
+        let (t, s) = tree_from_snapshot(s);
         tree = t;
-        sessions.extend(s.sessions);
+        sessions.extend(s);
     }
     let had_snapshot = tree.last_zxid > 0;
     let read = txnlog::read_log(&cfg.data_log_dir, tree.last_zxid, true)
@@ -85,6 +80,17 @@ pub fn recover(cfg: &ServerConfig) -> Result<Recovered, PersistError> {
         info!(txns = replayed, zxid = format_args!("{:#x}", tree.last_zxid), "replayed the transaction log");
     }
     Ok(Recovered { tree, sessions: sessions.into_iter().collect() })
+}
+
+/// The tree and sessions a snapshot holds.
+pub(crate) fn tree_from_snapshot(s: snapshot::Snapshot) -> (DataTree, Vec<(i64, i32)>) {
+    let mut t = DataTree::new();
+    for n in s.nodes {
+        t.insert_loaded(&n.path, n.data, n.acl, n.stat);
+    }
+    t.link_children();
+    t.last_zxid = s.zxid;
+    (t, s.sessions)
 }
 
 fn now() -> Now {
@@ -183,19 +189,7 @@ impl Server {
         for k in &cfg.unknown_keys {
             warn!(key = %k, "zoo.cfg key not used by this server");
         }
-        if let Some(q) = cfg.quorum.as_ref().filter(|q| !q.runs_standalone()) {
-            // Replication is not built yet: running this member standalone
-            // would split the ensemble's data without anyone noticing.
-            return Err(Error::Config(crate::config::ConfigError {
-                file: "zoo.cfg".into(),
-                line: 0,
-                message: format!(
-                    "zoo.cfg describes an ensemble of {} servers; this build of zk-server runs standalone only \
-                     (replication is not built yet); remove the server.N lines to run one server",
-                    q.servers.len()
-                ),
-            }));
-        }
+        let ensemble = cfg.quorum.clone().filter(|q| !q.runs_standalone());
         std::fs::create_dir_all(&cfg.data_dir).map_err(PersistError::io("creating", &cfg.data_dir))?;
         std::fs::create_dir_all(&cfg.data_log_dir)
             .map_err(PersistError::io("creating", &cfg.data_log_dir))?;
@@ -225,7 +219,15 @@ impl Server {
         let (core_tx, core_rx) = mpsc::unbounded_channel();
         let outstanding = Outstanding::new(cfg.global_outstanding_limit);
         let seed = rand::random::<u64>();
-        let core = Core::new(cfg.clone(), recovered, seed, now());
+        let last_zxid = recovered.tree.last_zxid;
+        let mut core = Core::new(cfg.clone(), recovered, seed, now());
+        let mut quorum_start = None;
+        let mut driver_quorum = None;
+        if let Some(q) = &ensemble {
+            let (started, dq) = start_quorum(&cfg, q, last_zxid, &mut core, core_tx.clone(), shutdown_rx.clone()).await?;
+            quorum_start = Some(started);
+            driver_quorum = Some(dq);
+        }
         let driver = Driver {
             core,
             rx: core_rx,
@@ -240,6 +242,7 @@ impl Server {
                 .as_deref()
                 .and_then(|f| f.strip_prefix("core-panic:"))
                 .map(String::from),
+            quorum: driver_quorum,
         };
         let global_queued = driver.global_queued.clone();
         let (done_tx, done_rx) = watch::channel(false);
@@ -254,6 +257,9 @@ impl Server {
             None,
         );
         tokio::spawn(purge_loop(cfg.clone(), shutdown_rx.clone()));
+        if let Some(start) = quorum_start {
+            start();
+        }
         info!(%addr, data_dir = %cfg.data_dir.display(), "serving");
         Ok(Server {
             addr,
@@ -276,6 +282,25 @@ impl Server {
         let ip =
             if self.addr.ip().is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { self.addr.ip() };
         SocketAddr::new(ip, self.addr.port()).to_string()
+    }
+
+    async fn report(&self) -> Option<crate::stats::Report> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let msg = CoreMsg::Report { needs: crate::stats::Needs::default(), reset: None, reply: tx };
+        self.core.send(msg).ok()?;
+        rx.await.ok()
+    }
+
+    /// The server's role: `standalone`, `leader`, `follower`, `observer`
+    /// or `looking` (electing); `None` once it stopped.
+    pub async fn mode(&self) -> Option<&'static str> {
+        self.report().await.map(|r| r.mode)
+    }
+
+    /// Whether it answers clients now (standalone, or in an ensemble with
+    /// a quorum behind it).
+    pub async fn serving(&self) -> bool {
+        self.report().await.is_some_and(|r| r.serving)
     }
 
     /// The temporary data dir of [`Server::start_temp`].
@@ -314,6 +339,79 @@ impl Server {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
     }
+}
+
+/// Resolves `host:port` (the first address).
+async fn resolve(host_port: &str) -> Result<SocketAddr, Error> {
+    let bad = |e: String| {
+        Error::Config(crate::config::ConfigError { file: "zoo.cfg".into(), line: 0, message: e })
+    };
+    tokio::net::lookup_host(host_port)
+        .await
+        .map_err(|e| bad(format!("cannot resolve {host_port}: {e}")))?
+        .next()
+        .ok_or_else(|| bad(format!("{host_port} resolves to no address")))
+}
+
+type QuorumStart = Box<dyn FnOnce() + Send>;
+
+/// Readies this server's part of an ensemble: the epochs, the quorum and
+/// election ports, the core's ZAB side. Returns what starts the election
+/// (once the driver runs) and the driver's part.
+async fn start_quorum(
+    cfg: &Arc<ServerConfig>,
+    q: &crate::quorum::config::QuorumConfig,
+    last_zxid: i64,
+    core: &mut Core,
+    core_tx: mpsc::UnboundedSender<CoreMsg>,
+    stop: watch::Receiver<bool>,
+) -> Result<(QuorumStart, crate::driver::DriverQuorum), Error> {
+    use crate::quorum::serve;
+    let my_id = i64::from(cfg.server_id);
+    let me = q.servers.get(&my_id).ok_or_else(|| {
+        Error::Config(crate::config::ConfigError {
+            file: "zoo.cfg".into(),
+            line: 0,
+            message: format!("myid {my_id} is not among the server.N lines"),
+        })
+    })?;
+    let epochs = serve::read_epochs(&cfg.data_dir, last_zxid).map_err(PersistError::io("reading the epochs in", &cfg.data_dir))?;
+    let tick = cfg.tick_time;
+    let limits = crate::quorum::zab::Limits { init: q.init_limit, sync: q.sync_limit };
+    core.set_quorum(crate::pipeline::quorum::QuorumCore::new(
+        my_id,
+        q.verifier.clone(),
+        limits,
+        tick.as_millis() as u64,
+        epochs,
+        last_zxid,
+    ));
+    let any = |port: u16| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
+    let quorum_bind =
+        if q.listen_on_all_ips { any(me.quorum_port) } else { resolve(&me.quorum_addr()).await? };
+    let election_bind =
+        if q.listen_on_all_ips { any(me.election_port) } else { resolve(&me.election_addr()).await? };
+    let listener =
+        TcpListener::bind(quorum_bind).await.map_err(|source| Error::Bind { addr: quorum_bind, source })?;
+    let peers = q.servers.iter().filter(|(id, _)| **id != my_id).map(|(id, s)| (*id, s.election_addr())).collect();
+    let (net, incoming) = crate::quorum::peer_net::PeerNet::start(my_id, me.election_addr(), election_bind, peers)
+        .await
+        .map_err(|source| Error::Bind { addr: election_bind, source })?;
+    let (ended_tx, ended_rx) = mpsc::unbounded_channel();
+    let dq = crate::driver::DriverQuorum {
+        peers: std::collections::HashMap::new(),
+        role_ended: ended_tx,
+        core_tx: core_tx.clone(),
+        connect_within: serve::connect_within(q, tick),
+        stop: stop.clone(),
+    };
+    let q = q.clone();
+    info!(my_id, servers = q.servers.len(), "joining the ensemble");
+    let start: QuorumStart = Box::new(move || {
+        tokio::spawn(serve::accept_learners(listener, core_tx.clone(), stop.clone()));
+        tokio::spawn(serve::election_loop(q, my_id, core_tx, ended_rx, net, incoming, stop));
+    });
+    Ok((start, dq))
 }
 
 /// Autopurge (`autopurge.purgeInterval` hours, keeping

@@ -67,6 +67,12 @@ pub(crate) struct Needs {
 /// What the core reports for the four-letter words.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Report {
+    /// `standalone`, `leader`, `follower`, `observer` or `looking`.
+    pub(crate) mode: &'static str,
+    /// Whether it answers clients.
+    pub(crate) serving: bool,
+    /// A leader's learners: (connected, synced).
+    pub(crate) learners: Option<(usize, usize)>,
     /// Last applied zxid.
     pub(crate) zxid: i64,
     /// Nodes in the tree.

@@ -46,6 +46,7 @@ pub(crate) fn run_log_thread(
                     log.append(&t)
                 }
                 LogCmd::Roll => log.sync().and_then(|()| log.roll()),
+                LogCmd::Discard => log.discard(),
             };
             if result.is_err() {
                 break;

@@ -441,56 +441,7 @@ fn parse_snapshot(zxid: i64, bytes: Bytes) -> Result<Snapshot, String> {
         return Err(format!("not a snapshot (magic {:#010x})", header.magic));
     }
 
-    let count = i32::decode(&mut buf).map_err(field("session count"))?;
-    let count = usize::try_from(count).map_err(|_| format!("negative session count {count}"))?;
-    if count.saturating_mul(12) > buf.remaining() {
-        return Err(format!("{count} sessions do not fit in the file"));
-    }
-    let mut sessions = Vec::with_capacity(count);
-    for _ in 0..count {
-        let id = i64::decode(&mut buf).map_err(field("session id"))?;
-        let timeout = i32::decode(&mut buf).map_err(field("session timeout"))?;
-        sessions.push((id, timeout));
-    }
-
-    let count = i32::decode(&mut buf).map_err(field("ACL cache size"))?;
-    let count = usize::try_from(count).map_err(|_| format!("negative ACL cache size {count}"))?;
-    if count.saturating_mul(12) > buf.remaining() {
-        return Err(format!("{count} ACL cache entries do not fit in the file"));
-    }
-    let mut acls: HashMap<i64, Vec<Acl>> = HashMap::with_capacity(count);
-    for _ in 0..count {
-        let index = i64::decode(&mut buf).map_err(field("ACL index"))?;
-        if buf.remaining() >= 4 && buf.chunk()[..4] == [0xff; 4] {
-            return Err(format!("null ACL list for index {index}"));
-        }
-        let list = Vec::<Acl>::decode(&mut buf).map_err(field("ACL list"))?;
-        acls.insert(index, list);
-    }
-
-    let open = Acl::open_unsafe();
-    let mut nodes = Vec::new();
-    loop {
-        let path = String::decode(&mut buf).map_err(field("node path"))?;
-        if path == "/" {
-            break;
-        }
-        let data = Option::<Bytes>::decode(&mut buf).map_err(field("node data"))?;
-        // Copied out, so that the nodes do not pin the whole file buffer.
-        let data = data.map(|d| Bytes::copy_from_slice(&d));
-        let index = i64::decode(&mut buf).map_err(field("node ACL index"))?;
-        let stat = StatPersisted::decode(&mut buf).map_err(field("node stat"))?;
-        let acl = if index == OPEN_ACL_INDEX {
-            open.clone()
-        } else {
-            acls.get(&index).cloned().ok_or_else(|| {
-                format!("node {path:?} uses ACL index {index}, which is not in the ACL cache")
-            })?
-        };
-        let path = if path.is_empty() { "/".to_owned() } else { path };
-        nodes.push(SnapshotNode { path, data, acl, stat });
-    }
-
+    let (sessions, nodes) = parse_body(&mut buf)?;
     let sealed = total - buf.remaining();
     let stored = i64::decode(&mut buf).map_err(field("checksum"))?;
     String::decode(&mut buf).map_err(field("seal"))?;
@@ -503,6 +454,126 @@ fn parse_snapshot(zxid: i64, bytes: Bytes) -> Result<Snapshot, String> {
     }
     check_tree(&nodes)?;
     Ok(Snapshot { zxid, sessions, nodes })
+}
+
+/// Decodes what follows a snapshot's file header (Apache's
+/// `SerializeUtils.serializeSnapshot`: sessions, then the tree: ACL cache,
+/// nodes, the `"/"` that ends them). A SNAP on the quorum port carries
+/// exactly this.
+fn parse_body(buf: &mut Bytes) -> Result<(Vec<(i64, i32)>, Vec<SnapshotNode>), String> {
+    let count = i32::decode(buf).map_err(field("session count"))?;
+    let count = usize::try_from(count).map_err(|_| format!("negative session count {count}"))?;
+    if count.saturating_mul(12) > buf.remaining() {
+        return Err(format!("{count} sessions do not fit in the file"));
+    }
+    let mut sessions = Vec::with_capacity(count);
+    for _ in 0..count {
+        let id = i64::decode(buf).map_err(field("session id"))?;
+        let timeout = i32::decode(buf).map_err(field("session timeout"))?;
+        sessions.push((id, timeout));
+    }
+
+    let count = i32::decode(buf).map_err(field("ACL cache size"))?;
+    let count = usize::try_from(count).map_err(|_| format!("negative ACL cache size {count}"))?;
+    if count.saturating_mul(12) > buf.remaining() {
+        return Err(format!("{count} ACL cache entries do not fit in the file"));
+    }
+    let mut acls: HashMap<i64, Vec<Acl>> = HashMap::with_capacity(count);
+    for _ in 0..count {
+        let index = i64::decode(buf).map_err(field("ACL index"))?;
+        if buf.remaining() >= 4 && buf.chunk()[..4] == [0xff; 4] {
+            return Err(format!("null ACL list for index {index}"));
+        }
+        let list = Vec::<Acl>::decode(buf).map_err(field("ACL list"))?;
+        acls.insert(index, list);
+    }
+
+    let open = Acl::open_unsafe();
+    let mut nodes = Vec::new();
+    loop {
+        let path = String::decode(buf).map_err(field("node path"))?;
+        if path == "/" {
+            break;
+        }
+        let data = Option::<Bytes>::decode(buf).map_err(field("node data"))?;
+        // Copied out, so that the nodes do not pin the whole file buffer.
+        let data = data.map(|d| Bytes::copy_from_slice(&d));
+        let index = i64::decode(buf).map_err(field("node ACL index"))?;
+        let stat = StatPersisted::decode(buf).map_err(field("node stat"))?;
+        let acl = if index == OPEN_ACL_INDEX {
+            open.clone()
+        } else {
+            acls.get(&index).cloned().ok_or_else(|| {
+                format!("node {path:?} uses ACL index {index}, which is not in the ACL cache")
+            })?
+        };
+        let path = if path.is_empty() { "/".to_owned() } else { path };
+        nodes.push(SnapshotNode { path, data, acl, stat });
+    }
+
+    Ok((sessions, nodes))
+}
+
+/// Encodes a state as a SNAP on the quorum port carries it: sessions and
+/// the tree (parents before children), then Apache's `"BenWasHere"`
+/// signature.
+///
+/// # Errors
+/// As [`write_snapshot`]'s checks of the nodes.
+pub fn encode_stream(sessions: &[(i64, i32)], nodes: impl Iterator<Item = SnapshotNode>) -> io::Result<Bytes> {
+    let mut acls = AclCache::new();
+    let body = BytesMut::new();
+    let mut tmp = BytesMut::new();
+    let mut nodes: Vec<SnapshotNode> = nodes.collect();
+    nodes.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut w = body.writer();
+    for node in &nodes {
+        let wire = if node.path == "/" { "" } else { node.path.as_str() };
+        write_node(&mut w, &mut tmp, &mut acls, wire, node)?;
+    }
+    let body = w.into_inner();
+    let mut out = BytesMut::with_capacity(body.len() + 64 + sessions.len() * 12);
+    out.put_i32(i32::try_from(sessions.len()).map_err(|_| invalid_input("too many sessions"))?);
+    for &(id, timeout) in sessions {
+        out.put_i64(id);
+        out.put_i32(timeout);
+    }
+    let entries = acls.entries();
+    out.put_i32(i32::try_from(entries.len()).map_err(|_| invalid_input("too many distinct ACLs"))?);
+    for (index, acl) in entries {
+        index.encode(&mut out);
+        acl.encode(&mut out);
+    }
+    out.extend_from_slice(&body);
+    put_str(&mut out, "/")?;
+    put_str(&mut out, "BenWasHere")?;
+    Ok(out.freeze())
+}
+
+/// Decodes a SNAP's state from the front of `buf` (what
+/// [`encode_stream`] writes): `Ok(None)` when more bytes are needed, else
+/// the snapshot at `zxid` and how many bytes it took.
+///
+/// # Errors
+/// A malformed state or signature.
+pub fn parse_stream(zxid: i64, bytes: &Bytes) -> Result<Option<(Snapshot, usize)>, String> {
+    let mut buf = bytes.clone();
+    let short = |e: &String| e.contains("record truncated") || e.contains("do not fit");
+    let (sessions, nodes) = match parse_body(&mut buf) {
+        Ok(x) => x,
+        Err(e) if short(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let sig = match String::decode(&mut buf) {
+        Ok(s) => s,
+        Err(ProtoError::UnexpectedEof { .. }) => return Ok(None),
+        Err(e) => return Err(format!("signature: {e}")),
+    };
+    if sig != "BenWasHere" {
+        return Err(format!("a SNAP signed {sig:?}, not BenWasHere"));
+    }
+    check_tree(&nodes)?;
+    Ok(Some((Snapshot { zxid, sessions, nodes }, bytes.len() - buf.remaining())))
 }
 
 /// Every node after its parent, no duplicates, a root.

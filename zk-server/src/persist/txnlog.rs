@@ -18,7 +18,7 @@
 //! existing file: every process (and every [`TxnLog::roll`]) starts a new
 //! file named after the first txn written to it.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -176,6 +176,23 @@ impl TxnLog {
         if let Some(cur) = self.current.take() {
             debug!(file = %cur.path.display(), bytes = cur.written, "rolled transaction log");
         }
+        Ok(())
+    }
+
+    /// Drops the whole log: closes the current file and deletes every log
+    /// file. For a learner that installed its leader's snapshot (written
+    /// before this is called): what the log held is either in the snapshot
+    /// or a tail the leader does not have, which must not be replayed.
+    ///
+    /// # Errors
+    /// As [`TxnLog::sync`], or when a file cannot be deleted.
+    pub fn discard(&mut self) -> io::Result<()> {
+        self.roll()?;
+        for (_, path) in super::list_zxid_files(&self.dir, LOG_PREFIX)? {
+            fs::remove_file(&path)?;
+        }
+        super::sync_dir(&self.dir)?;
+        self.last_zxid = None;
         Ok(())
     }
 

@@ -22,12 +22,20 @@ impl Core {
         self.maybe_snapshot();
     }
 
-    fn apply(&mut self, f: InFlight) {
+    pub(super) fn apply(&mut self, f: InFlight) {
         let InFlight { txn, origin } = f;
         let zxid = txn.header.zxid;
         let applied = self.tree.apply(&txn.header, &txn.body);
         self.prep.applied(zxid);
         self.txns_since_snapshot += 1;
+        if let TxnBody::CreateSession(c) = &txn.body {
+            // A session another server of the ensemble created.
+            let id = txn.header.client_id;
+            if self.sessions.get(id).is_none() {
+                self.sessions.observe_id(id);
+                self.sessions.add(id, c.time_out, self.now.mono_ms);
+            }
+        }
         if let TxnBody::CloseSession(_) = &txn.body {
             let id = txn.header.client_id;
             self.sessions.remove(id);
@@ -69,23 +77,11 @@ impl Core {
                     self.session_conn.remove(&session);
                     return;
                 }
-                let mut ready = Vec::new();
-                if let Some(q) = self.queues.get_mut(&session) {
-                    if matches!(q.front(), Some(Queued::Write(z)) if *z == zxid) {
-                        q.pop_front();
-                    }
-                    while let Some(Queued::Read { .. }) = q.front() {
-                        if let Some(Queued::Read { conn, xid, req }) = q.pop_front() {
-                            ready.push((conn, xid, req));
-                        }
-                    }
-                    if q.is_empty() {
-                        self.queues.remove(&session);
-                    }
-                }
-                for (c, x, r) in ready {
-                    self.answer_read(c, x, r);
-                }
+                self.release_queue(session, |q| match q {
+                    Queued::Write(z) => *z == zxid,
+                    Queued::Forwarded(x) => *x == xid,
+                    Queued::Read { .. } => false,
+                });
             }
             Origin::Expire => {
                 let id = txn.header.client_id;
@@ -94,6 +90,29 @@ impl Core {
                 }
             }
             Origin::Internal => {}
+        }
+    }
+
+    /// The session's write (or forwarded sync) at the front of its queue
+    /// is done if `done` says so: it leaves the queue, and the reads
+    /// queued behind it are answered.
+    pub(super) fn release_queue(&mut self, session: i64, done: impl Fn(&Queued) -> bool) {
+        let mut ready = Vec::new();
+        if let Some(q) = self.queues.get_mut(&session) {
+            if q.front().is_some_and(&done) {
+                q.pop_front();
+            }
+            while let Some(Queued::Read { .. }) = q.front() {
+                if let Some(Queued::Read { conn, xid, req }) = q.pop_front() {
+                    ready.push((conn, xid, req));
+                }
+            }
+            if q.is_empty() {
+                self.queues.remove(&session);
+            }
+        }
+        for (c, x, r) in ready {
+            self.answer_read(c, x, r);
         }
     }
 

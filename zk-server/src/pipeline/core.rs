@@ -57,6 +57,8 @@ pub(super) struct InFlight {
 #[derive(Debug)]
 pub(super) enum Queued {
     Write(i64),
+    /// A learner's write or sync sent to the leader, by xid.
+    Forwarded(i32),
     Read { conn: ConnId, xid: i32, req: Request },
 }
 
@@ -103,6 +105,8 @@ pub(crate) struct Core {
     /// `globalOutstandingLimit` places to free.
     pub(super) answered: usize,
     pub(super) out: Vec<Output>,
+    /// The ensemble's side; `None` standalone.
+    pub(super) quorum: Option<super::quorum::QuorumCore>,
 }
 
 impl std::fmt::Debug for Core {
@@ -147,6 +151,7 @@ impl Core {
             next_container_check,
             answered: 0,
             out: Vec::new(),
+            quorum: None,
         };
         core.snap_threshold = core.next_snap_threshold();
         core
@@ -159,6 +164,11 @@ impl Core {
         use rand::Rng;
         let half = (self.cfg.snap_count / 2).max(1);
         half + self.rng.gen_range(0..half)
+    }
+
+    /// Makes this core a member of an ensemble, looking for its role.
+    pub(crate) fn set_quorum(&mut self, q: super::quorum::QuorumCore) {
+        self.quorum = Some(q);
     }
 
     /// Whether a snapshot is being written.
@@ -174,6 +184,7 @@ impl Core {
             Input::Connect { conn, peer, req } => self.on_connect(conn, peer, req),
             Input::Request { conn, xid, req } => self.on_request(conn, xid, req),
             Input::Disconnected { conn } => self.on_disconnected(conn),
+            Input::Durable(zxid) if self.quorum.is_some() => self.on_durable(zxid),
             Input::Durable(zxid) => self.commit_through(zxid),
             Input::LogFailed(why) => self.fail(format!("the transaction log failed: {why}")),
             Input::SnapshotDone(r) => {
@@ -191,6 +202,10 @@ impl Core {
                 }
             }
             Input::Tick => {}
+            Input::BeginRole(kind) => self.begin_role(kind),
+            Input::Peer { from, pkt } => self.on_peer(from, pkt),
+            Input::PeerGone(peer) => self.on_peer_gone(peer),
+            Input::PeerSnapshot { zxid, snapshot } => self.install_snapshot(zxid, snapshot),
         }
     }
 
@@ -207,12 +222,20 @@ impl Core {
 
     /// When the core's next timer is due (monotonic ms).
     pub(crate) fn next_deadline(&self) -> u64 {
+        let role = self.role_deadline().unwrap_or(u64::MAX);
+        if !self.decides() {
+            return role;
+        }
         let expiry = self.sessions.next_expiry().unwrap_or(u64::MAX);
-        expiry.min(self.next_container_check)
+        expiry.min(self.next_container_check).min(role)
     }
 
     fn run_timers(&mut self) {
         if self.failed {
+            return;
+        }
+        self.role_ticks();
+        if !self.decides() {
             return;
         }
         if self.sessions.next_expiry().is_some_and(|t| t <= self.now.mono_ms) {
@@ -242,7 +265,7 @@ impl Core {
     }
 
     fn on_connect(&mut self, conn: ConnId, peer: Option<IpAddr>, req: ConnectRequest) {
-        if self.failed {
+        if self.failed || !self.serving() {
             self.out.push(Output::Send(conn, Out::Close));
             return;
         }
@@ -283,7 +306,12 @@ impl Core {
                 c.session = id;
             }
             self.session_conn.insert(id, conn);
-            self.submit(txn, Origin::NewSession { conn, timeout, read_only_flag: flag });
+            let origin = Origin::NewSession { conn, timeout, read_only_flag: flag };
+            if self.is_learner() {
+                self.forward_create_session(id, timeout, origin);
+            } else {
+                self.submit(txn, origin);
+            }
             return;
         }
         let id = req.session_id;
@@ -313,6 +341,7 @@ impl Core {
         }
         let timeout = self.sessions.get(id).map_or(timeout, |e| e.timeout_ms);
         self.sessions.touch(id, self.now.mono_ms);
+        self.note_touch(id);
         let rsp = ConnectResponse {
             protocol_version: 0,
             time_out: timeout,
@@ -342,7 +371,13 @@ impl Core {
     /// quorum); it is applied once committed.
     pub(super) fn submit(&mut self, txn: LoggedTxn, origin: Origin) {
         self.out.push(Output::Log(LogCmd::Append(txn.clone())));
-        self.in_flight.push_back(InFlight { txn, origin });
+        if self.is_leader() {
+            let copy = txn.clone();
+            self.in_flight.push_back(InFlight { txn, origin });
+            self.propose(&copy);
+        } else {
+            self.in_flight.push_back(InFlight { txn, origin });
+        }
     }
 
     /// Answers a request: its `globalOutstandingLimit` place is freed
@@ -430,6 +465,11 @@ impl Core {
             }
             _ => {}
         }
+        self.note_touch(session);
+        if self.is_learner() && matches!(req, Request::Sync(_)) {
+            self.forward_sync(conn, session, xid, &req);
+            return;
+        }
         if !is_write(&req) {
             let queue = self.queues.entry(session).or_default();
             if queue.is_empty() {
@@ -443,8 +483,20 @@ impl Core {
             self.reply_err(conn, xid, ErrorCode::SystemError);
             return;
         }
-        let zxid = self.take_zxid();
         let opcode = req.opcode();
+        let multi_ops: Vec<OpCode> = match &req {
+            Request::Multi(m) => m.ops.iter().map(|o| o.opcode()).collect(),
+            _ => Vec::new(),
+        };
+        if self.is_learner() {
+            if let Request::CloseSession = req {
+                self.sessions.set_closing(session);
+            }
+            let origin = Origin::Client { conn, session, xid, opcode, multi_ops, received_ms: now };
+            self.forward_write(conn, session, xid, &req, origin);
+            return;
+        }
+        let zxid = self.take_zxid();
         let (txn_type, body) = if let Request::CloseSession = req {
             self.sessions.set_closing(session);
             self.prep.prep_close_session(&self.tree, session, zxid)
@@ -458,10 +510,6 @@ impl Core {
                 enforce_quota: self.cfg.enforce_quota,
             };
             self.prep.prep(&self.tree, ctx, &req)
-        };
-        let multi_ops = match &req {
-            Request::Multi(m) => m.ops.iter().map(|o| o.opcode()).collect(),
-            _ => Vec::new(),
         };
         let header = TxnHeader { client_id: session, cxid: xid, zxid, time: self.now.wall_ms, txn_type };
         let txn = LoggedTxn { header, body, digest: None };
@@ -538,6 +586,9 @@ impl Core {
     /// The four-letter words' report; lists only as `needs` asks.
     pub(crate) fn report(&self, needs: Needs) -> Report {
         let mut r = Report {
+            mode: self.mode(),
+            serving: self.serving(),
+            learners: self.learner_counts(),
             zxid: self.tree.last_zxid,
             node_count: self.tree.node_count(),
             approximate_data_size: self.tree.approximate_data_size(),

@@ -48,13 +48,14 @@
 pub(crate) mod apply;
 pub(crate) mod core;
 pub(crate) mod prep;
+pub(crate) mod quorum;
 pub(crate) mod read;
 pub(crate) mod reply;
 
 use std::net::IpAddr;
 
 use zk_proto::Request;
-use zk_proto::records::{ConnectRequest, ConnectResponse, LoggedTxn, ReplyHeader, WatcherEvent};
+use zk_proto::records::{ConnectRequest, ConnectResponse, LoggedTxn, QuorumPacket, ReplyHeader, WatcherEvent};
 
 pub(crate) use crate::watch::ConnId;
 
@@ -105,6 +106,25 @@ pub(crate) enum Input {
     ResetConnStats,
     /// Nothing but the time: run the timers that are due.
     Tick,
+    /// The election decided this server's role.
+    BeginRole(quorum::RoleKind),
+    /// A quorum packet from a peer.
+    Peer {
+        /// The peer's server id.
+        from: i64,
+        /// The packet.
+        pkt: QuorumPacket,
+    },
+    /// The link to a peer closed.
+    PeerGone(i64),
+    /// Learner: the leader's SNAP, already written to disk (the log it
+    /// replaces dropped).
+    PeerSnapshot {
+        /// The zxid it is at.
+        zxid: i64,
+        /// The state.
+        snapshot: crate::persist::snapshot::Snapshot,
+    },
 }
 
 /// What the core asks the driver to do.
@@ -122,6 +142,30 @@ pub(crate) enum Output {
     Snapshot(SnapshotJob),
     /// The core cannot go on (the log failed): stop the server.
     Fatal(String),
+    /// Send a quorum packet to a peer.
+    Peer {
+        /// The peer's server id.
+        to: i64,
+        /// The packet.
+        pkt: QuorumPacket,
+    },
+    /// Send a learner a SNAP packet and this state after it.
+    PeerSnapshot {
+        /// The learner.
+        to: i64,
+        /// The state (a view at the zxid).
+        job: SnapshotJob,
+    },
+    /// Persist `acceptedEpoch` and/or `currentEpoch` before anything
+    /// after this output is carried out.
+    Epoch {
+        /// The new `acceptedEpoch`.
+        accepted: Option<i64>,
+        /// The new `currentEpoch`.
+        current: Option<i64>,
+    },
+    /// The role ended: elect again.
+    RoleEnded(String),
 }
 
 /// What the core sends to a connection.
@@ -145,6 +189,8 @@ pub(crate) enum LogCmd {
     Append(LoggedTxn),
     /// Start a new log file at the next append.
     Roll,
+    /// Delete the whole log (a learner installed its leader's snapshot).
+    Discard,
 }
 
 /// A snapshot to write: a copy-on-write view of the tree at `zxid`.

@@ -84,6 +84,11 @@ impl QuorumServer {
         Ok(QuorumServer { id, host: host.clone(), quorum_port, election_port, learner_type, client })
     }
 
+    /// `host:quorumPort`: where learners connect when it leads.
+    pub fn quorum_addr(&self) -> String {
+        join_host_port(&self.host, self.quorum_port)
+    }
+
     /// `host:port` of its election port (what a peer's initial message
     /// carries).
     pub fn election_addr(&self) -> String {

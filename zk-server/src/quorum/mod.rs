@@ -37,6 +37,7 @@ pub mod config;
 pub mod election;
 pub mod peer_net;
 pub mod runner;
+pub(crate) mod serve;
 pub mod wire;
 pub mod zab;
 pub mod zab_net;

@@ -70,6 +70,29 @@ impl<R: AsyncReadExt + Unpin> PacketReader<R> {
     }
 }
 
+impl<R: AsyncReadExt + Unpin> PacketReader<R> {
+    /// The bytes read and not yet taken.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Takes `n` buffered bytes.
+    pub fn consume(&mut self, n: usize) {
+        self.buf.advance(n.min(self.buf.len()));
+    }
+
+    /// Reads more into the buffer; 0 at the end of the stream.
+    ///
+    /// # Errors
+    /// The stream's error.
+    pub async fn fill(&mut self) -> std::io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < 64 << 10 {
+            self.buf.reserve(self.buf.len().max(64 << 10));
+        }
+        self.rd.read_buf(&mut self.buf).await
+    }
+}
+
 /// Writes one packet.
 ///
 /// # Errors
