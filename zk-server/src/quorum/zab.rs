@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use zk_proto::records::packet_type as pt;
 use zk_proto::records::{LearnerInfo, QuorumPacket};
 
@@ -206,6 +206,8 @@ pub struct Leader {
     heard: BTreeMap<i64, u32>,
     window: usize,
     snap_not_trunc: bool,
+    /// How far each learner applied its log, when it said (ours do).
+    learner_applied: BTreeMap<i64, i64>,
     out: Vec<ZabOut>,
 }
 
@@ -242,6 +244,7 @@ impl Leader {
             heard: BTreeMap::new(),
             window: DEFAULT_WINDOW,
             snap_not_trunc: false,
+            learner_applied: BTreeMap::new(),
             out: Vec::new(),
             state,
         };
@@ -391,6 +394,15 @@ impl Leader {
             }
             pt::ACKEPOCH => {
                 let their_epoch = read_int(&pkt.data).unwrap_or(-1);
+                match pkt.data.as_ref().filter(|d| d.len() >= 12) {
+                    Some(d) => {
+                        let mut d = d.slice(4..);
+                        self.learner_applied.insert(from, d.get_i64());
+                    }
+                    None => {
+                        self.learner_applied.remove(&from);
+                    }
+                }
                 let mine = (self.state.current_epoch, self.state.last_zxid());
                 if their_epoch != -1 && (i64::from(their_epoch), pkt.zxid) > mine {
                     return self
@@ -489,9 +501,11 @@ impl Leader {
         if let Some(at) = snap {
             self.out.push(ZabOut::SendSnapshot { to, zxid: at });
         }
-        // What the learner already holds is committed up to here.
-        if common > 0 && snap.is_none() {
-            pkts.push(packet(pt::COMMIT, common.min(committed_upto), None));
+        // What the learner already holds is committed up to here: told
+        // only to a learner that said it has not applied all of it.
+        let upto = common.min(committed_upto);
+        if upto > 0 && snap.is_none() && self.learner_applied.get(&to).is_some_and(|a| *a < upto) {
+            pkts.push(packet(pt::COMMIT, upto, None));
         }
         let observer = self.observers.contains(&to);
         for t in &log[start..] {
@@ -783,7 +797,15 @@ impl Learner {
                 };
                 self.new_epoch = epoch;
                 self.phase = LearnerPhase::Syncing;
-                self.send(packet(pt::ACKEPOCH, self.state.last_zxid(), Some(int_data(data))));
+                // Apache's leaders read the epoch and ignore what follows;
+                // ours learn how far this learner applied its log, so that
+                // they commit its unapplied tail (an Apache learner applied
+                // its whole log, and would fail on a COMMIT without its
+                // PROPOSAL in the sync).
+                let mut b = BytesMut::with_capacity(12);
+                b.put_i32(data);
+                b.put_i64(self.delivered);
+                self.send(packet(pt::ACKEPOCH, self.state.last_zxid(), Some(b.freeze())));
             }
             (LearnerPhase::Syncing, pt::DIFF) => {}
             (LearnerPhase::Syncing, pt::TRUNC) => {
