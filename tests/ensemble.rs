@@ -3,6 +3,8 @@
 //! keep their sessions and ephemerals; without a quorum nothing is
 //! acknowledged.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -38,7 +40,8 @@ async fn all_see(cluster: &TestingCluster, path: &str, data: &[u8]) {
 async fn three_servers_replicate_and_survive_the_leader() {
     trace_init();
     let mut cluster = TestingCluster::start(3).await.expect("start");
-    let leader = within(60, "a leader", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
+    let leader =
+        within(60, "a leader", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
     let follower = (leader + 1) % 3;
 
     // Writes through a follower and through the leader.
@@ -63,8 +66,9 @@ async fn three_servers_replicate_and_survive_the_leader() {
     // The leader goes: another is elected and serves writes; the session
     // and its ephemeral live on.
     cluster.stop(leader).await;
-    let new_leader =
-        within(60, "a new leader", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("new leader");
+    let new_leader = within(60, "a new leader", cluster.wait_for_leader(Duration::from_secs(60)))
+        .await
+        .expect("new leader");
     assert_ne!(new_leader, leader);
     within(30, "a write after failover", async {
         loop {
@@ -104,5 +108,171 @@ async fn three_servers_replicate_and_survive_the_leader() {
         c.sync("/").await.expect("sync");
         assert_eq!(c.exists("/eph").await.expect("exists"), None, "server {i} still has the ephemeral");
     }
+    cluster.stop_all().await;
+}
+
+/// Writes `/w-<n>` one after another until told to stop; returns the names
+/// that were acknowledged.
+fn spawn_writer(
+    client: Client,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let mut acked = Vec::new();
+        let mut n = 0u64;
+        while !*stop.borrow() {
+            n += 1;
+            let path = format!("/w-{n:06}");
+            match tokio::time::timeout(Duration::from_secs(5), client.create(&path, b"x", CreateMode::Persistent))
+                .await
+            {
+                Ok(Ok(_)) => acked.push(path),
+                Ok(Err(Error::NodeExists)) => acked.push(path),
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        acked
+    })
+}
+
+/// The names under `/` on server `addr`, after a sync.
+async fn children_at(addr: &str) -> Vec<String> {
+    let c = Client::builder(addr).session_timeout(Duration::from_secs(6)).connect().await.expect("connect");
+    c.sync("/").await.expect("sync");
+    let mut names = c.get_children("/").await.expect("children");
+    names.sort();
+    c.close().await.ok();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_the_leader_then_everyone_and_lose_no_acknowledged_write() {
+    trace_init();
+    let mut e = tokio::task::spawn_blocking(|| {
+        let mut e = zk_test_support::ours::OurEnsemble::start(3, "");
+        e.wait_ready(60);
+        e
+    })
+    .await
+    .unwrap();
+    let cs = e.connect_string();
+    let writer_client =
+        Client::builder(&cs).session_timeout(Duration::from_secs(10)).connect().await.expect("connect");
+    let holder = Client::builder(&cs).session_timeout(Duration::from_secs(10)).connect().await.expect("connect");
+    holder.create("/holder", b"", CreateMode::Ephemeral).await.expect("ephemeral");
+    let session = holder.session_id();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let writer = spawn_writer(writer_client, stop_rx);
+    let count = |c: &Client| {
+        let c = c.clone();
+        async move { c.get_all_children_number("/").await.unwrap_or(0) }
+    };
+    common::wait_until_async(30, "writes flow", || async { count(&holder).await > 20 }).await;
+
+    // SIGKILL the leader: another serves within seconds.
+    let leader = e.leader().expect("a leader");
+    let before = std::time::Instant::now();
+    e.kill(leader);
+    let mut e = tokio::task::spawn_blocking(move || {
+        let l = e.wait_ready(30);
+        assert_ne!(l, leader, "a killed server cannot lead");
+        e
+    })
+    .await
+    .unwrap();
+    let failover = before.elapsed();
+    assert!(failover < Duration::from_secs(10), "failover took {failover:?}");
+    let seen = count(&holder).await;
+    common::wait_until_async(30, "writes flow again", || async { count(&holder).await > seen + 20 }).await;
+    assert_eq!(holder.exists("/holder").await.expect("exists").map(|s| s.ephemeral_owner), Some(session));
+
+    // SIGKILL everyone, start them again: nothing acknowledged is lost.
+    for i in 0..3 {
+        e.kill(i);
+    }
+    for i in 0..3 {
+        e.restart(i);
+    }
+    let e = tokio::task::spawn_blocking(move || {
+        e.wait_ready(60);
+        e
+    })
+    .await
+    .unwrap();
+    let seen = count(&holder).await;
+    common::wait_until_async(30, "writes flow after a full restart", || async { count(&holder).await > seen + 5 })
+        .await;
+    let _ = stop_tx.send(true);
+    let acked = within(30, "the writer stops", writer).await.unwrap();
+    assert!(acked.len() > 40, "only {} writes were acknowledged", acked.len());
+    let first = children_at(&e.addr(0).to_string()).await;
+    for i in 1..3 {
+        assert_eq!(children_at(&e.addr(i).to_string()).await, first, "server {i} holds another tree");
+    }
+    for p in &acked {
+        assert!(first.contains(&p[1..].to_string()), "acknowledged {p} was lost");
+    }
+    assert_eq!(holder.exists("/holder").await.expect("exists").map(|s| s.ephemeral_owner), Some(session));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_quorum_no_write_is_acknowledged() {
+    trace_init();
+    let mut cluster = TestingCluster::start(3).await.expect("start");
+    let leader = within(60, "a leader", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
+    let c = Client::builder(&cluster.addr(leader).to_string())
+        .session_timeout(Duration::from_secs(20))
+        .connect()
+        .await
+        .expect("connect");
+    c.create("/before", b"", CreateMode::Persistent).await.expect("create");
+    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    cluster.stop(others[0]).await;
+    cluster.stop(others[1]).await;
+    // The leader alone: a write is not acknowledged (it cannot be
+    // committed), and within syncLimit the leader steps down and serves
+    // nothing.
+    let attempt = tokio::time::timeout(Duration::from_secs(3), c.create("/during", b"", CreateMode::Persistent)).await;
+    assert!(!matches!(attempt, Ok(Ok(_))), "a write was acknowledged without a quorum: {attempt:?}");
+    common::wait_until_async(20, "the lone leader stops serving", || async { !cluster.serving(leader).await }).await;
+    // A quorum again: writes are acknowledged, the session lived on.
+    cluster.restart(others[0]).await.expect("restart");
+    within(60, "a leader again", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
+    within(30, "a write with a quorum", async {
+        loop {
+            match c.create("/after", b"", CreateMode::Persistent).await {
+                Ok(_) | Err(Error::NodeExists) => break,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })
+    .await;
+    cluster.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_servers_carry_on_without_two() {
+    trace_init();
+    let mut cluster = TestingCluster::start(5).await.expect("start");
+    let leader = within(60, "a leader", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
+    let c = Client::builder(&cluster.connect_string())
+        .session_timeout(Duration::from_secs(20))
+        .connect()
+        .await
+        .expect("connect");
+    c.create("/five", b"1", CreateMode::Persistent).await.expect("create");
+    cluster.stop(leader).await;
+    cluster.stop((leader + 1) % 5).await;
+    within(60, "a new leader of three", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
+    within(30, "a write with three of five", async {
+        loop {
+            match c.set_data("/five", b"2", None).await {
+                Ok(_) => break,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })
+    .await;
+    all_see(&cluster, "/five", b"2").await;
     cluster.stop_all().await;
 }

@@ -15,7 +15,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -562,115 +562,6 @@ async fn restart_keeps_every_node_and_stat() {
 // 2. SIGKILL in the middle of a stream of writes
 // ---------------------------------------------------------------------------
 
-/// The `zk-server` binary, built once per test process.
-///
-/// The binary belongs to the zk-server package, so Cargo neither builds it
-/// for this test nor tells us where it is (`CARGO_BIN_EXE_*` is only set for
-/// the package's own binaries). Taking `target/<profile>/zk-server` as it is
-/// could run a binary older than the sources under test, so we always ask
-/// Cargo to build it: a no-op (well under a second) when it is up to date,
-/// into the same target dir and profile as this test, and take the path
-/// from Cargo's JSON artifact messages rather than guessing the layout.
-/// `ZK_SERVER_BIN` overrides all of this; when Cargo cannot be run (a test
-/// binary started by hand), an existing sibling binary is used with a
-/// warning.
-fn server_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("ZK_SERVER_BIN") {
-            return PathBuf::from(p);
-        }
-        let exe = std::env::current_exe().expect("current exe");
-        // target/<profile>/deps/<this test>
-        let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir").to_path_buf();
-        let sibling = profile_dir.join("zk-server");
-        match cargo_build_server(&profile_dir) {
-            Ok(p) => p,
-            Err(e) if sibling.is_file() => {
-                eprintln!("WARNING: could not build zk-server ({e}); using {} as it is", sibling.display());
-                sibling
-            }
-            Err(e) => {
-                panic!("cannot build the zk-server binary: {e} (set ZK_SERVER_BIN to use a prebuilt one)")
-            }
-        }
-    })
-    .clone()
-}
-
-fn cargo_build_server(profile_dir: &Path) -> Result<PathBuf, String> {
-    let cargo = std::env::var_os("CARGO")
-        .or_else(|| option_env!("CARGO").map(Into::into))
-        .unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-        "build",
-        "-p",
-        "zk-server",
-        "--bin",
-        "zk-server",
-        "--message-format=json-render-diagnostics",
-    ]);
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev".to_string(),
-        Some(p) => p.to_string(),
-    };
-    cmd.args(["--profile", &profile]);
-    // The target dir is the ancestor Cargo marked with CACHEDIR.TAG; a
-    // directory between it and the profile dir is a target triple.
-    if let Some(target_dir) = profile_dir.ancestors().find(|d| d.join("CACHEDIR.TAG").is_file()) {
-        cmd.arg("--target-dir").arg(target_dir);
-        if let Some(parent) = profile_dir.parent() {
-            if parent != target_dir {
-                if let Some(triple) = parent.file_name() {
-                    cmd.arg("--target").arg(triple);
-                }
-            }
-        }
-    }
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| format!("running cargo: {e}"))?;
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    // Bounded: another cargo may hold the build lock for a while, but not forever.
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("cargo build did not finish within 600 s".into());
-            }
-        }
-    };
-    let out = out.join().unwrap_or_default();
-    let err = err.join().unwrap_or_default();
-    if !status.success() {
-        return Err(format!("cargo build failed ({status}):\n{err}"));
-    }
-    for line in out.lines().filter(|l| l.contains("\"compiler-artifact\"")) {
-        if let Some(rest) = line.split("\"executable\":\"").nth(1) {
-            let path = rest.split('"').next().unwrap_or("");
-            if Path::new(path).file_name().is_some_and(|n| n == "zk-server") {
-                return Ok(PathBuf::from(path));
-            }
-        }
-    }
-    Err(format!("cargo build did not report the zk-server executable:\n{err}"))
-}
-
 /// A `zk-server` child process, SIGKILLed on drop.
 struct ChildServer {
     child: Child,
@@ -687,7 +578,7 @@ impl ChildServer {
     fn spawn_with(cfg: &Path, log: PathBuf, port: u16, fault: Option<&str>) -> ChildServer {
         let out = std::fs::File::create(&log).expect("server log");
         let err = out.try_clone().expect("server log");
-        let child = Command::new(server_binary())
+        let child = Command::new(zk_test_support::ours::zk_server_binary())
             .arg(cfg)
             .env("ZK_SERVER_FAULT", fault.unwrap_or(""))
             .env("RUST_LOG", "info")
@@ -953,7 +844,7 @@ async fn write_until_killed(port: u16, r: usize, run_for: Duration, server: &mut
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_keeps_every_acknowledged_write() {
     common::trace_init();
-    let bin = within(660, "build zk-server", tokio::task::spawn_blocking(server_binary)).await.unwrap();
+    let bin = within(660, "build zk-server", tokio::task::spawn_blocking(zk_test_support::ours::zk_server_binary)).await.unwrap();
     eprintln!("zk-server binary: {}", bin.display());
     let seed = std::env::var("ZK_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
@@ -1391,7 +1282,7 @@ fn wait_exit(server: &mut ChildServer, secs: u64) -> std::process::ExitStatus {
 /// Starts a server with `fault`, provokes it with `provoke`, and checks
 /// that the process exits non-zero with one `stopping:` line naming `why`.
 async fn fail_stop_case(name: &str, fault: &str, why: &str, provoke: impl FnOnce(u16) + Send + 'static) {
-    within(660, "build zk-server", tokio::task::spawn_blocking(server_binary)).await.unwrap();
+    within(660, "build zk-server", tokio::task::spawn_blocking(zk_test_support::ours::zk_server_binary)).await.unwrap();
     let dir = TempDir::new(name);
     let port = zk_test_support::free_port();
     let cfg = fail_stop_cfg(dir.path(), &dir.path().join("data"), port);
@@ -1474,7 +1365,7 @@ impl Drop for SmallDisk {
 /// durable. (A real failure, on a small tmpfs; needs root to mount it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_stop_when_the_log_cannot_be_written() {
-    within(660, "build zk-server", tokio::task::spawn_blocking(server_binary)).await.unwrap();
+    within(660, "build zk-server", tokio::task::spawn_blocking(zk_test_support::ours::zk_server_binary)).await.unwrap();
     let dir = TempDir::new("disk-full");
     let data = dir.path().join("data");
     let disk = match SmallDisk::mount(&data, "3m") {
@@ -1516,7 +1407,7 @@ async fn fail_stop_when_the_log_cannot_be_written() {
 /// (this build runs standalone only), never run standalone unnoticed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ensemble_config_is_refused_clearly_until_replication_exists() {
-    let bin = within(660, "build zk-server", tokio::task::spawn_blocking(server_binary)).await.unwrap();
+    let bin = within(660, "build zk-server", tokio::task::spawn_blocking(zk_test_support::ours::zk_server_binary)).await.unwrap();
     let dir = TempDir::new("ensemble-cfg");
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();

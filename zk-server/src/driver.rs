@@ -22,9 +22,9 @@ use zk_proto::records::{ConnectRequest, QuorumPacket};
 
 use crate::pipeline::core::Core;
 use crate::pipeline::quorum::RoleKind;
-use crate::quorum::serve::{PeerLink, PeerOut, connect_leader, next_link, write_epoch};
 use crate::pipeline::reply::out_weight;
 use crate::pipeline::{ConnId, Input, LogCmd, Now, Out, Output};
+use crate::quorum::serve::{PeerLink, PeerOut, connect_leader, next_link, write_epoch};
 use crate::stats::{Needs, Report};
 
 /// Requests taken in from connections and not yet answered by the core:
@@ -275,7 +275,9 @@ impl Driver {
             CoreMsg::BeginRole { kind, leader_addr } => {
                 if let Some(q) = self.quorum.as_mut() {
                     q.peers.clear();
-                    if let (RoleKind::Follow(leader) | RoleKind::Observe(leader), Some(addr)) = (kind, leader_addr) {
+                    if let (RoleKind::Follow(leader) | RoleKind::Observe(leader), Some(addr)) =
+                        (kind, leader_addr)
+                    {
                         let link = next_link();
                         let (tx, rx) = mpsc::unbounded_channel();
                         q.peers.insert(leader, PeerLink { link, tx });
@@ -317,9 +319,9 @@ impl Driver {
                 if self.current_link(from, link) {
                     match self.persist_snapshot(zxid, snapshot).await {
                         Ok(snapshot) => self.core.step(Input::PeerSnapshot { zxid, snapshot }, now),
-                        Err(e) => {
-                            self.core.step(Input::LogFailed(format!("writing the leader's snapshot: {e}")), now)
-                        }
+                        Err(e) => self
+                            .core
+                            .step(Input::LogFailed(format!("writing the leader's snapshot: {e}")), now),
                     }
                 }
             }
@@ -416,7 +418,9 @@ impl Driver {
                         // on disk.
                         let r = accepted
                             .map_or(Ok(()), |e| write_epoch(&self.data_dir, "acceptedEpoch", e))
-                            .and_then(|()| current.map_or(Ok(()), |e| write_epoch(&self.data_dir, "currentEpoch", e)));
+                            .and_then(|()| {
+                                current.map_or(Ok(()), |e| write_epoch(&self.data_dir, "currentEpoch", e))
+                            });
                         if let Err(e) = r {
                             self.core.step(Input::LogFailed(format!("writing an epoch file: {e}")), now());
                         }

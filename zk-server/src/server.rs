@@ -224,7 +224,8 @@ impl Server {
         let mut quorum_start = None;
         let mut driver_quorum = None;
         if let Some(q) = &ensemble {
-            let (started, dq) = start_quorum(&cfg, q, last_zxid, &mut core, core_tx.clone(), shutdown_rx.clone()).await?;
+            let (started, dq) =
+                start_quorum(&cfg, q, last_zxid, &mut core, core_tx.clone(), shutdown_rx.clone()).await?;
             quorum_start = Some(started);
             driver_quorum = Some(dq);
         }
@@ -343,9 +344,8 @@ impl Server {
 
 /// Resolves `host:port` (the first address).
 async fn resolve(host_port: &str) -> Result<SocketAddr, Error> {
-    let bad = |e: String| {
-        Error::Config(crate::config::ConfigError { file: "zoo.cfg".into(), line: 0, message: e })
-    };
+    let bad =
+        |e: String| Error::Config(crate::config::ConfigError { file: "zoo.cfg".into(), line: 0, message: e });
     tokio::net::lookup_host(host_port)
         .await
         .map_err(|e| bad(format!("cannot resolve {host_port}: {e}")))?
@@ -375,7 +375,8 @@ async fn start_quorum(
             message: format!("myid {my_id} is not among the server.N lines"),
         })
     })?;
-    let epochs = serve::read_epochs(&cfg.data_dir, last_zxid).map_err(PersistError::io("reading the epochs in", &cfg.data_dir))?;
+    let epochs = serve::read_epochs(&cfg.data_dir, last_zxid)
+        .map_err(PersistError::io("reading the epochs in", &cfg.data_dir))?;
     let tick = cfg.tick_time;
     let limits = crate::quorum::zab::Limits { init: q.init_limit, sync: q.sync_limit };
     core.set_quorum(crate::pipeline::quorum::QuorumCore::new(
@@ -393,10 +394,12 @@ async fn start_quorum(
         if q.listen_on_all_ips { any(me.election_port) } else { resolve(&me.election_addr()).await? };
     let listener =
         TcpListener::bind(quorum_bind).await.map_err(|source| Error::Bind { addr: quorum_bind, source })?;
-    let peers = q.servers.iter().filter(|(id, _)| **id != my_id).map(|(id, s)| (*id, s.election_addr())).collect();
-    let (net, incoming) = crate::quorum::peer_net::PeerNet::start(my_id, me.election_addr(), election_bind, peers)
-        .await
-        .map_err(|source| Error::Bind { addr: election_bind, source })?;
+    let peers =
+        q.servers.iter().filter(|(id, _)| **id != my_id).map(|(id, s)| (*id, s.election_addr())).collect();
+    let (net, incoming) =
+        crate::quorum::peer_net::PeerNet::start(my_id, me.election_addr(), election_bind, peers)
+            .await
+            .map_err(|source| Error::Bind { addr: election_bind, source })?;
     let (ended_tx, ended_rx) = mpsc::unbounded_channel();
     let dq = crate::driver::DriverQuorum {
         peers: std::collections::HashMap::new(),

@@ -65,9 +65,9 @@ impl TestingCluster {
         for _ in 0..n {
             let p = (free_port(), free_port(), free_port());
             let (Ok(a), Ok(b), Ok(c)) = p else {
-                return Err(PersistError::io("finding free ports under", root.path())(std::io::Error::other(
-                    "no free port",
-                ))
+                return Err(PersistError::io("finding free ports under", root.path())(
+                    std::io::Error::other("no free port"),
+                )
                 .into());
             };
             ports.push((a, b, c));
@@ -81,7 +81,8 @@ impl TestingCluster {
         for (i, (client, _, _)) in ports.iter().enumerate() {
             let dir = root.path().join(format!("server{}", i + 1));
             std::fs::create_dir_all(&dir).map_err(PersistError::io("creating", &dir))?;
-            std::fs::write(dir.join("myid"), format!("{}\n", i + 1)).map_err(PersistError::io("writing myid in", &dir))?;
+            std::fs::write(dir.join("myid"), format!("{}\n", i + 1))
+                .map_err(PersistError::io("writing myid in", &dir))?;
             let text = format!(
                 "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\n\
                  clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\n\

@@ -12,6 +12,8 @@
 //!   servers a test can stop and restart one by one.
 //! - [`container`]: zk-server as a Docker container (testcontainers), the
 //!   image built from this work tree once per test run.
+//! - [`ours`]: our `zk-server` binary, and an ensemble of its processes
+//!   that a test can SIGKILL and restart.
 //! - [`proxy`]: a TCP fault-injection proxy (cut, refuse, stall, drop
 //!   replies) to put between a client and a server.
 //! - [`free_port`], [`free_ports`]: free loopback TCP ports.
@@ -20,6 +22,7 @@ pub mod apache;
 pub mod container;
 pub mod ensemble;
 pub mod external;
+pub mod ours;
 pub mod proxy;
 
 use std::net::TcpListener;

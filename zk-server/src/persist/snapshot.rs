@@ -456,11 +456,14 @@ fn parse_snapshot(zxid: i64, bytes: Bytes) -> Result<Snapshot, String> {
     Ok(Snapshot { zxid, sessions, nodes })
 }
 
+/// Sessions and nodes.
+type SnapshotBody = (Vec<(i64, i32)>, Vec<SnapshotNode>);
+
 /// Decodes what follows a snapshot's file header (Apache's
 /// `SerializeUtils.serializeSnapshot`: sessions, then the tree: ACL cache,
 /// nodes, the `"/"` that ends them). A SNAP on the quorum port carries
 /// exactly this.
-fn parse_body(buf: &mut Bytes) -> Result<(Vec<(i64, i32)>, Vec<SnapshotNode>), String> {
+fn parse_body(buf: &mut Bytes) -> Result<SnapshotBody, String> {
     let count = i32::decode(buf).map_err(field("session count"))?;
     let count = usize::try_from(count).map_err(|_| format!("negative session count {count}"))?;
     if count.saturating_mul(12) > buf.remaining() {
@@ -520,7 +523,10 @@ fn parse_body(buf: &mut Bytes) -> Result<(Vec<(i64, i32)>, Vec<SnapshotNode>), S
 ///
 /// # Errors
 /// As [`write_snapshot`]'s checks of the nodes.
-pub fn encode_stream(sessions: &[(i64, i32)], nodes: impl Iterator<Item = SnapshotNode>) -> io::Result<Bytes> {
+pub fn encode_stream(
+    sessions: &[(i64, i32)],
+    nodes: impl Iterator<Item = SnapshotNode>,
+) -> io::Result<Bytes> {
     let mut acls = AclCache::new();
     let body = BytesMut::new();
     let mut tmp = BytesMut::new();

@@ -59,7 +59,11 @@ pub(super) enum Queued {
     Write(i64),
     /// A learner's write or sync sent to the leader, by xid.
     Forwarded(i32),
-    Read { conn: ConnId, xid: i32, req: Request },
+    Read {
+        conn: ConnId,
+        xid: i32,
+        req: Request,
+    },
 }
 
 /// A connection as the core knows it.

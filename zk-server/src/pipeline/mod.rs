@@ -55,7 +55,9 @@ pub(crate) mod reply;
 use std::net::IpAddr;
 
 use zk_proto::Request;
-use zk_proto::records::{ConnectRequest, ConnectResponse, LoggedTxn, QuorumPacket, ReplyHeader, WatcherEvent};
+use zk_proto::records::{
+    ConnectRequest, ConnectResponse, LoggedTxn, QuorumPacket, ReplyHeader, WatcherEvent,
+};
 
 pub(crate) use crate::watch::ConnId;
 

@@ -22,7 +22,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tracing::{debug, info, warn};
 use zk_proto::records::{
-    CreateSessionTxn, ErrorTxn, Id, LoggedTxn, QuorumPacket, SyncResponse, TxnBody, TxnHeader, packet_type as pt,
+    CreateSessionTxn, ErrorTxn, Id, LoggedTxn, QuorumPacket, SyncResponse, TxnBody, TxnHeader,
+    packet_type as pt,
 };
 use zk_proto::{ErrorCode, OpCode, Record, Request, Response};
 
@@ -102,7 +103,12 @@ impl QuorumCore {
             verifier,
             limits,
             tick_ms: tick_ms.max(1),
-            durable: Durable { accepted_epoch: epochs.0, current_epoch: epochs.1, base: zxid, log: Vec::new() },
+            durable: Durable {
+                accepted_epoch: epochs.0,
+                current_epoch: epochs.1,
+                base: zxid,
+                log: Vec::new(),
+            },
             role: Role::Looking,
             next_tick: 0,
             log_durable: zxid,
@@ -266,7 +272,8 @@ impl Core {
         q.leader_syncs.clear();
         q.touched.clear();
         dropped += self.in_flight.iter().filter(|f| matches!(f.origin, Origin::Client { .. })).count();
-        dropped += self.queues.values().flat_map(|q| q.iter()).filter(|x| matches!(x, Queued::Read { .. })).count();
+        dropped +=
+            self.queues.values().flat_map(|q| q.iter()).filter(|x| matches!(x, Queued::Read { .. })).count();
         self.answered += dropped;
         self.in_flight.clear();
         self.queues.clear();
@@ -406,12 +413,25 @@ impl Core {
         if let Some(q) = self.quorum.as_mut() {
             q.new_sessions.insert(id, origin);
         }
-        self.forward(id, 0, OpCode::CreateSession, Bytes::copy_from_slice(&timeout.to_be_bytes()), Vec::new());
+        self.forward(
+            id,
+            0,
+            OpCode::CreateSession,
+            Bytes::copy_from_slice(&timeout.to_be_bytes()),
+            Vec::new(),
+        );
     }
 
     /// Learner: a client's write goes to the leader; its reply is sent when
     /// the txn comes back committed.
-    pub(super) fn forward_write(&mut self, conn: ConnId, session: i64, xid: i32, req: &Request, origin: Origin) {
+    pub(super) fn forward_write(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        req: &Request,
+        origin: Origin,
+    ) {
         let auth = self.conns.get(&conn).map(|c| c.auth.clone()).unwrap_or_default();
         if let Some(q) = self.quorum.as_mut() {
             q.forwarded.entry(session).or_default().push_back(Forwarded { origin, xid });
@@ -466,12 +486,18 @@ impl Core {
                 return;
             }
             OpCode::CreateSession => {
-                let timeout = if d.remaining() >= 4 { d.get_i32() } else { self.cfg.min_session().as_millis() as i32 };
+                let timeout =
+                    if d.remaining() >= 4 { d.get_i32() } else { self.cfg.min_session().as_millis() as i32 };
                 self.sessions.observe_id(session);
                 self.sessions.add(session, timeout, now);
                 let zxid = self.take_zxid();
-                let header =
-                    TxnHeader { client_id: session, cxid, zxid, time: self.now.wall_ms, txn_type: OpCode::CreateSession };
+                let header = TxnHeader {
+                    client_id: session,
+                    cxid,
+                    zxid,
+                    time: self.now.wall_ms,
+                    txn_type: OpCode::CreateSession,
+                };
                 let body = TxnBody::CreateSession(CreateSessionTxn { time_out: timeout });
                 return self.submit(LoggedTxn { header, body, digest: None }, Origin::Internal);
             }
@@ -485,7 +511,8 @@ impl Core {
             return debug!(from, op = %op, "a REQUEST for a read; ignored");
         }
         let zxid = self.take_zxid();
-        let known = self.sessions.get(session).is_some_and(|e| !e.closing) && self.sessions.touch(session, now);
+        let known =
+            self.sessions.get(session).is_some_and(|e| !e.closing) && self.sessions.touch(session, now);
         let (txn_type, body) = if !known {
             (OpCode::Error, TxnBody::Error(ErrorTxn { err: ErrorCode::SessionExpired.code() }))
         } else if let Request::CloseSession = req {
@@ -514,7 +541,8 @@ impl Core {
         let mut b = BytesMut::with_capacity(9);
         b.put_i64(session);
         b.put_u8(u8::from(valid));
-        let pkt = QuorumPacket { packet_type: pt::REVALIDATE, zxid: -1, data: Some(b.freeze()), authinfo: None };
+        let pkt =
+            QuorumPacket { packet_type: pt::REVALIDATE, zxid: -1, data: Some(b.freeze()), authinfo: None };
         self.out.push(Output::Peer { to: from, pkt });
     }
 
@@ -560,8 +588,10 @@ impl Core {
                                 match LoggedTxn::decode(&mut t.data.clone()) {
                                     Ok(txn) => self.out.push(Output::Log(super::LogCmd::Append(txn))),
                                     Err(e) => {
-                                        return self
-                                            .end_role(format!("a proposal {:#x} that does not decode: {e}", t.zxid), true);
+                                        return self.end_role(
+                                            format!("a proposal {:#x} that does not decode: {e}", t.zxid),
+                                            true,
+                                        );
                                     }
                                 }
                             }
@@ -570,7 +600,8 @@ impl Core {
                     ZabOut::Truncate(z) => {
                         // Only an Apache leader sends TRUNC (ours sends SNAP):
                         // this server cannot yet cut its log and reload.
-                        return self.end_role(format!("the leader sent TRUNC to {z:#x}, not supported yet"), true);
+                        return self
+                            .end_role(format!("the leader sent TRUNC to {z:#x}, not supported yet"), true);
                     }
                     ZabOut::SendSnapshot { to, zxid } => {
                         if zxid != self.tree.last_zxid {
@@ -634,7 +665,10 @@ impl Core {
         } else {
             let txn = match LoggedTxn::decode(&mut t.data.clone()) {
                 Ok(txn) => txn,
-                Err(e) => return self.end_role(format!("a committed txn {:#x} that does not decode: {e}", t.zxid), true),
+                Err(e) => {
+                    return self
+                        .end_role(format!("a committed txn {:#x} that does not decode: {e}", t.zxid), true);
+                }
             };
             if txn.header.zxid <= self.tree.last_zxid {
                 return;

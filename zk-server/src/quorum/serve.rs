@@ -124,7 +124,9 @@ pub(crate) async fn election_loop(
         last_round = d.election_epoch;
         let (kind, leader_addr) = match d.state {
             PeerState::Leading => (RoleKind::Lead, None),
-            PeerState::Observing => (RoleKind::Observe(d.leader), q.servers.get(&d.leader).map(|s| s.quorum_addr())),
+            PeerState::Observing => {
+                (RoleKind::Observe(d.leader), q.servers.get(&d.leader).map(|s| s.quorum_addr()))
+            }
             _ => (RoleKind::Follow(d.leader), q.servers.get(&d.leader).map(|s| s.quorum_addr())),
         };
         if kind != RoleKind::Lead && leader_addr.is_none() {
@@ -260,7 +262,8 @@ async fn run_link(
                     let zxid = pkt.zxid;
                     match read_snapshot(&mut reader, zxid).await {
                         Ok(snapshot) => {
-                            if core2.send(CoreMsg::PeerSnapshot { link, from: peer, zxid, snapshot }).is_err() {
+                            if core2.send(CoreMsg::PeerSnapshot { link, from: peer, zxid, snapshot }).is_err()
+                            {
                                 return;
                             }
                         }

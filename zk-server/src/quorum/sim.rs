@@ -366,7 +366,11 @@ impl Sim {
                         .filter(|t| t.zxid > applied_last && t.zxid <= zxid)
                         .cloned(),
                 );
-                assert_eq!(history.last().map_or(0, |t| t.zxid), zxid, "leader {id} cannot make its snapshot");
+                assert_eq!(
+                    history.last().map_or(0, |t| t.zxid),
+                    zxid,
+                    "leader {id} cannot make its snapshot"
+                );
                 let pkt = QuorumPacket {
                     packet_type: pt::SNAP,
                     zxid,
@@ -479,7 +483,8 @@ impl Sim {
                 if let Role::Leading(l, _) = &mut self.peers[i].role {
                     if l.established() {
                         self.proposals += 1;
-                        let t = Txn { zxid: l.next_zxid(), data: Bytes::from(format!("w{}", self.proposals)) };
+                        let t =
+                            Txn { zxid: l.next_zxid(), data: Bytes::from(format!("w{}", self.proposals)) };
                         l.step(ZabIn::Propose(t));
                     }
                 }
@@ -534,7 +539,11 @@ impl Sim {
                         // The host installs the state, durably, then tells the role.
                         let history = decode_history(pkt.data.clone().unwrap_or_default());
                         for (k, t) in p.applied.iter().enumerate() {
-                            assert_eq!(history.get(k), Some(t), "server {me}: a SNAP without a txn it applied");
+                            assert_eq!(
+                                history.get(k),
+                                Some(t),
+                                "server {me}: a SNAP without a txn it applied"
+                            );
                         }
                         p.disk.log = history.clone();
                         p.volatile.clear();

@@ -555,7 +555,11 @@ impl Leader {
             return self.step_down("a proposal before the leader was established".into());
         }
         if t.zxid != self.next_zxid() {
-            return self.step_down(format!("a proposal out of order: {:#x}, expected {:#x}", t.zxid, self.next_zxid()));
+            return self.step_down(format!(
+                "a proposal out of order: {:#x}, expected {:#x}",
+                t.zxid,
+                self.next_zxid()
+            ));
         }
         self.counter += 1;
         let zxid = t.zxid;
