@@ -123,8 +123,11 @@ fn spawn_writer(
         while !*stop.borrow() {
             n += 1;
             let path = format!("/w-{n:06}");
-            match tokio::time::timeout(Duration::from_secs(5), client.create(&path, b"x", CreateMode::Persistent))
-                .await
+            match tokio::time::timeout(
+                Duration::from_secs(5),
+                client.create(&path, b"x", CreateMode::Persistent),
+            )
+            .await
             {
                 Ok(Ok(_)) => acked.push(path),
                 Ok(Err(Error::NodeExists)) => acked.push(path),
@@ -158,7 +161,8 @@ async fn kill_9_the_leader_then_everyone_and_lose_no_acknowledged_write() {
     let cs = e.connect_string();
     let writer_client =
         Client::builder(&cs).session_timeout(Duration::from_secs(10)).connect().await.expect("connect");
-    let holder = Client::builder(&cs).session_timeout(Duration::from_secs(10)).connect().await.expect("connect");
+    let holder =
+        Client::builder(&cs).session_timeout(Duration::from_secs(10)).connect().await.expect("connect");
     holder.create("/holder", b"", CreateMode::Ephemeral).await.expect("ephemeral");
     let session = holder.session_id();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -200,8 +204,10 @@ async fn kill_9_the_leader_then_everyone_and_lose_no_acknowledged_write() {
     .await
     .unwrap();
     let seen = count(&holder).await;
-    common::wait_until_async(30, "writes flow after a full restart", || async { count(&holder).await > seen + 5 })
-        .await;
+    common::wait_until_async(30, "writes flow after a full restart", || async {
+        count(&holder).await > seen + 5
+    })
+    .await;
     let _ = stop_tx.send(true);
     let acked = within(30, "the writer stops", writer).await.unwrap();
     assert!(acked.len() > 40, "only {} writes were acknowledged", acked.len());
@@ -219,7 +225,8 @@ async fn kill_9_the_leader_then_everyone_and_lose_no_acknowledged_write() {
 async fn without_a_quorum_no_write_is_acknowledged() {
     trace_init();
     let mut cluster = TestingCluster::start(3).await.expect("start");
-    let leader = within(60, "a leader", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
+    let leader =
+        within(60, "a leader", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
     let c = Client::builder(&cluster.addr(leader).to_string())
         .session_timeout(Duration::from_secs(20))
         .connect()
@@ -232,9 +239,13 @@ async fn without_a_quorum_no_write_is_acknowledged() {
     // The leader alone: a write is not acknowledged (it cannot be
     // committed), and within syncLimit the leader steps down and serves
     // nothing.
-    let attempt = tokio::time::timeout(Duration::from_secs(3), c.create("/during", b"", CreateMode::Persistent)).await;
+    let attempt =
+        tokio::time::timeout(Duration::from_secs(3), c.create("/during", b"", CreateMode::Persistent)).await;
     assert!(!matches!(attempt, Ok(Ok(_))), "a write was acknowledged without a quorum: {attempt:?}");
-    common::wait_until_async(20, "the lone leader stops serving", || async { !cluster.serving(leader).await }).await;
+    common::wait_until_async(20, "the lone leader stops serving", || async {
+        !cluster.serving(leader).await
+    })
+    .await;
     // A quorum again: writes are acknowledged, the session lived on.
     cluster.restart(others[0]).await.expect("restart");
     within(60, "a leader again", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
@@ -242,7 +253,10 @@ async fn without_a_quorum_no_write_is_acknowledged() {
         loop {
             match c.create("/after", b"", CreateMode::Persistent).await {
                 Ok(_) | Err(Error::NodeExists) => break,
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(e) => {
+                    eprintln!("write with a quorum: {e}; state {:?}", c.state());
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
             }
         }
     })
@@ -254,7 +268,8 @@ async fn without_a_quorum_no_write_is_acknowledged() {
 async fn five_servers_carry_on_without_two() {
     trace_init();
     let mut cluster = TestingCluster::start(5).await.expect("start");
-    let leader = within(60, "a leader", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
+    let leader =
+        within(60, "a leader", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
     let c = Client::builder(&cluster.connect_string())
         .session_timeout(Duration::from_secs(20))
         .connect()
@@ -263,7 +278,9 @@ async fn five_servers_carry_on_without_two() {
     c.create("/five", b"1", CreateMode::Persistent).await.expect("create");
     cluster.stop(leader).await;
     cluster.stop((leader + 1) % 5).await;
-    within(60, "a new leader of three", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
+    within(60, "a new leader of three", cluster.wait_for_leader(Duration::from_secs(60)))
+        .await
+        .expect("leader");
     within(30, "a write with three of five", async {
         loop {
             match c.set_data("/five", b"2", None).await {
@@ -274,5 +291,47 @@ async fn five_servers_carry_on_without_two() {
     })
     .await;
     all_see(&cluster, "/five", b"2").await;
+    cluster.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_serves_and_never_counts_for_the_quorum() {
+    trace_init();
+    let mut cluster = TestingCluster::start_with_observers(3, 1).await.expect("start");
+    let leader =
+        within(60, "a leader", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
+    assert_eq!(cluster.mode(3).await, Some("observer"));
+    // Writes through the observer are forwarded; its reads see them.
+    let o = client_of(&cluster, 3).await;
+    o.create("/via-observer", b"o", CreateMode::Persistent).await.expect("create via observer");
+    assert_eq!(&o.get_data("/via-observer").await.expect("read").0[..], b"o");
+    all_see(&cluster, "/via-observer", b"o").await;
+    // Two voters gone: the leader and the observer are not a quorum.
+    let l = client_of(&cluster, leader).await;
+    let voters: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    cluster.stop(voters[0]).await;
+    cluster.stop(voters[1]).await;
+    let attempt =
+        tokio::time::timeout(Duration::from_secs(3), l.create("/no", b"", CreateMode::Persistent)).await;
+    assert!(
+        !matches!(attempt, Ok(Ok(_))),
+        "a write was acknowledged by the leader and an observer: {attempt:?}"
+    );
+    cluster.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_ensemble_keeps_its_leader() {
+    trace_init();
+    let mut cluster = TestingCluster::start(3).await.expect("start");
+    let leader =
+        within(60, "a leader", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
+    // Several syncLimits (5 ticks of 200 ms) without a write: the pings
+    // keep the quorum.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(cluster.leader().await, Some(leader));
+    for i in 0..3 {
+        assert!(cluster.serving(i).await, "server {i} stopped serving while idle");
+    }
     cluster.stop_all().await;
 }

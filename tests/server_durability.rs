@@ -844,7 +844,10 @@ async fn write_until_killed(port: u16, r: usize, run_for: Duration, server: &mut
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_keeps_every_acknowledged_write() {
     common::trace_init();
-    let bin = within(660, "build zk-server", tokio::task::spawn_blocking(zk_test_support::ours::zk_server_binary)).await.unwrap();
+    let bin =
+        within(660, "build zk-server", tokio::task::spawn_blocking(zk_test_support::ours::zk_server_binary))
+            .await
+            .unwrap();
     eprintln!("zk-server binary: {}", bin.display());
     let seed = std::env::var("ZK_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
@@ -1282,7 +1285,9 @@ fn wait_exit(server: &mut ChildServer, secs: u64) -> std::process::ExitStatus {
 /// Starts a server with `fault`, provokes it with `provoke`, and checks
 /// that the process exits non-zero with one `stopping:` line naming `why`.
 async fn fail_stop_case(name: &str, fault: &str, why: &str, provoke: impl FnOnce(u16) + Send + 'static) {
-    within(660, "build zk-server", tokio::task::spawn_blocking(zk_test_support::ours::zk_server_binary)).await.unwrap();
+    within(660, "build zk-server", tokio::task::spawn_blocking(zk_test_support::ours::zk_server_binary))
+        .await
+        .unwrap();
     let dir = TempDir::new(name);
     let port = zk_test_support::free_port();
     let cfg = fail_stop_cfg(dir.path(), &dir.path().join("data"), port);
@@ -1365,7 +1370,9 @@ impl Drop for SmallDisk {
 /// durable. (A real failure, on a small tmpfs; needs root to mount it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_stop_when_the_log_cannot_be_written() {
-    within(660, "build zk-server", tokio::task::spawn_blocking(zk_test_support::ours::zk_server_binary)).await.unwrap();
+    within(660, "build zk-server", tokio::task::spawn_blocking(zk_test_support::ours::zk_server_binary))
+        .await
+        .unwrap();
     let dir = TempDir::new("disk-full");
     let data = dir.path().join("data");
     let disk = match SmallDisk::mount(&data, "3m") {
@@ -1403,15 +1410,18 @@ async fn fail_stop_when_the_log_cannot_be_written() {
     drop(disk);
 }
 
-/// A zoo.cfg that names an ensemble is refused with one clear message
-/// (this build runs standalone only), never run standalone unnoticed.
+/// An ensemble whose `myid` is not among its `server.N` lines is refused
+/// with one clear message, never run standalone unnoticed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ensemble_config_is_refused_clearly_until_replication_exists() {
-    let bin = within(660, "build zk-server", tokio::task::spawn_blocking(zk_test_support::ours::zk_server_binary)).await.unwrap();
+async fn an_inconsistent_ensemble_config_is_refused_clearly() {
+    let bin =
+        within(660, "build zk-server", tokio::task::spawn_blocking(zk_test_support::ours::zk_server_binary))
+            .await
+            .unwrap();
     let dir = TempDir::new("ensemble-cfg");
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("myid"), "1\n").unwrap();
+    std::fs::write(data.join("myid"), "4\n").unwrap();
     let port = zk_test_support::free_port();
     let cfg = dir.path().join("zoo.cfg");
     std::fs::write(
@@ -1432,5 +1442,5 @@ async fn an_ensemble_config_is_refused_clearly_until_replication_exists() {
     let out = blocking(30, "zk-server exits", move || Command::new(bin).arg(&cfg).output().unwrap()).await;
     let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("ensemble of 3 servers") && text.contains("standalone only"), "{text}");
+    assert!(text.contains("myid is 4") && text.contains("[1, 2, 3]"), "{text}");
 }

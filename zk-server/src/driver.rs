@@ -174,6 +174,9 @@ pub(crate) struct DriverQuorum {
     pub(crate) connect_within: std::time::Duration,
     /// Stops the links with the server.
     pub(crate) stop: watch::Receiver<bool>,
+    /// Learners that connected while this server was still electing (it
+    /// may be about to lead): taken if it leads, dropped otherwise.
+    pub(crate) pending: Vec<(i64, u64, mpsc::UnboundedSender<PeerOut>, QuorumPacket)>,
 }
 
 impl Driver {
@@ -273,8 +276,13 @@ impl Driver {
                 let _ = reply.send(self.core.election_state());
             }
             CoreMsg::BeginRole { kind, leader_addr } => {
+                let mut joined = Vec::new();
                 if let Some(q) = self.quorum.as_mut() {
                     q.peers.clear();
+                    let pending = std::mem::take(&mut q.pending);
+                    if kind == RoleKind::Lead {
+                        joined = pending;
+                    }
                     if let (RoleKind::Follow(leader) | RoleKind::Observe(leader), Some(addr)) =
                         (kind, leader_addr)
                     {
@@ -293,21 +301,37 @@ impl Driver {
                     }
                 }
                 self.core.step(Input::BeginRole(kind), now);
+                for (sid, link, tx, first) in joined {
+                    if let Some(q) = self.quorum.as_mut() {
+                        q.peers.insert(sid, PeerLink { link, tx });
+                    }
+                    self.core.step(Input::Peer { from: sid, pkt: first }, now);
+                }
             }
-            CoreMsg::PeerJoined { sid, link, tx, first } => {
-                if self.core.mode() == "leader" {
+            CoreMsg::PeerJoined { sid, link, tx, first } => match self.core.mode() {
+                "leader" => {
                     if let Some(q) = self.quorum.as_mut() {
                         q.peers.insert(sid, PeerLink { link, tx });
                         self.core.step(Input::Peer { from: sid, pkt: first }, now);
                     }
                 }
-            }
+                "looking" => {
+                    if let Some(q) = self.quorum.as_mut() {
+                        q.pending.retain(|p| p.0 != sid);
+                        q.pending.push((sid, link, tx, first));
+                    }
+                }
+                _ => {}
+            },
             CoreMsg::Peer { link, from, pkt } => {
                 if self.current_link(from, link) {
                     self.core.step(Input::Peer { from, pkt }, now);
                 }
             }
             CoreMsg::PeerGone { link, from } => {
+                if let Some(q) = self.quorum.as_mut() {
+                    q.pending.retain(|p| p.1 != link);
+                }
                 if self.current_link(from, link) {
                     if let Some(q) = self.quorum.as_mut() {
                         q.peers.remove(&from);

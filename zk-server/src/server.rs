@@ -407,6 +407,7 @@ async fn start_quorum(
         core_tx: core_tx.clone(),
         connect_within: serve::connect_within(q, tick),
         stop: stop.clone(),
+        pending: Vec::new(),
     };
     let q = q.clone();
     info!(my_id, servers = q.servers.len(), "joining the ensemble");

@@ -37,13 +37,27 @@ pub struct TestingCluster {
     _root: tempfile::TempDir,
 }
 
+/// A free loopback port below Linux's ephemeral range (so no outgoing
+/// connection takes it between now and the server's bind), never the
+/// same twice in this process.
 fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = u32::from(std::process::id() as u16) % 12_000;
+    for _ in 0..12_000 {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + ((start + k) % 12_000) as u16;
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::other("no free port in 20000..32000"))
 }
 
 impl TestingCluster {
     /// Starts `n` servers (ids 1..=n) with `tickTime=200`, `initLimit=10`,
-    /// `syncLimit=5`, every four-letter word and TTL nodes enabled.
+    /// `syncLimit=5`, `maxSessionTimeout=60000` (a session may outlive an
+    /// election), every four-letter word and TTL nodes enabled.
     ///
     /// # Errors
     /// When a data dir cannot be made or a server cannot start.
@@ -57,6 +71,32 @@ impl TestingCluster {
     /// # Errors
     /// As [`TestingCluster::start`].
     pub async fn start_with(n: usize, extra: &str) -> Result<TestingCluster, Error> {
+        Self::build(n, 0, extra).await
+    }
+
+    /// `voters` participants (ids 1..=voters) and `observers` observers
+    /// after them (`:observer` in every `server.N` line, `peerType=observer`
+    /// in their own zoo.cfg).
+    ///
+    /// # Errors
+    /// As [`TestingCluster::start`].
+    pub async fn start_with_observers(voters: usize, observers: usize) -> Result<TestingCluster, Error> {
+        Self::build(voters, observers, "").await
+    }
+
+    async fn build(voters: usize, observers: usize, extra: &str) -> Result<TestingCluster, Error> {
+        // A port taken between choosing it and binding it: choose again.
+        let mut tries = 0;
+        loop {
+            match Self::build_once(voters, observers, extra).await {
+                Err(Error::Bind { .. }) if tries < 5 => tries += 1,
+                r => return r,
+            }
+        }
+    }
+
+    async fn build_once(voters: usize, observers: usize, extra: &str) -> Result<TestingCluster, Error> {
+        let n = voters + observers;
         let root = tempfile::Builder::new()
             .prefix("zk-cluster")
             .tempdir()
@@ -75,7 +115,10 @@ impl TestingCluster {
         let servers: String = ports
             .iter()
             .enumerate()
-            .map(|(i, (_, q, e))| format!("server.{}=127.0.0.1:{q}:{e}\n", i + 1))
+            .map(|(i, (_, q, e))| {
+                let kind = if i >= voters { ":observer" } else { "" };
+                format!("server.{}=127.0.0.1:{q}:{e}{kind}\n", i + 1)
+            })
             .collect();
         let mut members = Vec::new();
         for (i, (client, _, _)) in ports.iter().enumerate() {
@@ -83,10 +126,11 @@ impl TestingCluster {
             std::fs::create_dir_all(&dir).map_err(PersistError::io("creating", &dir))?;
             std::fs::write(dir.join("myid"), format!("{}\n", i + 1))
                 .map_err(PersistError::io("writing myid in", &dir))?;
+            let peer_type = if i >= voters { "peerType=observer\n" } else { "" };
             let text = format!(
                 "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\n\
                  clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\n\
-                 maxClientCnxns=0\n{servers}{extra}\n",
+                 maxClientCnxns=0\nmaxSessionTimeout=60000\n{peer_type}{servers}{extra}\n",
                 dir.display()
             );
             let cfg_path = dir.join("zoo.cfg");
@@ -95,7 +139,10 @@ impl TestingCluster {
         }
         let mut cluster = TestingCluster { members, servers: (0..n).map(|_| None).collect(), _root: root };
         for i in 0..n {
-            cluster.restart(i).await?;
+            if let Err(e) = cluster.restart(i).await {
+                cluster.stop_all().await;
+                return Err(e);
+            }
         }
         Ok(cluster)
     }

@@ -122,7 +122,6 @@ fn cargo_build_server(profile_dir: &Path) -> Result<PathBuf, String> {
     Err(format!("cargo build did not report the zk-server executable:\n{err}"))
 }
 
-
 /// One member of an [`OurEnsemble`].
 #[derive(Debug)]
 struct Member {
@@ -159,7 +158,8 @@ impl OurEnsemble {
             std::fs::write(dir.join("myid"), format!("{}\n", i + 1)).expect("myid");
             let cfg = format!(
                 "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
-                 clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n{servers}{extra}\n",
+                 clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n\
+                 maxSessionTimeout=60000\n{servers}{extra}\n",
                 dir.display(),
                 ports[3 * i]
             );
@@ -236,7 +236,11 @@ impl OurEnsemble {
                     return l;
                 }
             }
-            assert!(Instant::now() < deadline, "the ensemble did not serve within {secs} s:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "the ensemble did not serve within {secs} s:\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -262,7 +266,8 @@ impl OurEnsemble {
             return;
         }
         let dir = &self.members[i].dir;
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.log")).expect("log");
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.log")).expect("log");
         let err = log.try_clone().expect("log");
         let child = Command::new(zk_server_binary())
             .arg(dir.join("zoo.cfg"))
@@ -286,7 +291,11 @@ impl OurEnsemble {
         for i in 0..self.len() {
             let log = self.log(i);
             let lines: Vec<&str> = log.lines().collect();
-            out.push_str(&format!("--- server {} ---\n{}\n", i + 1, lines[lines.len().saturating_sub(30)..].join("\n")));
+            out.push_str(&format!(
+                "--- server {} ---\n{}\n",
+                i + 1,
+                lines[lines.len().saturating_sub(30)..].join("\n")
+            ));
         }
         out
     }

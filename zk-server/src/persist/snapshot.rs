@@ -564,7 +564,9 @@ pub fn encode_stream(
 /// A malformed state or signature.
 pub fn parse_stream(zxid: i64, bytes: &Bytes) -> Result<Option<(Snapshot, usize)>, String> {
     let mut buf = bytes.clone();
-    let short = |e: &String| e.contains("record truncated") || e.contains("do not fit");
+    let short = |e: &String| {
+        e.contains("record truncated") || e.contains("do not fit") || e.contains("bytes left in the frame")
+    };
     let (sessions, nodes) = match parse_body(&mut buf) {
         Ok(x) => x,
         Err(e) if short(&e) => return Ok(None),
@@ -572,7 +574,7 @@ pub fn parse_stream(zxid: i64, bytes: &Bytes) -> Result<Option<(Snapshot, usize)
     };
     let sig = match String::decode(&mut buf) {
         Ok(s) => s,
-        Err(ProtoError::UnexpectedEof { .. }) => return Ok(None),
+        Err(ProtoError::UnexpectedEof { .. } | ProtoError::LengthBeyondFrame { .. }) => return Ok(None),
         Err(e) => return Err(format!("signature: {e}")),
     };
     if sig != "BenWasHere" {
@@ -792,6 +794,31 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         write_snapshot(out.path(), 0x13, &snap.sessions, snap.nodes.clone().into_iter()).unwrap();
         assert_eq!(load_latest(out.path()).unwrap(), Some(snap));
+    }
+
+    #[test]
+    fn a_snap_stream_round_trips_and_asks_for_more_when_cut() {
+        let nodes = sample_tree();
+        let sessions = vec![(7, 30_000), (9, 4_000)];
+        let bytes = encode_stream(&sessions, nodes.clone().into_iter()).unwrap();
+        let (snap, used) = parse_stream(0x42, &bytes).unwrap().unwrap();
+        assert_eq!(used, bytes.len());
+        assert_eq!((snap.zxid, snap.sessions.clone()), (0x42, sessions));
+        let mut want: Vec<_> = nodes.iter().map(|n| n.path.clone()).collect();
+        want.sort();
+        assert_eq!(snap.nodes.iter().map(|n| n.path.clone()).collect::<Vec<_>>(), want);
+        // Every cut prefix asks for more; nothing after the signature is taken.
+        for cut in 0..bytes.len() {
+            assert!(parse_stream(1, &bytes.slice(..cut)).unwrap().is_none(), "cut at {cut}");
+        }
+        let mut more = bytes.to_vec();
+        more.extend_from_slice(b"next packet");
+        assert_eq!(parse_stream(1, &Bytes::from(more)).unwrap().unwrap().1, bytes.len());
+        // A wrong signature is an error, not a wait.
+        let mut bad = bytes.to_vec();
+        let at = bad.len() - 3;
+        bad[at] = b'X';
+        assert!(parse_stream(1, &Bytes::from(bad)).is_err());
     }
 
     #[test]

@@ -298,6 +298,12 @@ impl Core {
 
     /// A packet from a peer (the leader, or one of the leader's learners).
     pub(crate) fn on_peer(&mut self, from: i64, pkt: QuorumPacket) {
+        tracing::trace!(
+            from,
+            kind = pkt.packet_type,
+            zxid = format_args!("{:#x}", pkt.zxid),
+            "quorum packet"
+        );
         let Some(q) = self.quorum.as_mut() else { return };
         match (&q.role, pkt.packet_type) {
             (Role::Leader(_), pt::REQUEST) => return self.on_learner_request(from, pkt),

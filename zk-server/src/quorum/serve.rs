@@ -28,7 +28,7 @@ use super::election::Identity;
 use super::peer_net::PeerNet;
 use super::runner::{answer_while_settled, elect};
 use super::wire::PeerState;
-use super::zab_net::{MAX_PACKET, PacketReader};
+use super::zab_net::PacketReader;
 use crate::driver::CoreMsg;
 use crate::persist::snapshot::{Snapshot, SnapshotNode, encode_stream, parse_stream};
 use crate::pipeline::SnapshotJob;
@@ -325,24 +325,29 @@ async fn read_snapshot(
     zxid: i64,
 ) -> std::io::Result<Snapshot> {
     let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
-    // Parse again only once the buffer doubled: linear in the state's size.
+    // Parse again once the buffer doubled, or once a read found the
+    // socket drained (the sender is slower than the parse): linear in the
+    // state's size either way.
     let mut try_at = 0usize;
+    let mut drained = true;
     loop {
         let have = reader.buffered();
-        if have.len() >= try_at {
+        if have.len() >= try_at || drained {
             let bytes = Bytes::copy_from_slice(have);
             if let Some((snap, used)) = parse_stream(zxid, &bytes).map_err(bad)? {
                 reader.consume(used);
                 return Ok(snap);
             }
-            try_at = (have.len() * 2).max(MAX_PACKET.min(1 << 16));
+            try_at = have.len() * 2;
         }
         if have.len() > MAX_SNAPSHOT {
             return Err(bad(format!("a SNAP larger than {MAX_SNAPSHOT} bytes")));
         }
-        if reader.fill().await? == 0 {
+        let n = reader.fill().await?;
+        if n == 0 {
             return Err(bad("the leader closed the link in a SNAP".into()));
         }
+        drained = n < 64 << 10;
     }
 }
 
