@@ -1,6 +1,6 @@
 //! A ZooKeeper server that Apache ZooKeeper's clients (Java, C, Curator,
-//! kazoo) use unchanged: standalone today, built as an ensemble of one so
-//! that replication slots into the same write pipeline.
+//! kazoo) use unchanged: standalone, or a member of an ensemble (fast
+//! leader election and ZAB as Apache's, in the same write pipeline).
 //!
 //! # Layout
 //!
@@ -15,8 +15,12 @@
 //! - `pipeline/`: the core, a deterministic state machine (inputs and the
 //!   time in, outputs out) with one file per stage: `core.rs` (routing,
 //!   per-session order, sessions, timers), `read.rs`, `prep.rs` (write →
-//!   txn), `apply.rs` (commit, apply, reply), `reply.rs` (sizes, limits).
-//!   Replication (ZAB) slots in between prep and commit.
+//!   txn), `apply.rs` (commit, apply, reply), `reply.rs` (sizes, limits),
+//!   `quorum.rs` (the ZAB role between prep and apply in an ensemble).
+//! - `quorum/`: ensemble config, election, the ZAB roles (sans-io), the
+//!   election loop and quorum links (`serve.rs`).
+//! - [`TestingCluster`] (`testing.rs`): an ensemble in one process, for
+//!   tests.
 //! - `persist/`: Apache-compatible transaction log and snapshots, and the
 //!   log stage's thread (`persist/log.rs`).
 //! - `tree.rs`: the data tree and txn application (live and replay).

@@ -37,13 +37,13 @@
 //!
 //! # Where replication goes
 //!
-//! A txn leaves prep as [`Output::Log`] and comes back committed as
-//! [`Input::Durable`]. On a standalone server "committed" means "in the
-//! local log". In an ensemble the same boundary carries the ZAB stage: the
-//! leader logs and proposes, and feeds the core `Durable` (committed) once a
-//! quorum acknowledged; a learner forwards writes to the leader instead of
-//! prepping them and applies the leader's commits through the same apply
-//! stage. Nothing before prep or after commit changes.
+//! A txn leaves prep as [`Output::Log`] and comes back as
+//! [`Input::Durable`]. On a standalone server that means committed. In an
+//! ensemble the same boundary carries the ZAB role (`quorum.rs`): the
+//! leader logs and proposes, and applies once a quorum acknowledged; a
+//! learner forwards writes to the leader instead of prepping them and
+//! applies the leader's commits through the same apply stage. Nothing
+//! before prep or after apply changes.
 
 pub(crate) mod apply;
 pub(crate) mod core;

@@ -1,16 +1,15 @@
 //! The ensemble: configuration, the election port's wire format, and fast
 //! leader election as a sans-io state machine.
 //!
-//! Built so far: `config.rs` (`server.N`, groups and weights, the quorum
-//! rule), `wire.rs` (the initial message and notifications, byte for byte
-//! as Apache's), `election.rs` (`FastLeaderElection`'s rules, tested over
-//! a simulated lossy network), `peer_net.rs` (the election port's
-//! connections, as Apache's `QuorumCnxManager` makes them) and `runner.rs`
-//! (the election's thin driver). The ZAB roles
-//! (leader, follower, observer) and their place in the pipeline (between
-//! prep and commit, see `pipeline/mod.rs`) come next; until then a server
-//! whose `zoo.cfg` names an ensemble refuses to start rather than run
-//! standalone unnoticed.
+//! `config.rs` (`server.N`, groups and weights, the quorum rule),
+//! `wire.rs` (the initial message and notifications, byte for byte as
+//! Apache's), `election.rs` (`FastLeaderElection`'s rules, tested over a
+//! simulated lossy network), `peer_net.rs` (the election port's
+//! connections, as Apache's `QuorumCnxManager` makes them), `runner.rs`
+//! (the election's thin driver), `zab.rs` (the leader's and the learner's
+//! ZAB, sans-io), `serve.rs` (a running server's election loop and quorum
+//! links) and `zab_net.rs` (quorum packets on a stream). The roles run
+//! inside the core, between prep and apply (`pipeline/quorum.rs`).
 //!
 //! ```
 //! use zk_server::quorum::config::{LearnerType, QuorumServer, QuorumVerifier};

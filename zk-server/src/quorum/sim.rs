@@ -549,7 +549,7 @@ impl Sim {
                         p.volatile.clear();
                         p.fsync_at = None;
                         let from = p.applied.len();
-                        for t in history[from..].iter().cloned().collect::<Vec<_>>() {
+                        for t in history[from..].iter().cloned() {
                             self.deliver(i, t);
                         }
                         let p = &mut self.peers[i];
