@@ -146,28 +146,42 @@ impl OurEnsemble {
     /// # Panics
     /// When the files cannot be written or a process cannot start.
     pub fn start(n: usize, extra: &str) -> OurEnsemble {
+        let ports = crate::free_ports(2 * n);
+        let servers: Vec<(i64, u16, u16)> =
+            (0..n).map(|i| (i as i64 + 1, ports[2 * i], ports[2 * i + 1])).collect();
+        let ids: Vec<i64> = servers.iter().map(|s| s.0).collect();
+        let cfg = format!("tickTime=200\ninitLimit=10\nsyncLimit=5\n{extra}");
+        Self::start_members(&ids, &servers, &cfg)
+    }
+
+    /// Starts our servers `my_ids` of the ensemble `servers` (`(sid,
+    /// quorum port, election port)` on 127.0.0.1; the others may be Apache
+    /// servers the caller starts) with the zoo.cfg lines `cfg` (tickTime,
+    /// limits ...). Server `i` of this ensemble is `my_ids[i]`.
+    ///
+    /// # Panics
+    /// As [`OurEnsemble::start`].
+    pub fn start_members(my_ids: &[i64], servers: &[(i64, u16, u16)], cfg: &str) -> OurEnsemble {
         let root = tempfile::Builder::new().prefix("zk-ours").tempdir().expect("temp dir");
-        let ports = crate::free_ports(3 * n);
-        let servers: String = (0..n)
-            .map(|i| format!("server.{}=127.0.0.1:{}:{}\n", i + 1, ports[3 * i + 1], ports[3 * i + 2]))
-            .collect();
+        let client_ports = crate::free_ports(my_ids.len());
+        let lines: String =
+            servers.iter().map(|(sid, q, e)| format!("server.{sid}=127.0.0.1:{q}:{e}\n")).collect();
         let mut members = Vec::new();
-        for i in 0..n {
-            let dir = root.path().join(format!("server{}", i + 1));
+        for (i, id) in my_ids.iter().enumerate() {
+            let dir = root.path().join(format!("server{id}"));
             std::fs::create_dir_all(&dir).expect("data dir");
-            std::fs::write(dir.join("myid"), format!("{}\n", i + 1)).expect("myid");
-            let cfg = format!(
-                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
-                 clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n\
-                 maxSessionTimeout=60000\n{servers}{extra}\n",
+            std::fs::write(dir.join("myid"), format!("{id}\n")).expect("myid");
+            let text = format!(
+                "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n\
+                 maxClientCnxns=0\nmaxSessionTimeout=60000\n{cfg}\n{lines}",
                 dir.display(),
-                ports[3 * i]
+                client_ports[i]
             );
-            std::fs::write(dir.join("zoo.cfg"), cfg).expect("zoo.cfg");
-            members.push(Member { client_port: ports[3 * i], dir, child: None });
+            std::fs::write(dir.join("zoo.cfg"), text).expect("zoo.cfg");
+            members.push(Member { client_port: client_ports[i], dir, child: None });
         }
         let mut e = OurEnsemble { members, root };
-        for i in 0..n {
+        for i in 0..my_ids.len() {
             e.restart(i);
         }
         e

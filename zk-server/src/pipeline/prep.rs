@@ -272,7 +272,16 @@ impl Prep {
                     (CreateMode::Container, _) => CreateMode::Persistent,
                     _ => mode,
                 };
-                self.prep_create(tree, ctx, &r.path, r.data.clone(), &r.acl, mode, None, touched)
+                let r = self.prep_create(tree, ctx, &r.path, r.data.clone(), &r.acl, mode, None, touched);
+                // As Apache, the txn keeps the request's type: a create2's
+                // txn is type 15 (an Apache learner answers a create2 with
+                // the Stat that only a create2 txn records).
+                match r {
+                    Ok((OpCode::Create, body)) if matches!(req, Request::Create2(_)) => {
+                        Ok((OpCode::Create2, body))
+                    }
+                    r => r,
+                }
             }
             Request::CreateTtl(r) => {
                 let mode = CreateMode::from(r.flags);

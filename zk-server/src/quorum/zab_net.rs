@@ -206,6 +206,9 @@ pub async fn lead(
             },
             _ = ticker.tick() => ZabIn::Tick,
             p = propose.recv(), if proposals_open => match p {
+                // Not yet established: the proposal is dropped (the caller
+                // probes until one is delivered).
+                Some(_) if !leader.established() => continue,
                 Some(data) => ZabIn::Propose(Txn { zxid: leader.next_zxid(), data }),
                 None => {
                     proposals_open = false;

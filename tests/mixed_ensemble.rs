@@ -1,0 +1,185 @@
+//! Our servers and Apache ZooKeeper 3.8 servers in one ensemble: with the
+//! leader on either side, writes through any member are seen by all, and
+//! a leader's loss is survived.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::{trace_init, within};
+use zk_client::{Client, CreateMode};
+use zk_test_support::apache::{ApacheZkOptions, Mode, server_mode};
+use zk_test_support::ensemble::ApacheQuorumPeer;
+use zk_test_support::ours::OurEnsemble;
+
+const TICK: u32 = 500;
+
+struct Mixed {
+    ours: OurEnsemble,
+    apache: Vec<(i64, ApacheQuorumPeer)>,
+    our_ids: Vec<i64>,
+}
+
+impl Mixed {
+    /// Servers `our_ids` of ours and `apache_ids` of Apache's, one ensemble.
+    fn start(our_ids: &[i64], apache_ids: &[i64]) -> Option<Mixed> {
+        let n = our_ids.len() + apache_ids.len();
+        let ports = zk_test_support::free_ports(2 * n);
+        let mut ids: Vec<i64> = our_ids.iter().chain(apache_ids).copied().collect();
+        ids.sort();
+        let servers: Vec<(i64, u16, u16)> =
+            ids.iter().enumerate().map(|(i, sid)| (*sid, ports[2 * i], ports[2 * i + 1])).collect();
+        let opts = ApacheZkOptions { tick_time: TICK, ..ApacheZkOptions::default() };
+        let mut apache = Vec::new();
+        for sid in apache_ids {
+            apache.push((*sid, ApacheQuorumPeer::start(*sid, &servers, opts.clone())?));
+        }
+        let cfg = format!(
+            "tickTime={TICK}\ninitLimit={}\nsyncLimit={}\n",
+            20_000u32.div_ceil(TICK).max(10),
+            5_000u32.div_ceil(TICK).max(5)
+        );
+        let ours = OurEnsemble::start_members(our_ids, &servers, &cfg);
+        Some(Mixed { ours, apache, our_ids: our_ids.to_vec() })
+    }
+
+    /// Every server's id and client address.
+    fn addrs(&self) -> Vec<(i64, SocketAddr)> {
+        let mut v: Vec<(i64, SocketAddr)> =
+            self.our_ids.iter().enumerate().map(|(i, sid)| (*sid, self.ours.addr(i))).collect();
+        v.extend(self.apache.iter().map(|(sid, p)| (*sid, p.addr())));
+        v.sort();
+        v
+    }
+
+    /// The last lines of every server's log.
+    fn logs(&self) -> String {
+        let mut logs = self.ours.logs();
+        for (sid, p) in &self.apache {
+            let log = p.log();
+            let lines: Vec<&str> = log.lines().collect();
+            logs.push_str(&format!(
+                "--- apache {sid} ---\n{}\n",
+                lines[lines.len().saturating_sub(60)..].join("\n")
+            ));
+        }
+        logs
+    }
+
+    fn is_ours(&self, sid: i64) -> bool {
+        self.our_ids.contains(&sid)
+    }
+
+    /// Waits until every server in `alive` serves and one leads; the
+    /// leader's id.
+    fn wait_ready(&self, alive: &[i64], secs: u64) -> i64 {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let modes: Vec<(i64, Option<Mode>)> = self
+                .addrs()
+                .into_iter()
+                .filter(|(s, _)| alive.contains(s))
+                .map(|(s, a)| (s, server_mode(a)))
+                .collect();
+            let leaders: Vec<i64> =
+                modes.iter().filter(|(_, m)| *m == Some(Mode::Leader)).map(|(s, _)| *s).collect();
+            if leaders.len() == 1 && modes.iter().all(|(_, m)| m.is_some()) {
+                return leaders[0];
+            }
+            if Instant::now() > deadline {
+                panic!("the mixed ensemble did not serve within {secs} s: {modes:?}\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+async fn client(addr: SocketAddr) -> Client {
+    Client::builder(&addr.to_string())
+        .session_timeout(Duration::from_secs(20))
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// A write through every server; every server then holds every write.
+async fn writes_everywhere(m: &Mixed, tag: &str) {
+    for (sid, addr) in m.addrs() {
+        let c = client(addr).await;
+        let create =
+            c.create(&format!("/{tag}-via-{sid}"), format!("{sid}").as_bytes(), CreateMode::Persistent);
+        match tokio::time::timeout(Duration::from_secs(20), create).await {
+            Ok(r) => {
+                r.unwrap_or_else(|e| panic!("create through server {sid}: {e}"));
+            }
+            Err(_) => panic!("a create through server {sid} hangs:\n{}", m.logs()),
+        }
+        c.close().await.ok();
+    }
+    for (sid, addr) in m.addrs() {
+        let c = client(addr).await;
+        c.sync("/").await.expect("sync");
+        for (from, _) in m.addrs() {
+            let (data, _) = c
+                .get_data(&format!("/{tag}-via-{from}"))
+                .await
+                .unwrap_or_else(|e| panic!("server {sid} lacks the write through {from}: {e}"));
+            assert_eq!(data, format!("{from}").as_bytes());
+        }
+        c.close().await.ok();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_of_ours_lead_an_apache_follower() {
+    trace_init();
+    let Some(m) = Mixed::start(&[2, 3], &[1]) else { return };
+    let m = tokio::task::spawn_blocking(move || {
+        let leader = m.wait_ready(&[1, 2, 3], 90);
+        assert!(m.is_ours(leader), "server {leader} leads; ours (2 or 3) should");
+        m
+    })
+    .await
+    .unwrap();
+    within(120, "writes through every server", writes_everywhere(&m, "a")).await;
+    // A session made on the Apache follower moves to ours with its ephemeral.
+    let apache_addr = m.apache[0].1.addr();
+    let all = m.addrs().iter().map(|(_, a)| a.to_string()).collect::<Vec<_>>().join(",");
+    let c = Client::builder(&all).session_timeout(Duration::from_secs(20)).connect().await.expect("connect");
+    let _ = apache_addr;
+    c.create("/eph", b"", CreateMode::Ephemeral).await.expect("ephemeral");
+    let session = c.session_id();
+    for (sid, addr) in m.addrs() {
+        let r = client(addr).await;
+        r.sync("/").await.expect("sync");
+        let stat =
+            r.exists("/eph").await.expect("exists").unwrap_or_else(|| panic!("server {sid} lacks /eph"));
+        assert_eq!(stat.ephemeral_owner, session);
+    }
+    c.close().await.expect("close");
+    for (sid, addr) in m.addrs() {
+        let r = client(addr).await;
+        r.sync("/").await.expect("sync");
+        assert!(
+            r.exists("/eph").await.expect("exists").is_none(),
+            "server {sid} kept a closed session's node"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ours_follows_an_apache_leader() {
+    trace_init();
+    let Some(m) = Mixed::start(&[1], &[2, 3]) else { return };
+    let m = tokio::task::spawn_blocking(move || {
+        let leader = m.wait_ready(&[1, 2, 3], 90);
+        assert!(!m.is_ours(leader), "server {leader} leads; an Apache server (2 or 3) should");
+        m
+    })
+    .await
+    .unwrap();
+    within(120, "writes through every server", writes_everywhere(&m, "b")).await;
+}
