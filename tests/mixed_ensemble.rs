@@ -183,3 +183,117 @@ async fn ours_follows_an_apache_leader() {
     .unwrap();
     within(120, "writes through every server", writes_everywhere(&m, "b")).await;
 }
+
+/// Which server runs in a slot of the migrating ensemble.
+enum Slot {
+    Apache,
+    Ours(zk_test_support::ours::OurProcess),
+}
+
+/// A running Apache ensemble under a stream of writes has each server
+/// replaced by ours (same myid, same data dir, same zoo.cfg), one at a
+/// time, leader last; then back to Apache the same way. Every acknowledged
+/// write survives, every server ends with the same tree, and a session
+/// with an ephemeral lives throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apache_ensemble_migrates_to_ours_and_back_one_server_at_a_time() {
+    use zk_test_support::ensemble::ApacheEnsemble;
+    trace_init();
+    let Some(apache) = tokio::task::spawn_blocking(|| ApacheEnsemble::start(3)).await.unwrap() else { return };
+    let cs = apache.connect_string();
+    let addrs = apache.addrs();
+    let holder = Client::builder(&cs).session_timeout(Duration::from_secs(10)).connect().await.expect("connect");
+    holder.create("/holder", b"", CreateMode::Ephemeral).await.expect("ephemeral");
+    let session = holder.session_id();
+    let writer_client = Client::builder(&cs).session_timeout(Duration::from_secs(10)).connect().await.expect("connect");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let writer = tokio::spawn(async move {
+        let mut acked = Vec::new();
+        let mut n = 0u64;
+        while !*stop_rx.borrow() {
+            n += 1;
+            let path = format!("/m-{n:06}");
+            let create = writer_client.create(&path, b"x", CreateMode::Persistent);
+            match tokio::time::timeout(Duration::from_secs(5), create).await {
+                Ok(Ok(_)) | Ok(Err(zk_client::Error::NodeExists)) => acked.push(path),
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        acked
+    });
+    let count = || {
+        let c = holder.clone();
+        async move { c.get_all_children_number("/").await.unwrap_or(0) }
+    };
+    let apache = std::sync::Arc::new(std::sync::Mutex::new(apache));
+    let mut slots: Vec<Slot> = (0..3).map(|_| Slot::Apache).collect();
+    let all_serve = |addrs: Vec<SocketAddr>| async move {
+        within(90, "every server serves, one leads", async {
+            loop {
+                let modes: Vec<Option<Mode>> = tokio::task::spawn_blocking({
+                    let addrs = addrs.clone();
+                    move || addrs.iter().map(|a| server_mode(*a)).collect()
+                })
+                .await
+                .unwrap();
+                let leaders = modes.iter().filter(|m| **m == Some(Mode::Leader)).count();
+                if leaders == 1 && modes.iter().all(Option::is_some) {
+                    return modes;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await
+    };
+    // Followers first, the leader last; then back.
+    for round in 0..2 {
+        let modes = all_serve(addrs.clone()).await;
+        let leader = modes.iter().position(|m| *m == Some(Mode::Leader)).unwrap();
+        let mut order: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+        order.push(leader);
+        for i in order {
+            let seen = count().await;
+            {
+                let mut a = apache.lock().unwrap();
+                match round {
+                    0 => {
+                        a.stop(i);
+                        let cfg = a.config_path(i);
+                        let log = cfg.with_file_name("ours.log");
+                        slots[i] = Slot::Ours(zk_test_support::ours::OurProcess::start(&cfg, &log));
+                    }
+                    _ => {
+                        slots[i] = Slot::Apache;
+                        a.start_again(i);
+                    }
+                }
+            }
+            let modes = all_serve(addrs.clone()).await;
+            eprintln!("round {round}: server {} replaced; modes {modes:?}", i + 1);
+            common::wait_until_async(60, "writes flow after a replacement", || async { count().await > seen + 10 }).await;
+            for (k, s) in slots.iter_mut().enumerate() {
+                if let Slot::Ours(p) = s {
+                    assert!(p.is_running(), "our server {} stopped:\n{}", k + 1, p.log());
+                }
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    let acked = within(30, "the writer stops", writer).await.unwrap();
+    assert!(acked.len() > 50, "only {} writes were acknowledged", acked.len());
+    let mut trees = Vec::new();
+    for a in &addrs {
+        let c = client(*a).await;
+        c.sync("/").await.expect("sync");
+        let mut names = c.get_children("/").await.expect("children");
+        names.sort();
+        trees.push(names);
+    }
+    assert!(trees.iter().all(|t| *t == trees[0]), "the servers hold different trees");
+    for p in &acked {
+        assert!(trees[0].contains(&p[1..].to_string()), "acknowledged {p} was lost");
+    }
+    let stat = holder.exists("/holder").await.expect("exists").expect("the ephemeral lived through the migration");
+    assert_eq!(stat.ephemeral_owner, session);
+    assert_eq!(holder.session_id(), session);
+}

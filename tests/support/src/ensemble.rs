@@ -198,6 +198,20 @@ impl ApacheEnsemble {
         (0..self.len()).find(|&i| self.mode(i) == Some(Mode::Leader))
     }
 
+    /// Server `i`'s `zoo.cfg` (its `dataDir` holds `myid`): what another
+    /// server taking its place (ours, in a migration) starts from.
+    pub fn config_path(&self, i: usize) -> PathBuf {
+        self.servers[i].cfg_path()
+    }
+
+    /// Starts server `i` again without waiting for the ensemble to settle
+    /// (a no-op when it runs).
+    pub fn start_again(&mut self, i: usize) {
+        if self.servers[i].process.is_none() {
+            self.servers[i].spawn(&self.opts);
+        }
+    }
+
     /// Kills server `i` (SIGKILL, like a crash) and waits for it to exit.
     /// Does nothing when it is already stopped. Does not wait for the
     /// others to re-elect: call [`wait_ready`](Self::wait_ready) for that.

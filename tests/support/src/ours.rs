@@ -122,6 +122,51 @@ fn cargo_build_server(profile_dir: &Path) -> Result<PathBuf, String> {
     Err(format!("cargo build did not report the zk-server executable:\n{err}"))
 }
 
+/// One `zk-server` process started from a `zoo.cfg` (say an Apache
+/// server's, to take its place), logging to a file; SIGKILLed on drop.
+#[derive(Debug)]
+pub struct OurProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl OurProcess {
+    /// Starts `zk-server cfg`, appending its output to `log`.
+    ///
+    /// # Panics
+    /// When the log cannot be opened or the process started.
+    pub fn start(cfg: &Path, log: &Path) -> OurProcess {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log");
+        let err = out.try_clone().expect("log");
+        let child = Command::new(zk_server_binary())
+            .arg(cfg)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn zk-server");
+        OurProcess { child, log: log.to_path_buf() }
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it still runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for OurProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// One member of an [`OurEnsemble`].
 #[derive(Debug)]
 struct Member {
