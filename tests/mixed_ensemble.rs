@@ -182,6 +182,43 @@ async fn ours_follows_an_apache_leader() {
     .await
     .unwrap();
     within(120, "writes through every server", writes_everywhere(&m, "b")).await;
+
+    // A session made on the Apache follower moves to ours when that server
+    // dies: ours revalidates it with the Apache leader (which then takes
+    // ours as its owner), so its writes go on (not SESSIONMOVED).
+    let mut m = m;
+    let leader = tokio::task::spawn_blocking({
+        let addrs = m.addrs();
+        move || addrs.iter().find(|(_, a)| server_mode(*a) == Some(Mode::Leader)).map(|(s, _)| *s).unwrap()
+    })
+    .await
+    .unwrap();
+    let follower = m.apache.iter().map(|(s, _)| *s).find(|s| *s != leader).unwrap();
+    let f_addr = m.apache.iter().find(|(s, _)| *s == follower).unwrap().1.addr();
+    let cs = format!("{f_addr},{}", m.ours.addr(0));
+    let c = within(60, "a session on the Apache follower", async {
+        loop {
+            let c = Client::builder(&cs).session_timeout(Duration::from_secs(20)).connect().await.expect("connect");
+            if c.current_server().as_deref() == Some(&f_addr.to_string()) {
+                break c;
+            }
+            c.close().await.ok();
+        }
+    })
+    .await;
+    c.create("/moving", b"0", CreateMode::Ephemeral).await.expect("create on the Apache follower");
+    m.apache.retain(|(s, _)| *s != follower);
+    within(60, "a write after the session moved to ours", async {
+        loop {
+            match c.set_data("/moving", b"1", None).await {
+                Ok(_) => break,
+                Err(zk_client::Error::ConnectionLoss) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(e) => panic!("a write after the session moved to ours: {e}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(c.current_server(), Some(m.ours.addr(0).to_string()));
 }
 
 /// Which server runs in a slot of the migrating ensemble.
@@ -207,6 +244,8 @@ async fn an_apache_ensemble_migrates_to_ours_and_back_one_server_at_a_time() {
     let session = holder.session_id();
     let writer_client = Client::builder(&cs).session_timeout(Duration::from_secs(10)).connect().await.expect("connect");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let last_error = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let writer_error = last_error.clone();
     let writer = tokio::spawn(async move {
         let mut acked = Vec::new();
         let mut n = 0u64;
@@ -216,7 +255,10 @@ async fn an_apache_ensemble_migrates_to_ours_and_back_one_server_at_a_time() {
             let create = writer_client.create(&path, b"x", CreateMode::Persistent);
             match tokio::time::timeout(Duration::from_secs(5), create).await {
                 Ok(Ok(_)) | Ok(Err(zk_client::Error::NodeExists)) => acked.push(path),
-                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                r => {
+                    *writer_error.lock().unwrap() = format!("{path}: {r:?} (session {:?})", writer_client.state());
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
             }
         }
         acked
@@ -228,26 +270,47 @@ async fn an_apache_ensemble_migrates_to_ours_and_back_one_server_at_a_time() {
     let apache = std::sync::Arc::new(std::sync::Mutex::new(apache));
     let mut slots: Vec<Slot> = (0..3).map(|_| Slot::Apache).collect();
     let all_serve = |addrs: Vec<SocketAddr>| async move {
-        within(90, "every server serves, one leads", async {
-            loop {
-                let modes: Vec<Option<Mode>> = tokio::task::spawn_blocking({
-                    let addrs = addrs.clone();
-                    move || addrs.iter().map(|a| server_mode(*a)).collect()
-                })
-                .await
-                .unwrap();
-                let leaders = modes.iter().filter(|m| **m == Some(Mode::Leader)).count();
-                if leaders == 1 && modes.iter().all(Option::is_some) {
-                    return modes;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let modes: Vec<Option<Mode>> = tokio::task::spawn_blocking({
+                let addrs = addrs.clone();
+                move || addrs.iter().map(|a| server_mode(*a)).collect()
+            })
+            .await
+            .unwrap();
+            let leaders = modes.iter().filter(|m| **m == Some(Mode::Leader)).count();
+            if leaders == 1 && modes.iter().all(Option::is_some) {
+                return Ok(modes);
             }
-        })
-        .await
+            if Instant::now() > deadline {
+                return Err(modes);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let logs = |slots: &[Slot], apache: &ApacheEnsemble| {
+        let mut out = String::new();
+        for (i, s) in slots.iter().enumerate() {
+            let log = match s {
+                Slot::Ours(p) => p.log(),
+                Slot::Apache => apache.log(i),
+            };
+            let lines: Vec<&str> = log.lines().filter(|l| !l.contains("Processing srvr command")).collect();
+            let kind = if matches!(s, Slot::Ours(_)) { "ours" } else { "apache" };
+            out.push_str(&format!(
+                "--- server {} ({kind}) ---\n{}\n",
+                i + 1,
+                lines[lines.len().saturating_sub(60)..].join("\n")
+            ));
+        }
+        out
     };
     // Followers first, the leader last; then back.
     for round in 0..2 {
-        let modes = all_serve(addrs.clone()).await;
+        let modes = match all_serve(addrs.clone()).await {
+            Ok(m) => m,
+            Err(m) => panic!("no leader with all serving: {m:?}\n{}", logs(&slots, &apache.lock().unwrap())),
+        };
         let leader = modes.iter().position(|m| *m == Some(Mode::Leader)).unwrap();
         let mut order: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
         order.push(leader);
@@ -268,9 +331,28 @@ async fn an_apache_ensemble_migrates_to_ours_and_back_one_server_at_a_time() {
                     }
                 }
             }
-            let modes = all_serve(addrs.clone()).await;
+            let modes = match all_serve(addrs.clone()).await {
+                Ok(m) => m,
+                Err(m) => panic!(
+                    "round {round}, server {}: no leader with all serving: {m:?}\n{}",
+                    i + 1,
+                    logs(&slots, &apache.lock().unwrap())
+                ),
+            };
             eprintln!("round {round}: server {} replaced; modes {modes:?}", i + 1);
-            common::wait_until_async(60, "writes flow after a replacement", || async { count().await > seen + 10 }).await;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while count().await <= seen + 10 {
+                if Instant::now() > deadline {
+                    panic!(
+                        "round {round}, server {}: writes stopped; holder {:?}; the writer's last error: {}\n{}",
+                        i + 1,
+                        holder.state(),
+                        last_error.lock().unwrap(),
+                        logs(&slots, &apache.lock().unwrap())
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             for (k, s) in slots.iter_mut().enumerate() {
                 if let Slot::Ours(p) = s {
                     assert!(p.is_running(), "our server {} stopped:\n{}", k + 1, p.log());

@@ -161,13 +161,22 @@ pub(crate) struct Driver {
     pub(crate) quorum: Option<DriverQuorum>,
 }
 
+/// What the election loop hears of a role.
+#[derive(Debug)]
+pub(crate) enum RoleEvent {
+    /// It serves, in this epoch.
+    Serving(i64),
+    /// It ended, for this reason.
+    Ended(String),
+}
+
 /// The driver's part of the ensemble: the quorum links and where a role's
 /// end is reported.
 pub(crate) struct DriverQuorum {
     /// The open quorum links by peer.
     pub(crate) peers: HashMap<i64, PeerLink>,
     /// The election loop, told when a role ends.
-    pub(crate) role_ended: mpsc::UnboundedSender<String>,
+    pub(crate) role_events: mpsc::UnboundedSender<RoleEvent>,
     /// The driver's own channel, for the links it starts.
     pub(crate) core_tx: mpsc::UnboundedSender<CoreMsg>,
     /// How long a learner tries to reach its leader.
@@ -452,7 +461,12 @@ impl Driver {
                     Output::RoleEnded(why) => {
                         if let Some(q) = self.quorum.as_mut() {
                             q.peers.clear();
-                            let _ = q.role_ended.send(why);
+                            let _ = q.role_events.send(RoleEvent::Ended(why));
+                        }
+                    }
+                    Output::RoleServing(epoch) => {
+                        if let Some(q) = self.quorum.as_mut() {
+                            let _ = q.role_events.send(RoleEvent::Serving(epoch));
                         }
                     }
                 }

@@ -403,7 +403,7 @@ async fn start_quorum(
     let (ended_tx, ended_rx) = mpsc::unbounded_channel();
     let dq = crate::driver::DriverQuorum {
         peers: std::collections::HashMap::new(),
-        role_ended: ended_tx,
+        role_events: ended_tx,
         core_tx: core_tx.clone(),
         connect_within: serve::connect_within(q, tick),
         stop: stop.clone(),

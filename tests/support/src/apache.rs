@@ -264,7 +264,7 @@ impl Drop for JavaServer {
 
 /// The contents of a log file, empty when it cannot be read.
 pub(crate) fn read_log(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
+    std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
 }
 
 /// What a server says it is, from the `Mode:` line of `srvr`.

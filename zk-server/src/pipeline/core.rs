@@ -353,6 +353,12 @@ impl Core {
             passwd: password(id),
             read_only: flag,
         };
+        if self.is_learner() {
+            // The leader validates a session that moved here (and, if
+            // Apache's, makes this server its owner) before it is answered.
+            self.revalidate(id, conn, rsp);
+            return;
+        }
         self.out.push(Output::Send(conn, Out::Connected(rsp)));
     }
 

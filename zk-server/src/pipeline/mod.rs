@@ -166,6 +166,9 @@ pub(crate) enum Output {
         /// The new `currentEpoch`.
         current: Option<i64>,
     },
+    /// The role serves clients now, in this epoch (the election's answers
+    /// to late peers carry it from now on, as Apache's, ZOOKEEPER-1732).
+    RoleServing(i64),
     /// The role ended: elect again.
     RoleEnded(String),
 }

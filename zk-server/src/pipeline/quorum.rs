@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tracing::{debug, info, warn};
 use zk_proto::records::{
-    CreateSessionTxn, ErrorTxn, Id, LoggedTxn, QuorumPacket, SyncResponse, TxnBody, TxnHeader,
+    ConnectResponse, CreateSessionTxn, ErrorTxn, Id, LoggedTxn, QuorumPacket, SyncResponse, TxnBody, TxnHeader,
     packet_type as pt,
 };
 use zk_proto::{ErrorCode, OpCode, Record, Request, Response};
@@ -86,6 +86,10 @@ pub(crate) struct QuorumCore {
     pub(crate) syncs: VecDeque<(ConnId, i64, i32, String)>,
     /// Leader: learners' syncs, answered once this zxid is committed.
     pub(crate) leader_syncs: Vec<(i64, i64)>,
+    /// Whether the role's start of serving was reported.
+    pub(crate) serving_reported: bool,
+    /// Learner: sessions that moved here, waiting for the leader's word.
+    pub(crate) revalidating: HashMap<i64, (ConnId, ConnectResponse)>,
 }
 
 impl QuorumCore {
@@ -117,6 +121,8 @@ impl QuorumCore {
             new_sessions: HashMap::new(),
             syncs: VecDeque::new(),
             leader_syncs: Vec::new(),
+            serving_reported: false,
+            revalidating: HashMap::new(),
         }
     }
 }
@@ -249,6 +255,7 @@ impl Core {
             ))),
         };
         q.next_tick = now + q.tick_ms;
+        q.serving_reported = false;
         info!(role = self.mode(), "role begins");
         self.pump();
     }
@@ -271,6 +278,7 @@ impl Core {
         q.syncs.clear();
         q.leader_syncs.clear();
         q.touched.clear();
+        q.revalidating.clear();
         dropped += self.in_flight.iter().filter(|f| matches!(f.origin, Origin::Client { .. })).count();
         dropped +=
             self.queues.values().flat_map(|q| q.iter()).filter(|x| matches!(x, Queued::Read { .. })).count();
@@ -318,7 +326,7 @@ impl Core {
                 }
             }
             (Role::Learner(l), pt::SYNC) if l.serving() => return self.on_sync_done(),
-            (Role::Learner(_), pt::REVALIDATE) => return,
+            (Role::Learner(_), pt::REVALIDATE) => return self.on_revalidated(pkt),
             _ => {}
         }
         self.role_step(ZabIn::Packet { from, pkt });
@@ -539,6 +547,39 @@ impl Core {
         self.submit(LoggedTxn { header, body, digest: None }, Origin::Internal);
     }
 
+    /// Learner: asks the leader about a session that moved here, as
+    /// Apache's `Learner.validateSession` (session id, timeout).
+    pub(super) fn revalidate(&mut self, id: i64, conn: ConnId, rsp: ConnectResponse) {
+        let Some(leader) = self.leader_id() else { return };
+        let mut b = BytesMut::with_capacity(12);
+        b.put_i64(id);
+        b.put_i32(rsp.time_out);
+        if let Some(q) = self.quorum.as_mut() {
+            q.revalidating.insert(id, (conn, rsp));
+        }
+        let pkt = QuorumPacket { packet_type: pt::REVALIDATE, zxid: -1, data: Some(b.freeze()), authinfo: None };
+        self.out.push(Output::Peer { to: leader, pkt });
+    }
+
+    /// Learner: the leader's word on a moved session.
+    fn on_revalidated(&mut self, pkt: QuorumPacket) {
+        let Some(mut d) = pkt.data.filter(|d| d.len() >= 9) else { return };
+        let id = d.get_i64();
+        let valid = d.get_u8() != 0;
+        let Some((conn, rsp)) = self.quorum.as_mut().and_then(|q| q.revalidating.remove(&id)) else { return };
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        if valid {
+            self.out.push(Output::Send(conn, super::Out::Connected(rsp)));
+        } else {
+            info!(session = format_args!("{id:#x}"), "the leader says the session expired");
+            let expired = ConnectResponse { time_out: 0, session_id: 0, passwd: Bytes::from_static(&[0; 16]), ..rsp };
+            self.out.push(Output::Send(conn, super::Out::Connected(expired)));
+            self.close_conn(conn);
+        }
+    }
+
     /// Leader: a learner asks whether a session that moved to it is valid.
     fn on_revalidate(&mut self, from: i64, pkt: QuorumPacket) {
         let Some(mut d) = pkt.data.filter(|d| d.len() >= 12) else { return };
@@ -566,6 +607,17 @@ impl Core {
     /// Carries out the role's outputs until it has none.
     fn pump(&mut self) {
         loop {
+            let serving = self.serving();
+            let Some(q) = self.quorum.as_mut() else { return };
+            if serving && !q.serving_reported {
+                q.serving_reported = true;
+                let epoch = match &q.role {
+                    Role::Leader(l) => l.epoch(),
+                    Role::Learner(l) => l.epoch(),
+                    Role::Looking => 0,
+                };
+                self.out.push(Output::RoleServing(epoch));
+            }
             let Some(q) = self.quorum.as_mut() else { return };
             let outs = match &mut q.role {
                 Role::Looking => return,

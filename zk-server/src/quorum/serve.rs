@@ -29,7 +29,7 @@ use super::peer_net::PeerNet;
 use super::runner::{answer_while_settled, elect};
 use super::wire::PeerState;
 use super::zab_net::PacketReader;
-use crate::driver::CoreMsg;
+use crate::driver::{CoreMsg, RoleEvent};
 use crate::persist::snapshot::{Snapshot, SnapshotNode, encode_stream, parse_stream};
 use crate::pipeline::SnapshotJob;
 use crate::pipeline::quorum::RoleKind;
@@ -99,7 +99,7 @@ pub(crate) async fn election_loop(
     q: QuorumConfig,
     my_id: i64,
     core: mpsc::UnboundedSender<CoreMsg>,
-    mut role_ended: mpsc::UnboundedReceiver<String>,
+    mut role_events: mpsc::UnboundedReceiver<RoleEvent>,
     net: PeerNet,
     mut incoming: mpsc::UnboundedReceiver<(i64, Bytes)>,
     mut stop: watch::Receiver<bool>,
@@ -136,13 +136,24 @@ pub(crate) async fn election_loop(
         if core.send(CoreMsg::BeginRole { kind, leader_addr }).is_err() {
             break;
         }
-        let (stop_answers, answers_stopped) = watch::channel(false);
-        let why = tokio::select! {
-            why = role_ended.recv() => why,
-            () = answer_while_settled(d, config.clone(), &net, &mut incoming, answers_stopped) => None,
-            _ = stop.changed() => None,
+        // Late peers are answered with this decision; once the role serves,
+        // with its new epoch (as Apache's, ZOOKEEPER-1732: every member
+        // then reports the same vote).
+        let mut d = d;
+        let why = loop {
+            let (stop_answers, answers_stopped) = watch::channel(false);
+            let event = tokio::select! {
+                ev = role_events.recv() => ev,
+                () = answer_while_settled(d, config.clone(), &net, &mut incoming, answers_stopped) => None,
+                _ = stop.changed() => None,
+            };
+            let _ = stop_answers.send(true);
+            match event {
+                Some(RoleEvent::Serving(epoch)) => d.peer_epoch = epoch,
+                Some(RoleEvent::Ended(why)) => break Some(why),
+                None => break None,
+            }
         };
-        let _ = stop_answers.send(true);
         match why {
             Some(why) => info!(%why, "the role ended; electing again"),
             None => break,

@@ -471,27 +471,46 @@ impl Leader {
         let log = &self.state.log;
         let mut pkts = Vec::new();
         let mut snap = None;
-        // `start`: the first txn to send; `common`: how far the learner's
-        // log already matches mine after the DIFF, TRUNC or SNAP.
+        // Ours say how far they applied; Apache's do not, and apply every
+        // txn they log only on its COMMIT in this very stream.
+        let ours = self.learner_applied.contains_key(&to);
+        let may_trunc = !self.snap_not_trunc || !ours;
+        // `shared`: how far the learner's log matches mine (`None`: it is
+        // behind my window, or shares nothing with it); whether it holds
+        // more than that (a tail to cut).
         let in_window = their_last == base || log.binary_search_by_key(&their_last, |t| t.zxid).is_ok();
-        let (start, common) = if their_last == mine_last {
-            pkts.push(packet(pt::DIFF, mine_last, None));
-            (log.len(), mine_last)
-        } else if their_last > mine_last && !self.snap_not_trunc {
-            pkts.push(packet(pt::TRUNC, mine_last, None));
-            (log.len(), mine_last)
-        } else if their_last < mine_last && in_window && their_last >= base {
-            pkts.push(packet(pt::DIFF, mine_last, None));
-            (log.partition_point(|t| t.zxid <= their_last), their_last)
-        } else {
-            // Their tail diverged (or they are behind my window): cut it to
-            // what we share, or send the committed history as state.
+        let (mut shared, mut has_more) = if their_last >= mine_last {
+            (Some(mine_last), their_last > mine_last)
+        } else if in_window && their_last >= base {
+            (Some(their_last), false)
+        } else if their_last > base {
+            // Their tail diverged below my last zxid.
             let keep = log.partition_point(|t| t.zxid < their_last);
-            let shared = if keep == 0 { base } else { log[keep - 1].zxid };
-            if keep > 0 && !self.snap_not_trunc && their_last > base {
-                pkts.push(packet(pt::TRUNC, shared, None));
-                (keep, shared)
-            } else {
+            (Some(if keep == 0 { base } else { log[keep - 1].zxid }), true)
+        } else {
+            (None, true)
+        };
+        // An Apache learner holding txns past the commit point would get
+        // their COMMITs without their PROPOSALs (and stop): as Apache's
+        // leader does, cut it to the commit point and send them again.
+        if let Some(sh) = shared.filter(|sh| !ours && *sh > committed_upto) {
+            debug_assert!(sh > committed_upto);
+            shared = Some(committed_upto);
+            has_more = true;
+        }
+        // `start`: the first txn to send; `common`: how far the learner's
+        // log matches mine after the DIFF, TRUNC or SNAP.
+        let (start, common) = match shared {
+            Some(sh) if !has_more => {
+                pkts.push(packet(pt::DIFF, mine_last, None));
+                (log.partition_point(|t| t.zxid <= sh), sh)
+            }
+            Some(sh) if may_trunc && sh >= base => {
+                pkts.push(packet(pt::TRUNC, sh, None));
+                (log.partition_point(|t| t.zxid <= sh), sh)
+            }
+            _ => {
+                // The committed history as state, the rest after it.
                 let end = log.partition_point(|t| t.zxid <= committed_upto);
                 let at = if end == 0 { base } else { log[end - 1].zxid };
                 snap = Some(at);
@@ -710,6 +729,11 @@ impl Learner {
     /// Whether this learner is an observer.
     pub fn is_observer(&self) -> bool {
         self.observer
+    }
+
+    /// The epoch of the leader it syncs with, once told (LEADERINFO).
+    pub fn epoch(&self) -> i64 {
+        self.new_epoch
     }
 
     /// The leader it follows.

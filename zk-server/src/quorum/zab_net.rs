@@ -54,7 +54,8 @@ impl<R: AsyncReadExt + Unpin> PacketReader<R> {
                         self.buf.advance(used);
                         return Ok(Some(p));
                     }
-                    Err(ProtoError::UnexpectedEof { .. }) => {}
+                    // A field longer than what has arrived: read more.
+                    Err(ProtoError::UnexpectedEof { .. } | ProtoError::LengthBeyondFrame { .. }) => {}
                     Err(e) => {
                         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()));
                     }
@@ -383,5 +384,41 @@ pub async fn follow(
             },
             _ = ticker.tick() => learner.step(ZabIn::Tick),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A packet that arrives a byte at a time is read whole: a length
+    /// field that points past what has arrived means "read more".
+    #[tokio::test]
+    async fn packets_split_anywhere_are_read_whole() {
+        let pkts: Vec<QuorumPacket> = (0..3)
+            .map(|i| QuorumPacket {
+                packet_type: pt::PROPOSAL,
+                zxid: 0x1_0000_0000 + i,
+                data: Some(Bytes::from(vec![i as u8; 80])),
+                authinfo: None,
+            })
+            .collect();
+        let mut bytes = BytesMut::new();
+        for p in &pkts {
+            p.encode(&mut bytes);
+        }
+        let (mut tx, rx) = tokio::io::duplex(1);
+        let writer = tokio::spawn(async move {
+            for b in bytes.iter() {
+                tx.write_all(&[*b]).await.unwrap();
+            }
+        });
+        let mut reader = PacketReader::new(rx);
+        for p in &pkts {
+            assert_eq!(reader.next().await.unwrap().as_ref(), Some(p));
+        }
+        writer.await.unwrap();
+        assert_eq!(reader.next().await.unwrap(), None);
     }
 }
