@@ -198,7 +198,11 @@ async fn ours_follows_an_apache_leader() {
     let cs = format!("{f_addr},{}", m.ours.addr(0));
     let c = within(60, "a session on the Apache follower", async {
         loop {
-            let c = Client::builder(&cs).session_timeout(Duration::from_secs(20)).connect().await.expect("connect");
+            let c = Client::builder(&cs)
+                .session_timeout(Duration::from_secs(20))
+                .connect()
+                .await
+                .expect("connect");
             if c.current_server().as_deref() == Some(&f_addr.to_string()) {
                 break c;
             }
@@ -236,13 +240,17 @@ enum Slot {
 async fn an_apache_ensemble_migrates_to_ours_and_back_one_server_at_a_time() {
     use zk_test_support::ensemble::ApacheEnsemble;
     trace_init();
-    let Some(apache) = tokio::task::spawn_blocking(|| ApacheEnsemble::start(3)).await.unwrap() else { return };
+    let Some(apache) = tokio::task::spawn_blocking(|| ApacheEnsemble::start(3)).await.unwrap() else {
+        return;
+    };
     let cs = apache.connect_string();
     let addrs = apache.addrs();
-    let holder = Client::builder(&cs).session_timeout(Duration::from_secs(10)).connect().await.expect("connect");
+    let holder =
+        Client::builder(&cs).session_timeout(Duration::from_secs(10)).connect().await.expect("connect");
     holder.create("/holder", b"", CreateMode::Ephemeral).await.expect("ephemeral");
     let session = holder.session_id();
-    let writer_client = Client::builder(&cs).session_timeout(Duration::from_secs(10)).connect().await.expect("connect");
+    let writer_client =
+        Client::builder(&cs).session_timeout(Duration::from_secs(10)).connect().await.expect("connect");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let last_error = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let writer_error = last_error.clone();
@@ -256,7 +264,8 @@ async fn an_apache_ensemble_migrates_to_ours_and_back_one_server_at_a_time() {
             match tokio::time::timeout(Duration::from_secs(5), create).await {
                 Ok(Ok(_)) | Ok(Err(zk_client::Error::NodeExists)) => acked.push(path),
                 r => {
-                    *writer_error.lock().unwrap() = format!("{path}: {r:?} (session {:?})", writer_client.state());
+                    *writer_error.lock().unwrap() =
+                        format!("{path}: {r:?} (session {:?})", writer_client.state());
                     tokio::time::sleep(Duration::from_millis(50)).await
                 }
             }
@@ -375,7 +384,8 @@ async fn an_apache_ensemble_migrates_to_ours_and_back_one_server_at_a_time() {
     for p in &acked {
         assert!(trees[0].contains(&p[1..].to_string()), "acknowledged {p} was lost");
     }
-    let stat = holder.exists("/holder").await.expect("exists").expect("the ephemeral lived through the migration");
+    let stat =
+        holder.exists("/holder").await.expect("exists").expect("the ephemeral lived through the migration");
     assert_eq!(stat.ephemeral_owner, session);
     assert_eq!(holder.session_id(), session);
 }

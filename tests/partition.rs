@@ -45,7 +45,12 @@ impl Partitionable {
                 }
                 let pq = Proxy::start(SocketAddr::from(([127, 0, 0, 1], q)));
                 let pe = Proxy::start(SocketAddr::from(([127, 0, 0, 1], e)));
-                cfg_lines[from].push_str(&format!("server.{}=127.0.0.1:{}:{}\n", to + 1, pq.port(), pe.port()));
+                cfg_lines[from].push_str(&format!(
+                    "server.{}=127.0.0.1:{}:{}\n",
+                    to + 1,
+                    pq.port(),
+                    pe.port()
+                ));
                 links.push((from, to, pq));
                 links.push((from, to, pe));
             }
@@ -126,7 +131,8 @@ async fn a_leader_cut_off_stops_acknowledging_and_catches_up_after_healing() {
     .await
     .unwrap();
     let all: String = p.client_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",");
-    let writer_client = Client::builder(&all).session_timeout(Duration::from_secs(20)).connect().await.unwrap();
+    let writer_client =
+        Client::builder(&all).session_timeout(Duration::from_secs(20)).connect().await.unwrap();
     let watcher = Client::builder(&all).session_timeout(Duration::from_secs(20)).connect().await.unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let writer = tokio::spawn(async move {
@@ -135,8 +141,11 @@ async fn a_leader_cut_off_stops_acknowledging_and_catches_up_after_healing() {
         while !*stop_rx.borrow() {
             n += 1;
             let path = format!("/p-{n:06}");
-            match tokio::time::timeout(Duration::from_secs(5), writer_client.create(&path, b"", CreateMode::Persistent))
-                .await
+            match tokio::time::timeout(
+                Duration::from_secs(5),
+                writer_client.create(&path, b"", CreateMode::Persistent),
+            )
+            .await
             {
                 Ok(Ok(_)) | Ok(Err(Error::NodeExists)) => acked.push(path),
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -164,7 +173,9 @@ async fn a_leader_cut_off_stops_acknowledging_and_catches_up_after_healing() {
         .await
         .unwrap();
     p.isolate(old, true);
-    let attempt = tokio::time::timeout(Duration::from_secs(4), lone.create("/lonely", b"", CreateMode::Persistent)).await;
+    let attempt =
+        tokio::time::timeout(Duration::from_secs(4), lone.create("/lonely", b"", CreateMode::Persistent))
+            .await;
     assert!(!matches!(attempt, Ok(Ok(_))), "the cut-off leader acknowledged a write: {attempt:?}");
     let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
     let p = tokio::task::spawn_blocking(move || {

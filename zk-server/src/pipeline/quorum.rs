@@ -22,8 +22,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tracing::{debug, info, warn};
 use zk_proto::records::{
-    ConnectResponse, CreateSessionTxn, ErrorTxn, Id, LoggedTxn, QuorumPacket, SyncResponse, TxnBody, TxnHeader,
-    packet_type as pt,
+    ConnectResponse, CreateSessionTxn, ErrorTxn, Id, LoggedTxn, QuorumPacket, SyncResponse, TxnBody,
+    TxnHeader, packet_type as pt,
 };
 use zk_proto::{ErrorCode, OpCode, Record, Request, Response};
 
@@ -557,7 +557,8 @@ impl Core {
         if let Some(q) = self.quorum.as_mut() {
             q.revalidating.insert(id, (conn, rsp));
         }
-        let pkt = QuorumPacket { packet_type: pt::REVALIDATE, zxid: -1, data: Some(b.freeze()), authinfo: None };
+        let pkt =
+            QuorumPacket { packet_type: pt::REVALIDATE, zxid: -1, data: Some(b.freeze()), authinfo: None };
         self.out.push(Output::Peer { to: leader, pkt });
     }
 
@@ -574,7 +575,8 @@ impl Core {
             self.out.push(Output::Send(conn, super::Out::Connected(rsp)));
         } else {
             info!(session = format_args!("{id:#x}"), "the leader says the session expired");
-            let expired = ConnectResponse { time_out: 0, session_id: 0, passwd: Bytes::from_static(&[0; 16]), ..rsp };
+            let expired =
+                ConnectResponse { time_out: 0, session_id: 0, passwd: Bytes::from_static(&[0; 16]), ..rsp };
             self.out.push(Output::Send(conn, super::Out::Connected(expired)));
             self.close_conn(conn);
         }
