@@ -36,21 +36,16 @@ impl Partitionable {
         let real = |i: usize| (ports[3 * i], ports[3 * i + 1], ports[3 * i + 2]);
         let mut links = Vec::new();
         let mut cfg_lines = vec![String::new(); n];
-        for from in 0..n {
+        for (from, lines) in cfg_lines.iter_mut().enumerate() {
             for to in 0..n {
                 let (_, q, e) = real(to);
                 if from == to {
-                    cfg_lines[from].push_str(&format!("server.{}=127.0.0.1:{q}:{e}\n", to + 1));
+                    lines.push_str(&format!("server.{}=127.0.0.1:{q}:{e}\n", to + 1));
                     continue;
                 }
                 let pq = Proxy::start(SocketAddr::from(([127, 0, 0, 1], q)));
                 let pe = Proxy::start(SocketAddr::from(([127, 0, 0, 1], e)));
-                cfg_lines[from].push_str(&format!(
-                    "server.{}=127.0.0.1:{}:{}\n",
-                    to + 1,
-                    pq.port(),
-                    pe.port()
-                ));
+                lines.push_str(&format!("server.{}=127.0.0.1:{}:{}\n", to + 1, pq.port(), pe.port()));
                 links.push((from, to, pq));
                 links.push((from, to, pe));
             }
