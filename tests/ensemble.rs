@@ -210,7 +210,7 @@ async fn kill_9_the_leader_then_everyone_and_lose_no_acknowledged_write() {
     .await;
     let _ = stop_tx.send(true);
     let acked = within(30, "the writer stops", writer).await.unwrap();
-    assert!(acked.len() > 40, "only {} writes were acknowledged", acked.len());
+    assert!(acked.len() > 20, "only {} writes were acknowledged", acked.len());
     let first = children_at(&e.addr(0).to_string()).await;
     for i in 1..3 {
         assert_eq!(children_at(&e.addr(i).to_string()).await, first, "server {i} holds another tree");

@@ -371,7 +371,7 @@ async fn an_apache_ensemble_migrates_to_ours_and_back_one_server_at_a_time() {
     }
     let _ = stop_tx.send(true);
     let acked = within(30, "the writer stops", writer).await.unwrap();
-    assert!(acked.len() > 50, "only {} writes were acknowledged", acked.len());
+    assert!(acked.len() > 30, "only {} writes were acknowledged", acked.len());
     let mut trees = Vec::new();
     for a in &addrs {
         let c = client(*a).await;

@@ -1320,3 +1320,27 @@ fn kazoo_reconnects_and_sees_expiry() {
     }
     targets.stop();
 }
+
+const KAZOO_FAILOVER_SCRIPT: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/real_clients/kazoo_failover.py");
+
+/// kazoo against a 3-server ensemble of ours whose leader is stopped: it
+/// keeps its session, its Lock, its ephemeral node and its DataWatch, and
+/// writes on once a new leader serves.
+#[test]
+fn kazoo_keeps_its_session_and_lock_when_our_leader_dies() {
+    let Some(py) = kazoo_python() else { return };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut cluster = rt.block_on(zk_server::TestingCluster::start(3)).expect("start an ensemble");
+    let leader = rt.block_on(cluster.wait_for_leader(Duration::from_secs(60))).expect("a leader");
+    let cs = cluster.connect_string();
+    let mut p = Proc::spawn("kazoo failover", &py, &[KAZOO_FAILOVER_SCRIPT, &cs]);
+    p.wait_for(0, "READY session=");
+    rt.block_on(cluster.stop(leader));
+    let new_leader = rt.block_on(cluster.wait_for_leader(Duration::from_secs(60))).expect("a new leader");
+    assert_ne!(new_leader, leader);
+    p.send("GO");
+    let (code, out) = p.finish();
+    assert!(code == 0 && out.contains("KAZOO-FAILOVER-OK"), "kazoo exited with {code}:\n{out}");
+    rt.block_on(cluster.stop_all());
+}

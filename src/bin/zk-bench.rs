@@ -4,6 +4,7 @@
 //! zk-bench run --connect 127.0.0.1:2181 --workload get --sessions 100 --inflight 10 --seconds 10
 //! zk-bench compare [--seconds 10]     # Apache ZooKeeper 3.8 vs zk-server, same loads, side by side
 //! zk-bench memory [--nodes 1000000]   # resident memory of both servers holding N znodes of 100 bytes
+//! zk-bench ensemble [--seconds 5]     # a 3-server Apache ensemble vs a 3-server zk-server ensemble
 //! ```
 //!
 //! `compare` and `memory` start Apache ZooKeeper (Debian's `zookeeper`
@@ -270,7 +271,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first().cloned() else {
         eprintln!(
-            "usage: zk-bench run --connect HOST:PORT [--workload get|set|create|mixed] [--sessions N] [--inflight N] [--seconds N] [--size BYTES]\n       zk-bench compare [--seconds N]\n       zk-bench memory [--nodes N]"
+            "usage: zk-bench run --connect HOST:PORT [--workload get|set|create|mixed] [--sessions N] [--inflight N] [--seconds N] [--size BYTES]\n       zk-bench compare [--seconds N]\n       zk-bench ensemble [--seconds N]\n       zk-bench memory [--nodes N]"
         );
         std::process::exit(2);
     };
@@ -301,6 +302,7 @@ fn main() {
                 Ok(())
             }
             "compare" => compare(&load).await,
+            "ensemble" => ensemble(&load).await,
             "memory" => memory(mem_nodes).await,
             other => Err(format!("unknown command {other}")),
         }
@@ -344,6 +346,94 @@ async fn compare(base: &Load) -> Result<(), String> {
             r
         };
         print("zk-server", &b);
+        println!(
+            "  zk-server / Apache: throughput x{:.2}, p99 x{:.2}",
+            b.ops_per_sec / a.ops_per_sec.max(1.0),
+            b.p99 as f64 / a.p99.max(1) as f64
+        );
+    }
+    Ok(())
+}
+
+/// The median of what `f` measured.
+fn median(mut v: Vec<Outcome>) -> Outcome {
+    v.sort_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec));
+    v[v.len() / 2].clone()
+}
+
+/// Both ensembles' settings: the same for both.
+const ENSEMBLE_TICK_MS: u32 = 500;
+
+/// A 3-server ensemble of each kind on loopback, fsync on, the same
+/// tickTime/initLimit/syncLimit; every load runs against each, clients
+/// spread over the three servers (the connect string names all three).
+/// Three repetitions, alternating which kind goes first; medians.
+async fn ensemble(base: &Load) -> Result<(), String> {
+    use zk_test_support::apache::ApacheZkOptions;
+    use zk_test_support::ensemble::ApacheEnsemble;
+    use zk_test_support::ours::OurEnsemble;
+    let loads = [
+        Load { workload: "set".into(), sessions: 100, inflight: 10, ..base.clone() },
+        Load { workload: "set".into(), sessions: 30, inflight: 1, ..base.clone() },
+        Load { workload: "get".into(), sessions: 100, inflight: 10, ..base.clone() },
+        Load { workload: "mixed".into(), sessions: 100, inflight: 10, ..base.clone() },
+    ];
+    let init = 20_000u32.div_ceil(ENSEMBLE_TICK_MS).max(10);
+    let sync = 5_000u32.div_ceil(ENSEMBLE_TICK_MS).max(5);
+    println!(
+        "3 x Apache ZooKeeper 3.8 (Debian, JVM -Xmx1g each) vs 3 x zk-server, one machine, loopback, fsync on; \
+         tickTime={ENSEMBLE_TICK_MS} initLimit={init} syncLimit={sync} for both; {} s per load after {} s warm-up; \
+         3 rounds alternating which goes first, medians",
+        base.seconds, base.warmup
+    );
+    let mut results: Vec<(Vec<Outcome>, Vec<Outcome>)> =
+        loads.iter().map(|_| (Vec::new(), Vec::new())).collect();
+    for round in 0..3 {
+        for side in 0..2 {
+            let apache_now = (round + side) % 2 == 0;
+            if apache_now {
+                let opts = ApacheZkOptions {
+                    tick_time: ENSEMBLE_TICK_MS,
+                    max_heap: "1g".into(),
+                    ..ApacheZkOptions::default()
+                };
+                let e = tokio::task::spawn_blocking(move || ApacheEnsemble::start_with(3, opts))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("Apache ZooKeeper is not installed")?;
+                let cs = e.connect_string();
+                for (k, load) in loads.iter().enumerate() {
+                    results[k].0.push(run(&cs, load).await?);
+                }
+                drop(e);
+            } else {
+                let cfg = format!("tickTime={ENSEMBLE_TICK_MS}\ninitLimit={init}\nsyncLimit={sync}\n");
+                let e = tokio::task::spawn_blocking(move || {
+                    let ports = zk_test_support::free_ports(6);
+                    let servers: Vec<(i64, u16, u16)> =
+                        (0..3).map(|i| (i as i64 + 1, ports[2 * i], ports[2 * i + 1])).collect();
+                    let mut e = OurEnsemble::start_members(&[1, 2, 3], &servers, &cfg);
+                    e.wait_ready(60);
+                    e
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                let cs = e.connect_string();
+                for (k, load) in loads.iter().enumerate() {
+                    results[k].1.push(run(&cs, load).await?);
+                }
+                drop(e);
+            }
+        }
+    }
+    for (load, (a, b)) in loads.iter().zip(results) {
+        println!(
+            "{} x {} sessions x {} in flight, {} B values:",
+            load.workload, load.sessions, load.inflight, load.size
+        );
+        let (a, b) = (median(a), median(b));
+        print("3 x Apache 3.8", &a);
+        print("3 x zk-server", &b);
         println!(
             "  zk-server / Apache: throughput x{:.2}, p99 x{:.2}",
             b.ops_per_sec / a.ops_per_sec.max(1.0),
