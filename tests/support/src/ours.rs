@@ -32,8 +32,15 @@ pub fn zk_server_binary() -> PathBuf {
             return PathBuf::from(p);
         }
         let exe = std::env::current_exe().expect("current exe");
-        // target/<profile>/deps/<this test>
-        let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir").to_path_buf();
+        // target/<profile>/deps/<this test>, or target/<profile>/<a binary>
+        // (zk-bench).
+        let parent = exe.parent().expect("the executable's dir");
+        let profile_dir = if parent.file_name().is_some_and(|n| n == "deps") {
+            parent.parent().unwrap_or(parent)
+        } else {
+            parent
+        }
+        .to_path_buf();
         let sibling = profile_dir.join("zk-server");
         match cargo_build_server(&profile_dir) {
             Ok(p) => p,
