@@ -169,3 +169,80 @@ async fn a_leader_cut_off_steps_down_and_exactly_one_other_leads() {
     drop(proxy);
     server.stop().await;
 }
+
+/// On a 3-server ensemble of ours whose leader dies: the lock holder keeps
+/// its lock (its session moves to another server), the waiter does not get
+/// it meanwhile, and never do two LeaderLatches lead at once (a latch
+/// gives up leadership while SUSPENDED, as Curator's, and the latches
+/// settle on one leader again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_and_latches_hold_through_the_ensemble_leader_s_death() {
+    let mut cluster = zk_server::TestingCluster::start(3).await.expect("start an ensemble");
+    let leader = within(60, "a leader", cluster.wait_for_leader(Duration::from_secs(60))).await.unwrap();
+    let cs = cluster.connect_string();
+    let holder_fw = framework(&cs, Duration::from_secs(20)).await;
+    let waiter_fw = framework(&cs, Duration::from_secs(20)).await;
+    let holder = InterProcessMutex::new(&holder_fw, "/locks/failover");
+    let waiter = InterProcessMutex::new(&waiter_fw, "/locks/failover");
+    holder.acquire().await.unwrap();
+    let waiting = tokio::spawn(async move {
+        waiter.acquire().await.unwrap();
+        waiter
+    });
+    let mut latches = Vec::new();
+    let mut watches = Vec::new();
+    let mut fws = Vec::new();
+    for i in 0..3 {
+        let fw = framework(&cs, Duration::from_secs(20)).await;
+        let l = LeaderLatch::new(&fw, "/election-failover", &format!("l{i}"));
+        l.start().await.unwrap();
+        fws.push(fw);
+        latches.push(l);
+    }
+    within(30, "a latch leads", async {
+        while !latches.iter().any(|l| l.has_leadership()) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // Leadership as each latch sees it, sampled through the failover.
+    for l in &latches {
+        watches.push(l.leadership());
+    }
+    let (stop_sampling, sampling) = tokio::sync::watch::channel(false);
+    let sampler = tokio::spawn({
+        let watches = watches.clone();
+        async move {
+            let mut most = 0;
+            while !*sampling.borrow() {
+                most = most.max(watches.iter().filter(|w| *w.borrow()).count());
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            most
+        }
+    });
+    cluster.stop(leader).await;
+    within(60, "a new leader", cluster.wait_for_leader(Duration::from_secs(60))).await.unwrap();
+    // Some time on the new leader: the sessions moved, nothing changed hands.
+    let c = Client::connect(&cs).await.unwrap();
+    c.create("/after-failover", b"", CreateMode::Persistent).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(holder.is_acquired(), "the holder lost its lock");
+    assert!(!waiting.is_finished(), "the waiter got the lock while the holder held it");
+    within(30, "one latch leads again", async {
+        while latches.iter().filter(|l| l.has_leadership()).count() != 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let _ = stop_sampling.send(true);
+    let most = within(10, "the sampler stops", sampler).await.unwrap();
+    assert_eq!(most, 1, "two latches led at once");
+    holder.release().await.unwrap();
+    let waiter = within(30, "the waiter gets the lock", waiting).await.unwrap();
+    assert!(waiter.is_acquired());
+    for l in &latches {
+        l.close(CloseMode::Silent).await;
+    }
+    cluster.stop_all().await;
+}
