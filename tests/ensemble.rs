@@ -335,3 +335,45 @@ async fn an_idle_ensemble_keeps_its_leader() {
     }
     cluster.stop_all().await;
 }
+
+fn snapshot_files(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir.join("version-2"))
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .filter(|n| n.starts_with("snapshot."))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// After the whole ensemble restarted, a server that missed a few writes
+/// before is sent them (DIFF from the log the leader read at start), not
+/// the whole tree (SNAP, which would leave a new snapshot file in its dir).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_a_server_behind_gets_a_diff_not_a_snapshot() {
+    trace_init();
+    let mut cluster = TestingCluster::start(3).await.expect("start");
+    let leader =
+        within(60, "a leader", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
+    let c = client_of(&cluster, leader).await;
+    for i in 0..20 {
+        c.create(&format!("/d{i}"), b"", CreateMode::Persistent).await.expect("create");
+    }
+    let f = (leader + 1) % 3;
+    cluster.stop(f).await;
+    for i in 20..25 {
+        c.create(&format!("/d{i}"), b"", CreateMode::Persistent).await.expect("create");
+    }
+    c.close().await.ok();
+    cluster.stop_all().await;
+    let before = snapshot_files(&cluster.data_dir(f));
+    for i in 0..3 {
+        cluster.restart(i).await.expect("restart");
+    }
+    within(60, "all serve", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
+    all_see(&cluster, "/d24", b"").await;
+    assert_eq!(snapshot_files(&cluster.data_dir(f)), before, "the server behind was sent a snapshot");
+    cluster.stop_all().await;
+}

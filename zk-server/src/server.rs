@@ -64,7 +64,10 @@ pub fn recover(cfg: &ServerConfig) -> Result<Recovered, PersistError> {
         warn!(file = %torn.file.display(), good_len = torn.good_len, reason = %torn.reason, "cut a torn log tail");
     }
     let replayed = read.txns.len();
-    for t in read.txns {
+    let keep_from = replayed.saturating_sub(crate::quorum::zab::DEFAULT_WINDOW);
+    let tail_base = if keep_from == 0 { tree.last_zxid } else { read.txns[keep_from - 1].header.zxid };
+    let mut log_tail = Vec::with_capacity(replayed - keep_from);
+    for (k, t) in read.txns.into_iter().enumerate() {
         match &t.body {
             TxnBody::CreateSession(c) => {
                 sessions.insert(t.header.client_id, c.time_out);
@@ -75,11 +78,14 @@ pub fn recover(cfg: &ServerConfig) -> Result<Recovered, PersistError> {
             _ => {}
         }
         tree.apply(&t.header, &t.body);
+        if k >= keep_from {
+            log_tail.push(t);
+        }
     }
     if replayed > 0 {
         info!(txns = replayed, zxid = format_args!("{:#x}", tree.last_zxid), "replayed the transaction log");
     }
-    Ok(Recovered { tree, sessions: sessions.into_iter().collect() })
+    Ok(Recovered { tree, sessions: sessions.into_iter().collect(), log_tail, tail_base })
 }
 
 /// The tree and sessions a snapshot holds.
@@ -194,7 +200,7 @@ impl Server {
         std::fs::create_dir_all(&cfg.data_log_dir)
             .map_err(PersistError::io("creating", &cfg.data_log_dir))?;
         let cfg2 = cfg.clone();
-        let recovered = tokio::task::spawn_blocking(move || recover(&cfg2))
+        let mut recovered = tokio::task::spawn_blocking(move || recover(&cfg2))
             .await
             .map_err(|e| PersistError::Recovery(e.to_string()))??;
         let log = txnlog::TxnLog::open(&cfg.data_log_dir, cfg.force_sync)
@@ -220,12 +226,14 @@ impl Server {
         let outstanding = Outstanding::new(cfg.global_outstanding_limit);
         let seed = rand::random::<u64>();
         let last_zxid = recovered.tree.last_zxid;
+        let tail = (recovered.tail_base, std::mem::take(&mut recovered.log_tail));
         let mut core = Core::new(cfg.clone(), recovered, seed, now());
         let mut quorum_start = None;
         let mut driver_quorum = None;
         if let Some(q) = &ensemble {
             let (started, dq) =
-                start_quorum(&cfg, q, last_zxid, &mut core, core_tx.clone(), shutdown_rx.clone()).await?;
+                start_quorum(&cfg, q, last_zxid, tail, &mut core, core_tx.clone(), shutdown_rx.clone())
+                    .await?;
             quorum_start = Some(started);
             driver_quorum = Some(dq);
         }
@@ -362,6 +370,7 @@ async fn start_quorum(
     cfg: &Arc<ServerConfig>,
     q: &crate::quorum::config::QuorumConfig,
     last_zxid: i64,
+    tail: (i64, Vec<zk_proto::records::LoggedTxn>),
     core: &mut Core,
     core_tx: mpsc::UnboundedSender<CoreMsg>,
     stop: watch::Receiver<bool>,
@@ -379,14 +388,28 @@ async fn start_quorum(
         .map_err(PersistError::io("reading the epochs in", &cfg.data_dir))?;
     let tick = cfg.tick_time;
     let limits = crate::quorum::zab::Limits { init: q.init_limit, sync: q.sync_limit };
-    core.set_quorum(crate::pipeline::quorum::QuorumCore::new(
+    let mut qc = crate::pipeline::quorum::QuorumCore::new(
         my_id,
         q.verifier.clone(),
         limits,
         tick.as_millis() as u64,
         epochs,
         last_zxid,
-    ));
+    );
+    // The log's tail, so that a learner slightly behind gets a DIFF after
+    // a restart rather than a SNAP.
+    if tail.1.last().is_some_and(|t| t.header.zxid == last_zxid) {
+        qc.durable.base = tail.0;
+        qc.durable.log = tail
+            .1
+            .iter()
+            .map(|t| crate::quorum::zab::Txn {
+                zxid: t.header.zxid,
+                data: crate::pipeline::quorum::encode_txn(t),
+            })
+            .collect();
+    }
+    core.set_quorum(qc);
     let any = |port: u16| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
     let quorum_bind =
         if q.listen_on_all_ips { any(me.quorum_port) } else { resolve(&me.quorum_addr()).await? };

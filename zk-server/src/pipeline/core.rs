@@ -82,6 +82,14 @@ pub struct Recovered {
     pub tree: DataTree,
     /// Sessions with their timeouts.
     pub sessions: Vec<(i64, i32)>,
+    /// The last txns replayed from the log (at most
+    /// [`crate::quorum::zab::DEFAULT_WINDOW`]), in zxid order: in an
+    /// ensemble, what a learner slightly behind is sent as a DIFF after a
+    /// restart.
+    pub log_tail: Vec<LoggedTxn>,
+    /// The zxid just before `log_tail` (the snapshot's, when the tail holds
+    /// every replayed txn).
+    pub tail_base: i64,
 }
 
 /// The core's state.
@@ -125,7 +133,10 @@ impl std::fmt::Debug for Core {
 impl Core {
     /// A core over a recovered state at time `now`, drawing its randomness
     /// (the snapshot schedule's jitter) from `seed`.
-    pub(crate) fn new(cfg: Arc<ServerConfig>, recovered: Recovered, seed: u64, now: Now) -> Self {
+    pub(crate) fn new(cfg: Arc<ServerConfig>, mut recovered: Recovered, seed: u64, now: Now) -> Self {
+        // The log tail is for the ensemble's window (taken by `set_quorum`'s
+        // caller before this); a standalone core does not keep it.
+        recovered.log_tail = Vec::new();
         let first_id = crate::session::initial_session_id(cfg.server_id, now.wall_ms.max(0) as u64);
         let mut sessions = SessionTracker::new(cfg.tick_time.as_millis() as u64, first_id);
         for (id, timeout) in &recovered.sessions {
@@ -683,7 +694,8 @@ mod tests {
 
     impl Harness {
         fn new(cfg: ServerConfig) -> Self {
-            let rec = Recovered { tree: DataTree::new(), sessions: Vec::new() };
+            let rec =
+                Recovered { tree: DataTree::new(), sessions: Vec::new(), log_tail: Vec::new(), tail_base: 0 };
             let core = Core::new(Arc::new(cfg), rec, 7, Now { mono_ms: 0, wall_ms: 1_000 });
             Harness { core, t: 0, log: Vec::new() }
         }
