@@ -111,33 +111,6 @@ async fn three_servers_replicate_and_survive_the_leader() {
     cluster.stop_all().await;
 }
 
-/// Writes `/w-<n>` one after another until told to stop; returns the names
-/// that were acknowledged.
-fn spawn_writer(
-    client: Client,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<Vec<String>> {
-    tokio::spawn(async move {
-        let mut acked = Vec::new();
-        let mut n = 0u64;
-        while !*stop.borrow() {
-            n += 1;
-            let path = format!("/w-{n:06}");
-            match tokio::time::timeout(
-                Duration::from_secs(5),
-                client.create(&path, b"x", CreateMode::Persistent),
-            )
-            .await
-            {
-                Ok(Ok(_)) => acked.push(path),
-                Ok(Err(Error::NodeExists)) => acked.push(path),
-                _ => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-        acked
-    })
-}
-
 /// The names under `/` on server `addr`, after a sync.
 async fn children_at(addr: &str) -> Vec<String> {
     let c = Client::builder(addr).session_timeout(Duration::from_secs(6)).connect().await.expect("connect");
@@ -166,7 +139,7 @@ async fn kill_9_the_leader_then_everyone_and_lose_no_acknowledged_write() {
     holder.create("/holder", b"", CreateMode::Ephemeral).await.expect("ephemeral");
     let session = holder.session_id();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let writer = spawn_writer(writer_client, stop_rx);
+    let (writer, _) = common::spawn_writer(writer_client, "w", stop_rx);
     let count = |c: &Client| {
         let c = c.clone();
         async move { c.get_all_children_number("/").await.unwrap_or(0) }

@@ -252,26 +252,7 @@ async fn an_apache_ensemble_migrates_to_ours_and_back_one_server_at_a_time() {
     let writer_client =
         Client::builder(&cs).session_timeout(Duration::from_secs(10)).connect().await.expect("connect");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let last_error = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let writer_error = last_error.clone();
-    let writer = tokio::spawn(async move {
-        let mut acked = Vec::new();
-        let mut n = 0u64;
-        while !*stop_rx.borrow() {
-            n += 1;
-            let path = format!("/m-{n:06}");
-            let create = writer_client.create(&path, b"x", CreateMode::Persistent);
-            match tokio::time::timeout(Duration::from_secs(5), create).await {
-                Ok(Ok(_)) | Ok(Err(zk_client::Error::NodeExists)) => acked.push(path),
-                r => {
-                    *writer_error.lock().unwrap() =
-                        format!("{path}: {r:?} (session {:?})", writer_client.state());
-                    tokio::time::sleep(Duration::from_millis(50)).await
-                }
-            }
-        }
-        acked
-    });
+    let (writer, last_error) = common::spawn_writer(writer_client, "m", stop_rx);
     let count = || {
         let c = holder.clone();
         async move { c.get_all_children_number("/").await.unwrap_or(0) }

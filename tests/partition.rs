@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{trace_init, within};
-use zk_client::{Client, CreateMode, Error};
+use zk_client::{Client, CreateMode};
 use zk_test_support::apache::{Mode, server_mode};
 use zk_test_support::ours::OurProcess;
 use zk_test_support::proxy::Proxy;
@@ -130,24 +130,7 @@ async fn a_leader_cut_off_stops_acknowledging_and_catches_up_after_healing() {
         Client::builder(&all).session_timeout(Duration::from_secs(20)).connect().await.unwrap();
     let watcher = Client::builder(&all).session_timeout(Duration::from_secs(20)).connect().await.unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let writer = tokio::spawn(async move {
-        let mut acked = Vec::new();
-        let mut n = 0u64;
-        while !*stop_rx.borrow() {
-            n += 1;
-            let path = format!("/p-{n:06}");
-            match tokio::time::timeout(
-                Duration::from_secs(5),
-                writer_client.create(&path, b"", CreateMode::Persistent),
-            )
-            .await
-            {
-                Ok(Ok(_)) | Ok(Err(Error::NodeExists)) => acked.push(path),
-                _ => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-        acked
-    });
+    let (writer, _) = common::spawn_writer(writer_client, "p", stop_rx);
     let count = || {
         let c = watcher.clone();
         async move { c.get_all_children_number("/").await.unwrap_or(0) }

@@ -284,3 +284,35 @@ pub mod recipes {
         setup.close().await;
     }
 }
+
+/// A stream of writes for failover tests: creates `/<prefix>-<n>` one after
+/// another until `stop` turns true. Its handle yields the paths that were
+/// acknowledged; the string holds the last failure (for a test's message).
+pub fn spawn_writer(
+    client: zk_client::Client,
+    prefix: &'static str,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> (tokio::task::JoinHandle<Vec<String>>, std::sync::Arc<std::sync::Mutex<String>>) {
+    let last_error = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let error = last_error.clone();
+    let handle = tokio::spawn(async move {
+        let mut acked = Vec::new();
+        let mut n = 0u64;
+        while !*stop.borrow() {
+            n += 1;
+            let path = format!("/{prefix}-{n:06}");
+            let create = client.create(&path, b"x", zk_client::CreateMode::Persistent);
+            match tokio::time::timeout(Duration::from_secs(5), create).await {
+                Ok(Ok(_)) | Ok(Err(zk_client::Error::NodeExists)) => acked.push(path),
+                r => {
+                    if let Ok(mut e) = error.lock() {
+                        *e = format!("{path}: {r:?} (session {:?})", client.state());
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+            }
+        }
+        acked
+    });
+    (handle, last_error)
+}
