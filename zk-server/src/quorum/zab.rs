@@ -68,10 +68,12 @@ impl Durable {
         self.log.last().map_or(self.base, |t| t.zxid)
     }
 
-    /// Keeps at most `keep` txns in the window, dropping only txns at or
-    /// below `committed` (they live on in the state).
+    /// Keeps about `keep` txns in the window, dropping only txns at or
+    /// below `committed` (they live on in the state). The window may grow
+    /// to a quarter past `keep` before it is cut back, so that cutting it
+    /// (moving what stays) is not paid on every commit.
     pub fn trim(&mut self, keep: usize, committed: i64) {
-        if self.log.len() <= keep {
+        if self.log.len() <= keep + keep / 4 {
             return;
         }
         let excess = self.log.len() - keep;
