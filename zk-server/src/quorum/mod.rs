@@ -42,4 +42,6 @@ pub mod zab;
 pub mod zab_net;
 
 #[cfg(test)]
+mod lincheck;
+#[cfg(test)]
 mod sim;
