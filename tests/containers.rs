@@ -2,7 +2,9 @@
 //! container, data that outlives a stopped container and the container
 //! itself (a named volume on /data), and a paused container that costs the
 //! framework its session (SUSPENDED, LOST, then RECONNECTED on a new
-//! session, with a leader latch leading again).
+//! session, with a leader latch leading again); and a 3-server ensemble of
+//! containers on a private Docker network whose leader is cut off the
+//! network and joins again.
 //!
 //! Skipped loudly without a Docker daemon (failed under
 //! `ZK_REQUIRE_EXTERNAL=1`). The first test to run builds the image (a
@@ -25,7 +27,7 @@ use zk_recipes::cache::{CacheEvent, PathChildrenCache};
 use zk_recipes::leader::{CloseMode, LeaderLatch};
 use zk_recipes::retry::ExponentialBackoffRetry;
 use zk_recipes::{ConnectionState, Framework};
-use zk_test_support::container::{DataVolume, ZkContainer, ZkServerImage};
+use zk_test_support::container::{self, DataVolume, ZkContainer, ZkServerImage};
 
 /// The image build may be a cold release build of zk-server.
 const START_LIMIT: u64 = 900;
@@ -289,4 +291,108 @@ async fn paused_container_loses_the_session_and_the_latch_leads_again() {
     latch.close(CloseMode::Silent).await;
     fw.close().await;
     within(60, "remove the container", zk.remove()).await;
+}
+
+/// Each server's names under `/`, read through a client of that server
+/// alone after a sync.
+async fn children_of(zk: &ZkContainer) -> Vec<String> {
+    let c = Client::builder(&zk.connect_string())
+        .session_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", zk.connect_string()));
+    c.sync("/").await.unwrap();
+    let mut names = c.get_children("/").await.unwrap();
+    names.sort();
+    c.close().await.ok();
+    names
+}
+
+/// Waits until one of `among` says it leads, and returns it.
+async fn wait_leader(members: &[ZkContainer], among: &[usize], secs: u64, what: &str) -> usize {
+    within(secs, what, async {
+        loop {
+            for &i in among {
+                if members[i].mode().await.as_deref() == Some("leader") {
+                    return i;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+}
+
+/// Three containers of the image form an ensemble on a private Docker
+/// network (host names in `zoo.cfg`, myid in `/data`). The leader's
+/// container is cut off the network under a stream of writes: the other
+/// two elect a leader and the writes go on; joined again, the old leader
+/// follows and catches up. Every acknowledged write is on all three, and
+/// the three hold the same tree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ensemble_of_containers_survives_its_leader_leaving_the_network() {
+    let lines = ["tickTime=200", "initLimit=20", "syncLimit=5", "maxSessionTimeout=60000"];
+    let Some((network, mut members)) =
+        within(START_LIMIT, "build the image, start 3 containers", container::start_ensemble(3, &lines))
+            .await
+    else {
+        return;
+    };
+    let all = [0, 1, 2];
+    let old = wait_leader(&members, &all, 60, "a leader among the containers").await;
+    let cs: String = members.iter().map(|m| m.connect_string()).collect::<Vec<_>>().join(",");
+    let writer_client =
+        Client::builder(&cs).session_timeout(Duration::from_secs(20)).connect().await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (writer, last_error) = common::spawn_writer(writer_client, "c", stop_rx);
+    let others: Vec<usize> = all.iter().copied().filter(|i| *i != old).collect();
+    let watcher = Client::builder(&members[others[0]].connect_string())
+        .session_timeout(Duration::from_secs(20))
+        .connect();
+    let watcher = watcher.await.unwrap();
+    let count = || {
+        let c = watcher.clone();
+        async move { c.get_all_children_number("/").await.unwrap_or(0) }
+    };
+    common::wait_until_async(30, "writes flow", || async { count().await > 20 }).await;
+
+    within(30, "docker network disconnect", members[old].disconnect(&network)).await;
+    let new_leader = wait_leader(&members, &others, 30, "a new leader among the two left").await;
+    assert_ne!(new_leader, old);
+    let seen = count().await;
+    common::wait_until_async(30, "writes flow without the old leader", || async {
+        count().await > seen + 20
+    })
+    .await;
+
+    within(90, "docker network connect", members[old].reconnect(&network)).await;
+    common::wait_until_async(60, "the old leader follows", || {
+        let m = &members[old];
+        async move { m.mode().await.as_deref() == Some("follower") }
+    })
+    .await;
+    let seen = count().await;
+    common::wait_until_async(30, "writes flow with all three", || async { count().await > seen + 5 }).await;
+    let _ = stop_tx.send(true);
+    let acked = within(30, "the writer stops", writer).await.unwrap();
+    assert!(
+        acked.len() > 40,
+        "only {} writes acknowledged; last error: {}",
+        acked.len(),
+        last_error.lock().unwrap()
+    );
+
+    let first = children_of(&members[0]).await;
+    for (i, m) in members.iter().enumerate().skip(1) {
+        assert_eq!(children_of(m).await, first, "container {i} holds another tree");
+    }
+    for p in &acked {
+        assert!(first.contains(&p[1..].to_string()), "acknowledged {p} was lost");
+    }
+    let log = members[old].logs().await;
+    assert!(log.contains("role ends"), "the old leader never left its role:\n{log}");
+    watcher.close().await.ok();
+    for m in members.drain(..) {
+        within(60, "remove a container", m.remove()).await;
+    }
 }

@@ -144,6 +144,16 @@ impl ServerConfig {
         })?;
         let mut cfg = Self::parse(&text, &path.display().to_string())?;
         let myid = cfg.data_dir.join("myid");
+        let ensemble = cfg.quorum.as_ref().is_some_and(|q| !q.runs_standalone());
+        if ensemble && !myid.exists() {
+            // Apache: "myid file is missing"; guessing an id would make two
+            // servers one.
+            return Err(ConfigError {
+                file: myid.display().to_string(),
+                line: 0,
+                message: "missing: a server of an ensemble needs its id (1 to 255) in dataDir/myid".into(),
+            });
+        }
         if let Ok(id) = std::fs::read_to_string(&myid) {
             cfg.server_id = id.trim().parse().map_err(|_| ConfigError {
                 file: myid.display().to_string(),
@@ -388,6 +398,8 @@ mod tests {
             dir.path().display()
         );
         std::fs::write(&cfg, text).unwrap();
+        let e = ServerConfig::from_file(&cfg).unwrap_err();
+        assert!(e.message.contains("needs its id") && e.file.ends_with("myid"), "{e}");
         std::fs::write(dir.path().join("myid"), "7\n").unwrap();
         let e = ServerConfig::from_file(&cfg).unwrap_err();
         assert!(e.message.contains("myid is 7"), "{e}");

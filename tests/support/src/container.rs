@@ -305,8 +305,12 @@ pub struct ZkServerImage {
     zoo_cfg: Option<String>,
     /// ... and the copy that puts it in place.
     copies: Vec<CopyToContainer>,
+    /// Sources of the copies, by target (the copies cannot be inspected).
+    copy_targets: Vec<String>,
     mounts: Vec<Mount>,
     ports: [ContainerPort; 1],
+    /// The Docker network to join and the container's name on it.
+    network: Option<(String, String)>,
 }
 
 impl Default for ZkServerImage {
@@ -314,8 +318,10 @@ impl Default for ZkServerImage {
         ZkServerImage {
             zoo_cfg: None,
             copies: Vec::new(),
+            copy_targets: Vec::new(),
             mounts: Vec::new(),
             ports: [ContainerPort::Tcp(CLIENT_PORT)],
+            network: None,
         }
     }
 }
@@ -324,8 +330,31 @@ impl ZkServerImage {
     /// Runs with this `zoo.cfg` instead of [`ZOO_CFG`]. Keep
     /// `clientPort=2181` and `clientPortAddress=0.0.0.0`.
     pub fn with_zoo_cfg(mut self, text: &str) -> Self {
-        self.copies = vec![CopyToContainer::new(text.as_bytes().to_vec(), "/zoo.cfg")];
         self.zoo_cfg = Some(text.to_string());
+        self.copy(text.as_bytes().to_vec(), "/zoo.cfg")
+    }
+
+    fn copy(mut self, bytes: Vec<u8>, target: &str) -> Self {
+        if let Some(k) = self.copy_targets.iter().position(|t| t == target) {
+            self.copy_targets.remove(k);
+            self.copies.remove(k);
+        }
+        self.copies.push(CopyToContainer::new(bytes, target));
+        self.copy_targets.push(target.to_string());
+        self
+    }
+
+    /// Writes `id` to `/data/myid` before the server starts: its id in an
+    /// ensemble.
+    pub fn with_myid(self, id: u8) -> Self {
+        self.copy(format!("{id}\n").into_bytes(), &format!("{DATA_DIR}/myid"))
+    }
+
+    /// Joins the Docker network `network` (created when missing, removed
+    /// with the last container on it) as `name`, the host name the other
+    /// containers on it reach it by.
+    pub fn on_network(mut self, network: &str, name: &str) -> Self {
+        self.network = Some((network.to_string(), name.to_string()));
         self
     }
 
@@ -363,12 +392,17 @@ impl ZkServerImage {
     /// The request [`ZkContainer`] starts: port 2181 published on
     /// 127.0.0.1 only (a free host port) and a 60 s startup limit.
     pub fn request(self) -> ContainerRequest<ZkServerImage> {
-        self.with_startup_timeout(READY_LIMIT).with_host_config_modifier(|hc: &mut HostConfig| {
+        let network = self.network.clone();
+        let req = self.with_startup_timeout(READY_LIMIT).with_host_config_modifier(|hc: &mut HostConfig| {
             hc.publish_all_ports = Some(false);
             let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
             hc.port_bindings =
                 Some([(format!("{CLIENT_PORT}/tcp"), Some(vec![binding]))].into_iter().collect());
-        })
+        });
+        match network {
+            Some((network, name)) => req.with_network(network).with_container_name(name),
+            None => req,
+        }
     }
 }
 
@@ -396,6 +430,39 @@ impl Image for ZkServerImage {
     fn expose_ports(&self) -> &[ContainerPort] {
         &self.ports
     }
+}
+
+/// `n` containers of the image forming one ensemble on a private Docker
+/// network of their own: server `i` (from 0) has myid `i + 1` and the host
+/// name `<network>-<i + 1>`, and `zoo.cfg` is [`ZOO_CFG`] with `lines`
+/// and the `server.N` lines added. Returns the network's name and the
+/// containers, each once it answers `ruok` (which it does before the
+/// ensemble has a leader); `None` without Docker, as
+/// [`ZkContainer::start_with`].
+///
+/// # Panics
+/// As [`ZkContainer::start_with`].
+pub async fn start_ensemble(n: usize, lines: &[&str]) -> Option<(String, Vec<ZkContainer>)> {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let network = format!("zk-rs-net-{}-{}-{nanos:x}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    let mut cfg: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    for i in 1..=n {
+        cfg.push(format!("server.{i}={network}-{i}:2888:3888"));
+    }
+    let cfg: Vec<&str> = cfg.iter().map(String::as_str).collect();
+    let mut members = Vec::new();
+    for i in 1..=n {
+        let image = ZkServerImage::default()
+            .with_config_lines(&cfg)
+            .with_myid(i as u8)
+            .on_network(&network, &format!("{network}-{i}"));
+        members.push(ZkContainer::start_with(image).await?);
+    }
+    Some((network, members))
 }
 
 /// A named Docker volume for `/data` with a unique name, removed
@@ -578,6 +645,48 @@ impl ZkContainer {
     /// When Docker fails.
     pub async fn unpause(&self) {
         self.container.unpause().await.unwrap_or_else(|e| panic!("unpausing container {}: {e}", self.id()));
+    }
+
+    /// Cuts the container off the Docker network `network` (`docker
+    /// network disconnect`): its peers and the host lose it (the mapped
+    /// port goes with the network).
+    ///
+    /// # Panics
+    /// When Docker fails.
+    pub async fn disconnect(&self, network: &str) {
+        self.network_cmd("disconnect", network).await;
+    }
+
+    /// Joins `network` again (`docker network connect`) and waits until
+    /// the server answers `ruok` on its new mapped port.
+    ///
+    /// # Panics
+    /// When Docker fails or the server does not answer within 60 s.
+    pub async fn reconnect(&mut self, network: &str) {
+        self.network_cmd("connect", network).await;
+        self.await_ready().await;
+    }
+
+    async fn network_cmd(&self, verb: &'static str, network: &str) {
+        let (network, id) = (network.to_string(), self.id().to_string());
+        let out = tokio::task::spawn_blocking(move || {
+            run_bounded(Command::new("docker").args(["network", verb, &network, &id]), DOCKER_QUICK_LIMIT)
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => panic!("docker network {verb}: {}", String::from_utf8_lossy(&o.stderr)),
+            Err(e) => panic!("docker network {verb}: {e}"),
+        }
+    }
+
+    /// The server's `Mode:` (`leader`, `follower`, `observer`,
+    /// `standalone`) from `srvr`, `None` when it does not answer or serves
+    /// no one.
+    pub async fn mode(&self) -> Option<String> {
+        let srvr = four_letter_word(self.addr(), "srvr").await?;
+        srvr.lines().find_map(|l| l.strip_prefix("Mode: ")).map(|m| m.trim().to_string())
     }
 
     /// The server's log so far (stdout, then stderr).
