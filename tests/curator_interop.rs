@@ -327,3 +327,94 @@ async fn curator_and_rust_share_locks_and_leadership_on_apache() {
     within(200, "mutex", shared_mutex(&zk.connect_string(), &cp)).await;
     within(200, "latch", shared_latch(&zk.connect_string(), &cp)).await;
 }
+
+/// Curator (on Apache's Java client) and a Rust task share a lock and a
+/// read-modify-write counter on an ensemble of our servers; the server the
+/// Java client is connected to is SIGKILLed halfway. Curator moves to
+/// another server with its session (SUSPENDED, then RECONNECTED, never
+/// LOST), every round of both sides completes, and the counter is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curator_keeps_its_session_and_lock_when_its_server_dies() {
+    let Some((_dir, cp)) = java_peer() else { return };
+    let mut e = tokio::task::spawn_blocking(|| {
+        let mut e = zk_test_support::ours::OurEnsemble::start(3, "");
+        e.wait_ready(60);
+        e
+    })
+    .await
+    .unwrap();
+    let cs = e.connect_string();
+    let fw = Framework::builder(&cs)
+        .session_timeout(Duration::from_secs(15))
+        .retry_policy(ExponentialBackoffRetry::new(Duration::from_millis(100), 10))
+        .build();
+    fw.start().await.unwrap();
+    fw.create().creating_parents_if_needed().for_path("/failover/counter", b"0").await.unwrap();
+    let (java_rounds, rust_rounds) = (100u64, 60u64);
+    let peer =
+        Peer::spawn(&cp, &["failover", &cs, "/failover/lock", "/failover/counter", &java_rounds.to_string()]);
+    let (peer, session) = tokio::task::spawn_blocking(move || {
+        let line = peer.expect_prefix("SESSION ", 60);
+        let session: i64 = line.parse().unwrap_or_else(|_| panic!("a session id, not {line:?}"));
+        (peer, session)
+    })
+    .await
+    .unwrap();
+    let rust = {
+        let fw = fw.clone();
+        tokio::spawn(async move {
+            let lock = InterProcessMutex::new(&fw, "/failover/lock");
+            let mut wrote = Vec::new();
+            for _ in 0..rust_rounds {
+                lock.acquire().await.unwrap();
+                let (data, _) = fw.get_data("/failover/counter").await.unwrap();
+                let n: u64 = std::str::from_utf8(&data).unwrap().parse().unwrap();
+                fw.set_data("/failover/counter", (n + 1).to_string().as_bytes(), None).await.unwrap();
+                wrote.push(n + 1);
+                lock.release().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            wrote
+        })
+    };
+    // A fifth of the way: SIGKILL the server holding Java's connection.
+    let (peer, mut lines) = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        while lines.iter().filter(|l: &&String| l.starts_with("ACQ ")).count() < 20 {
+            lines.push(peer.expect_prefix("", 60));
+        }
+        (peer, lines)
+    })
+    .await
+    .unwrap();
+    let sid = format!("sid={session:#x}");
+    let mut victim = None;
+    for i in 0..3 {
+        let cons = zk_test_support::container::four_letter_word(e.addr(i), "cons").await.unwrap_or_default();
+        if cons.contains(&sid) {
+            victim = Some(i);
+        }
+    }
+    let victim = victim.unwrap_or_else(|| panic!("no server lists Java's session {sid}"));
+    let was_leader = e.leader() == Some(victim);
+    e.kill(victim);
+    eprintln!("killed server {victim} (leader: {was_leader}), Java's");
+    lines.extend(tokio::task::spawn_blocking(move || peer.lines_until("DONE", 120)).await.unwrap());
+    let wrote_rust = within(120, "the Rust rounds", rust).await.unwrap();
+
+    let states: Vec<&String> = lines.iter().filter(|l| l.starts_with("STATE ")).collect();
+    assert!(!lines.iter().any(|l| l == "STATE LOST"), "Curator lost its session: {states:?}");
+    assert!(lines.iter().any(|l| l == "STATE RECONNECTED"), "Curator never moved: {states:?}");
+    assert!(lines.contains(&format!("SESSION-END {session}")), "Java ended on another session: {lines:?}");
+    let mut values: Vec<u64> =
+        lines.iter().filter_map(|l| l.strip_prefix("ACQ ")).map(|v| v.parse().unwrap()).collect();
+    assert_eq!(values.len() as u64, java_rounds);
+    values.extend(wrote_rust);
+    values.sort();
+    let want: Vec<u64> = (1..=java_rounds + rust_rounds).collect();
+    assert_eq!(values, want, "every acquisition wrote the next value, none twice");
+    let (data, _) = fw.get_data("/failover/counter").await.unwrap();
+    assert_eq!(std::str::from_utf8(&data).unwrap(), (java_rounds + rust_rounds).to_string());
+    assert!(fw.get_children("/failover/lock").await.unwrap().is_empty(), "lock nodes left");
+    fw.close().await;
+}

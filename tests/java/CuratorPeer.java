@@ -7,6 +7,10 @@
 //     adding one and writing it back WITHOUT a version check (only mutual
 //     exclusion keeps the count exact) and printing "ACQ <value written>";
 //     prints "DONE".
+//   java CuratorPeer failover <connect> <lockPath> <counterPath> <rounds>
+//     as mutex, pausing 20 ms between rounds (so that they span a server's
+//     death), printing "STATE <state>" on every connection state change and
+//     "SESSION-END <id>" before "DONE".
 //   java CuratorPeer latch <connect> <latchPath> <id>
 //     joins the LeaderLatch and prints "LEADER <id>" / "FOLLOWER <id>" on
 //     every change; a line "close" on stdin closes the latch and exits.
@@ -19,6 +23,8 @@ import org.apache.curator.framework.CuratorFrameworkFactory;
 import org.apache.curator.framework.recipes.leader.LeaderLatch;
 import org.apache.curator.framework.recipes.leader.LeaderLatchListener;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
+import org.apache.curator.framework.state.ConnectionState;
+import org.apache.curator.framework.state.ConnectionStateListener;
 import org.apache.curator.retry.ExponentialBackoffRetry;
 
 public class CuratorPeer {
@@ -33,7 +39,16 @@ public class CuratorPeer {
         if (!client.blockUntilConnected(20, TimeUnit.SECONDS)) {
             throw new IllegalStateException("not connected");
         }
-        if (args[0].equals("mutex")) {
+        boolean failover = args[0].equals("failover");
+        if (failover) {
+            client.getConnectionStateListenable().addListener(new ConnectionStateListener() {
+                public void stateChanged(CuratorFramework c, ConnectionState state) {
+                    System.out.println("STATE " + state);
+                    System.out.flush();
+                }
+            });
+        }
+        if (args[0].equals("mutex") || failover) {
             InterProcessMutex lock = new InterProcessMutex(client, args[2]);
             int rounds = Integer.parseInt(args[4]);
             // The test waits for a lock node owned by this session before
@@ -51,6 +66,10 @@ public class CuratorPeer {
                 } finally {
                     lock.release();
                 }
+                if (failover) Thread.sleep(20);
+            }
+            if (failover) {
+                System.out.println("SESSION-END " + client.getZookeeperClient().getZooKeeper().getSessionId());
             }
             System.out.println("DONE");
             System.out.flush();
