@@ -1344,3 +1344,49 @@ fn kazoo_keeps_its_session_and_lock_when_our_leader_dies() {
     assert!(code == 0 && out.contains("KAZOO-FAILOVER-OK"), "kazoo exited with {code}:\n{out}");
     rt.block_on(cluster.stop_all());
 }
+
+/// zkCli.sh (Apache's Java client) on a 3-server ensemble of ours: the
+/// server holding its connection is SIGKILLed; zkCli reconnects to
+/// another server with the same session (Disconnected, then SyncConnected,
+/// never Expired), its ephemeral node lives on and it writes on.
+#[test]
+fn zkcli_moves_to_another_server_with_its_session_when_its_server_dies() {
+    if !zkcli_available() {
+        return;
+    }
+    let mut e = zk_test_support::ours::OurEnsemble::start(3, "");
+    e.wait_ready(60);
+    let cs = e.connect_string();
+    let mut cli = zkcli_interactive("failover", &cs);
+    cli.cmd("create -e /zkcli-eph held", "Created /zkcli-eph");
+    let owner = with_rust_client(&cs, None, async |c: &Client| {
+        c.exists("/zkcli-eph").await.unwrap().map(|s| s.ephemeral_owner).unwrap()
+    });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let sid = format!("sid={owner:#x}");
+    let victim = (0..3)
+        .find(|i| {
+            rt.block_on(zk_test_support::container::four_letter_word(e.addr(*i), "cons"))
+                .is_some_and(|cons| cons.contains(&sid))
+        })
+        .unwrap_or_else(|| panic!("no server lists zkCli's session {sid}"));
+    let mark = cli.mark();
+    e.kill(victim);
+    cli.wait_for(mark, "state:Disconnected");
+    let back = cli.wait_for(mark, "state:SyncConnected");
+    let out = cli.cmd("get /zkcli-eph", "held");
+    assert!(!out.contains("Exception"), "{out}");
+    cli.cmd("create /zkcli-after failover", "Created /zkcli-after");
+    assert!(!cli.text()[mark..back].contains("Expired"), "zkCli's session expired:\n{}", cli.text());
+    cli.send("quit");
+    let (code, text) = cli.finish();
+    assert!(!text[mark..].contains("Expired"), "zkCli's session expired (exit {code}):\n{text}");
+    let survivor = (0..3).find(|i| *i != victim).unwrap();
+    with_rust_client(&e.addr(survivor).to_string(), None, async |c: &Client| {
+        c.sync("/").await.unwrap();
+        let (data, _) = c.get_data("/zkcli-after").await.unwrap();
+        assert_eq!(&data[..], b"failover");
+        // zkCli quit: its session closed, and its ephemeral with it.
+        assert_eq!(c.exists("/zkcli-eph").await.unwrap(), None);
+    });
+}
