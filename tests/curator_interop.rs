@@ -2,7 +2,9 @@
 //! the same paths: an InterProcessMutex shared by a Java process and Rust
 //! tasks keeps a read-modify-write counter exact, and a LeaderLatch with
 //! Java and Rust participants always has a single leader and hands over
-//! across languages. Run against our server and against Apache 3.8.
+//! across languages. Run against our server and against Apache 3.8; and
+//! on an ensemble of ours whose server holding Curator's connection is
+//! SIGKILLed, Curator keeps its session and the counter stays exact.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
