@@ -350,3 +350,66 @@ async fn after_a_restart_a_server_behind_gets_a_diff_not_a_snapshot() {
     assert_eq!(snapshot_files(&cluster.data_dir(f)), before, "the server behind was sent a snapshot");
     cluster.stop_all().await;
 }
+
+/// `readonlymode.enabled`: a server left without a quorum serves
+/// read-only clients (reads of what it has, `NotReadOnly` for writes and
+/// sync) and refuses the others; once the quorum is back it leaves
+/// read-only mode and the client moves to a read-write session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_quorum_a_server_in_read_only_mode_serves_reads() {
+    trace_init();
+    let mut cluster = TestingCluster::start_with(3, "readonlymode.enabled=true\n").await.expect("start");
+    within(60, "a leader", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
+    let c = client_of(&cluster, 0).await;
+    c.create("/ro-data", b"before", CreateMode::Persistent).await.expect("create");
+    all_see(&cluster, "/ro-data", b"before").await;
+    c.close().await.ok();
+    cluster.stop(1).await;
+    cluster.stop(2).await;
+    let addr0 = cluster.addr(0);
+    let isro = |_: usize| zk_test_support::container::four_letter_word(addr0, "isro");
+    common::wait_until_async(30, "server 0 in read-only mode", || async {
+        isro(0).await.as_deref() == Some("ro")
+    })
+    .await;
+    assert_eq!(cluster.mode(0).await, Some("read-only"));
+
+    // A client that does not accept a read-only server is not served.
+    let rw = Client::builder(&cluster.addr(0).to_string()).session_timeout(Duration::from_secs(6)).connect();
+    let rw = tokio::time::timeout(Duration::from_secs(3), rw).await;
+    assert!(!matches!(rw, Ok(Ok(_))), "a read-write client was served in read-only mode");
+
+    // All three in its connect string: it reaches the read-only server.
+    let ro = Client::builder(&cluster.connect_string())
+        .session_timeout(Duration::from_secs(6))
+        .read_only(true)
+        .connect()
+        .await
+        .expect("a read-only client connects");
+    assert_eq!(ro.state(), zk_client::SessionState::ConnectedReadOnly);
+    let (data, _) = ro.get_data("/ro-data").await.expect("a read");
+    assert_eq!(&data[..], b"before");
+    assert!(ro.get_children("/").await.expect("children").contains(&"ro-data".to_string()));
+    let w = ro.create("/ro-write", b"", CreateMode::Persistent).await;
+    assert!(matches!(w, Err(Error::NotReadOnly)), "a write in read-only mode: {w:?}");
+    let s = ro.sync("/").await;
+    assert!(matches!(s, Err(Error::NotReadOnly)), "a sync in read-only mode: {s:?}");
+    let ro_session = ro.session_id();
+
+    // The quorum is back: the server leaves read-only mode and the client
+    // finds a read-write server, on a new session (its first was local).
+    cluster.restart(1).await.expect("restart");
+    cluster.restart(2).await.expect("restart");
+    within(60, "a leader again", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
+    common::wait_until_async(60, "the client writes again", || {
+        let ro = ro.clone();
+        async move { ro.create("/ro-after", b"", CreateMode::Persistent).await.is_ok() }
+    })
+    .await;
+    assert_eq!(ro.state(), zk_client::SessionState::Connected);
+    assert_ne!(ro.session_id(), ro_session, "a read-only session is local; the read-write one is new");
+    all_see(&cluster, "/ro-after", b"").await;
+    assert_eq!(isro(0).await.as_deref(), Some("rw"));
+    ro.close().await.ok();
+    cluster.stop_all().await;
+}

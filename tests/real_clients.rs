@@ -1390,3 +1390,41 @@ fn zkcli_moves_to_another_server_with_its_session_when_its_server_dies() {
         assert_eq!(c.exists("/zkcli-eph").await.unwrap(), None);
     });
 }
+
+/// `zkCli.sh -r` (Apache's Java client, `canBeReadOnly`) against one of
+/// our servers in read-only mode (`readonlymode.enabled`, its two peers
+/// stopped): it connects read-only, reads, and a write fails as Apache's
+/// client reports it (`Not a read-only call`).
+#[test]
+fn zkcli_reads_from_a_server_in_read_only_mode() {
+    if !zkcli_available() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut cluster =
+        rt.block_on(zk_server::TestingCluster::start_with(3, "readonlymode.enabled=true\n")).expect("start");
+    rt.block_on(cluster.wait_for_leader(Duration::from_secs(60))).expect("a leader");
+    let addr = cluster.addr(0).to_string();
+    with_rust_client(&addr, None, async |c: &Client| {
+        c.create("/ro-cli", b"kept", CreateMode::Persistent).await.unwrap();
+    });
+    rt.block_on(async {
+        cluster.stop(1).await;
+        cluster.stop(2).await;
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rt.block_on(zk_test_support::container::four_letter_word(cluster.addr(0), "isro")).as_deref()
+        != Some("ro")
+    {
+        assert!(Instant::now() < deadline, "server 0 never went read-only");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut cli = Proc::spawn(&format!("zkCli.sh -server {addr} -r"), ZKCLI, &["-server", &addr, "-r"]);
+    cli.wait_for(0, "state:ConnectedReadOnly");
+    cli.cmd("get /ro-cli", "kept");
+    let out = cli.cmd("create /ro-cli-write x", "Not a read-only call");
+    assert!(!out.contains("Created"), "{out}");
+    cli.send("quit");
+    cli.finish();
+    rt.block_on(cluster.stop_all());
+}

@@ -77,6 +77,10 @@ pub struct ServerConfig {
     /// `log-panic:<path>` kills the log thread on a create of `<path>`,
     /// `accept-exit` ends the accept loop after its first connection.
     pub fault_injection: Option<String>,
+    /// `readonlymode.enabled` (Apache: a Java system property): a server of
+    /// an ensemble that has been looking for a quorum for 2 s serves
+    /// read-only clients, reads only.
+    pub read_only_mode: bool,
     /// The ensemble, when the file names servers (`server.N=`).
     pub quorum: Option<crate::quorum::config::QuorumConfig>,
     /// Keys the file had that this server does not use (warned about).
@@ -112,6 +116,7 @@ impl ServerConfig {
             sessionless_cnxn_timeout: Duration::from_secs(10),
             client_write_timeout: Duration::from_secs(30),
             fault_injection: None,
+            read_only_mode: false,
             quorum: None,
             unknown_keys: Vec::new(),
         }
@@ -266,6 +271,7 @@ impl ServerConfig {
                     cfg.extended_types_enabled = boolean()?
                 }
                 "enforceQuota" | "zookeeper.enforceQuota" => cfg.enforce_quota = boolean()?,
+                "readonlymode.enabled" => cfg.read_only_mode = boolean()?,
                 "superDigest" | "zookeeper.DigestAuthenticationProvider.superDigest" => {
                     if !value.contains(':') {
                         return Err(err("superDigest must look like super:<base64 sha1>".into()));

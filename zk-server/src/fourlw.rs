@@ -19,12 +19,12 @@ pub(crate) const COMMANDS: &[&str] = &[
 ];
 
 /// What `cmd` needs from the core; `None` when it needs nothing of it
-/// (`ruok`, `isro`, `conf`, `envi`, `dirs` are answered without asking
+/// (`ruok`, `conf`, `envi`, `dirs` are answered without asking
 /// the core).
 pub(crate) fn needs(cmd: &str) -> Option<Needs> {
     let base = Needs::default();
     match cmd {
-        "ruok" | "isro" | "conf" | "envi" | "dirs" => None,
+        "ruok" | "conf" | "envi" | "dirs" => None,
         "stat" | "cons" => Some(Needs { connections: true, ..base }),
         "wchs" => Some(Needs { watch_summary: true, ..base }),
         "wchc" | "wchp" => Some(Needs { watch_lists: true, ..base }),
@@ -63,6 +63,9 @@ pub(crate) fn answer(cmd: &str, cfg: &ServerConfig, s: &Report, client_port: u16
     let not_serving = "This ZooKeeper instance is not currently serving requests\n".to_string();
     Some(match cmd {
         "ruok" => "imok".to_string(),
+        // Apache's: "ro" in read-only mode, "null" while not serving.
+        "isro" if s.mode == "read-only" => "ro".to_string(),
+        "isro" if !serving => "null".to_string(),
         "isro" => "rw".to_string(),
         "srvr" | "stat" if !serving => not_serving,
         "srvr" => format!("Zookeeper version: {VERSION}\n{srvr_body}"),
@@ -142,7 +145,7 @@ pub(crate) fn answer(cmd: &str, cfg: &ServerConfig, s: &Report, client_port: u16
                 "leader" => "leading - broadcast",
                 "follower" => "following - broadcast",
                 "observer" => "observing - broadcast",
-                "looking" => "looking",
+                "looking" | "read-only" => "looking",
                 _ => "",
             };
             if !peer_state.is_empty() {

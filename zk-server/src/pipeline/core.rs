@@ -237,7 +237,8 @@ impl Core {
 
     /// When the core's next timer is due (monotonic ms).
     pub(crate) fn next_deadline(&self) -> u64 {
-        let role = self.role_deadline().unwrap_or(u64::MAX);
+        let role =
+            self.role_deadline().unwrap_or(u64::MAX).min(self.read_only_deadline().unwrap_or(u64::MAX));
         if !self.decides() {
             return role;
         }
@@ -250,6 +251,7 @@ impl Core {
             return;
         }
         self.role_ticks();
+        self.read_only_timers();
         if !self.decides() {
             return;
         }
@@ -280,6 +282,9 @@ impl Core {
     }
 
     fn on_connect(&mut self, conn: ConnId, peer: Option<IpAddr>, req: ConnectRequest) {
+        if !self.failed && self.read_only_active() {
+            return self.connect_read_only(conn, peer, req);
+        }
         if self.failed || !self.serving() {
             self.out.push(Output::Send(conn, Out::Close));
             return;
@@ -487,6 +492,9 @@ impl Core {
             _ => {}
         }
         self.note_touch(session);
+        if self.read_only_active() {
+            return self.read_only_request(conn, session, xid, req);
+        }
         if self.is_learner() && matches!(req, Request::Sync(_)) {
             self.forward_sync(conn, session, xid, &req);
             return;
@@ -601,14 +609,14 @@ impl Core {
         // it while the view is alive. The snapshot is consistent at `zxid`.
         let view = self.tree.snapshot_view();
         info!(zxid = format_args!("{zxid:#x}"), nodes = view.len(), "taking a snapshot");
-        self.out.push(Output::Snapshot(SnapshotJob { zxid, sessions: self.sessions.all(), view }));
+        self.out.push(Output::Snapshot(SnapshotJob { zxid, sessions: self.global_sessions(), view }));
     }
 
     /// The four-letter words' report; lists only as `needs` asks.
     pub(crate) fn report(&self, needs: Needs) -> Report {
         let mut r = Report {
             mode: self.mode(),
-            serving: self.serving(),
+            serving: self.serving() || self.read_only_active(),
             learners: self.learner_counts(),
             zxid: self.tree.last_zxid,
             node_count: self.tree.node_count(),

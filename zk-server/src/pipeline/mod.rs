@@ -50,6 +50,7 @@ pub(crate) mod core;
 pub(crate) mod prep;
 pub(crate) mod quorum;
 pub(crate) mod read;
+pub(crate) mod read_only;
 pub(crate) mod reply;
 
 use std::net::IpAddr;

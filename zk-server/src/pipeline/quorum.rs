@@ -90,6 +90,12 @@ pub(crate) struct QuorumCore {
     pub(crate) serving_reported: bool,
     /// Learner: sessions that moved here, waiting for the leader's word.
     pub(crate) revalidating: HashMap<i64, (ConnId, ConnectResponse)>,
+    /// Since when this server has been looking (monotonic ms).
+    pub(crate) looking_since: Option<u64>,
+    /// Whether it serves read-only clients (`readonlymode.enabled`).
+    pub(crate) read_only: bool,
+    /// The read-only clients' sessions: local, never replicated.
+    pub(crate) ro_sessions: std::collections::HashSet<i64>,
 }
 
 impl QuorumCore {
@@ -123,6 +129,9 @@ impl QuorumCore {
             leader_syncs: Vec::new(),
             serving_reported: false,
             revalidating: HashMap::new(),
+            looking_since: None,
+            read_only: false,
+            ro_sessions: Default::default(),
         }
     }
 }
@@ -172,6 +181,7 @@ impl Core {
         match &self.quorum {
             None => "standalone",
             Some(q) => match &q.role {
+                Role::Looking if q.read_only => "read-only",
                 Role::Looking => "looking",
                 Role::Leader(_) => "leader",
                 Role::Learner(l) if l.is_observer() => "observer",
@@ -224,6 +234,7 @@ impl Core {
 
     /// Starts the role the election decided.
     pub(crate) fn begin_role(&mut self, kind: RoleKind) {
+        self.leave_read_only();
         let applied = self.tree.last_zxid;
         let now = self.now.mono_ms;
         let Some(q) = self.quorum.as_mut() else { return };
@@ -265,6 +276,7 @@ impl Core {
     pub(crate) fn end_role(&mut self, why: String, report: bool) {
         let Some(q) = self.quorum.as_mut() else { return };
         let role = std::mem::replace(&mut q.role, Role::Looking);
+        q.looking_since = Some(self.now.mono_ms);
         q.durable = match role {
             Role::Looking => return,
             Role::Leader(l) => l.state,
