@@ -215,7 +215,15 @@ impl OurEnsemble {
     /// As [`OurEnsemble::start`].
     pub fn start_members(my_ids: &[i64], servers: &[(i64, u16, u16)], cfg: &str) -> OurEnsemble {
         let root = tempfile::Builder::new().prefix("zk-ours").tempdir().expect("temp dir");
-        let client_ports = crate::free_ports(my_ids.len());
+        // Not one of the ensemble's quorum or election ports (those were
+        // free, and let go, a moment ago: the system may hand them out again).
+        let taken: Vec<u16> = servers.iter().flat_map(|(_, q, e)| [*q, *e]).collect();
+        let client_ports = loop {
+            let ports = crate::free_ports(my_ids.len());
+            if !ports.iter().any(|p| taken.contains(p)) {
+                break ports;
+            }
+        };
         let lines: String =
             servers.iter().map(|(sid, q, e)| format!("server.{sid}=127.0.0.1:{q}:{e}\n")).collect();
         let mut members = Vec::new();
