@@ -413,3 +413,66 @@ async fn without_a_quorum_a_server_in_read_only_mode_serves_reads() {
     ro.close().await.ok();
     cluster.stop_all().await;
 }
+
+/// A leader that logged a write no follower got (its followers stopped)
+/// and then stopped itself holds a diverged tail, and replays it into its
+/// tree when it starts again. The others meanwhile elected a leader and
+/// wrote on: the new leader sends it TRUNC below what it applied, and it
+/// cuts its log, reads its state back from disk and follows, with the
+/// same tree as the others (the diverged write gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_leader_with_a_diverged_tail_is_truncated_and_reloads() {
+    trace_init();
+    let mut cluster = TestingCluster::start(3).await.expect("start");
+    let old = within(60, "a leader", cluster.wait_for_leader(Duration::from_secs(60))).await.expect("leader");
+    let c = client_of(&cluster, old).await;
+    c.create("/base", b"1", CreateMode::Persistent).await.expect("create");
+    let followers: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    for &f in &followers {
+        cluster.stop(f).await;
+    }
+    // The leader logs this write, but no quorum ever acknowledges it.
+    let lost =
+        tokio::time::timeout(Duration::from_secs(2), c.create("/diverged", b"", CreateMode::Persistent))
+            .await;
+    assert!(!matches!(lost, Ok(Ok(_))), "a write without a quorum was acknowledged: {lost:?}");
+    cluster.stop(old).await;
+    for &f in &followers {
+        cluster.restart(f).await.expect("restart");
+    }
+    let new = within(60, "a leader of two", cluster.wait_for_leader(Duration::from_secs(60)))
+        .await
+        .expect("leader");
+    assert_ne!(new, old);
+    let c2 = client_of(&cluster, new).await;
+    c2.create("/after", b"2", CreateMode::Persistent).await.expect("a write with a quorum of two");
+    cluster.restart(old).await.expect("restart the old leader");
+    within(60, "all three serve", async {
+        while !cluster.serving(old).await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    all_see(&cluster, "/after", b"2").await;
+    all_see(&cluster, "/base", b"1").await;
+    for i in 0..3 {
+        let c = client_of(&cluster, i).await;
+        c.sync("/").await.expect("sync");
+        assert_eq!(c.exists("/diverged").await.expect("exists"), None, "server {i} kept the diverged write");
+        c.close().await.ok();
+    }
+    // And the cut tail stays cut across another restart of it.
+    cluster.stop(old).await;
+    cluster.restart(old).await.expect("restart");
+    within(60, "it serves again", async {
+        while !cluster.serving(old).await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let c = client_of(&cluster, old).await;
+    c.sync("/").await.expect("sync");
+    assert_eq!(c.exists("/diverged").await.expect("exists"), None);
+    c.close().await.ok();
+    cluster.stop_all().await;
+}

@@ -100,6 +100,8 @@ pub(crate) struct ConnHandle {
 pub(crate) enum CoreMsg {
     /// A new connection's handshake.
     Connect { conn: ConnId, peer: Option<IpAddr>, req: ConnectRequest, handle: ConnHandle },
+    /// The state read back from disk after the log was cut.
+    Reloaded(Result<Box<crate::pipeline::core::Recovered>, String>),
     /// A request after the handshake.
     Request { conn: ConnId, xid: i32, req: Request },
     /// The connection is gone.
@@ -137,6 +139,8 @@ pub(crate) enum Reset {
 pub(crate) enum LogEvent {
     /// Every txn up to this zxid is on disk.
     Durable(i64),
+    /// The log was cut after this zxid.
+    Truncated(i64),
     /// The log failed: the server cannot promise durability any more.
     Failed(String),
 }
@@ -221,6 +225,7 @@ impl Driver {
                 },
                 ev = self.log_events.recv(), if log_open => match ev {
                     Some(LogEvent::Durable(z)) => self.core.step(Input::Durable(z), now()),
+                    Some(LogEvent::Truncated(z)) => self.core.step(Input::LogTruncated(z), now()),
                     Some(LogEvent::Failed(why)) => self.core.step(Input::LogFailed(why), now()),
                     None => {
                         log_open = false;
@@ -348,6 +353,7 @@ impl Driver {
                     self.core.step(Input::PeerGone(from), now);
                 }
             }
+            CoreMsg::Reloaded(r) => self.core.step(Input::Reloaded(r), now),
             CoreMsg::PeerSnapshot { link, from, zxid, snapshot } => {
                 if self.current_link(from, link) {
                     match self.persist_snapshot(zxid, snapshot).await {
@@ -463,6 +469,23 @@ impl Driver {
                             q.peers.clear();
                             let _ = q.role_events.send(RoleEvent::Ended(why));
                         }
+                    }
+                    Output::Reload { after, cfg } => {
+                        let Some(tx) = self.quorum.as_ref().map(|q| q.core_tx.clone()) else { continue };
+                        tokio::task::spawn_blocking(move || {
+                            let r = crate::persist::snapshot::remove_after(&cfg.data_dir, after)
+                                .map_err(|e| format!("removing snapshots after {after:#x}: {e}"))
+                                .and_then(|n| {
+                                    if n > 0 {
+                                        tracing::info!(
+                                            removed = n,
+                                            "removed snapshots past the leader's TRUNC"
+                                        );
+                                    }
+                                    crate::server::recover(&cfg).map(Box::new).map_err(|e| e.to_string())
+                                });
+                            let _ = tx.send(CoreMsg::Reloaded(r));
+                        });
                     }
                     Output::RoleServing(epoch) => {
                         if let Some(q) = self.quorum.as_mut() {

@@ -31,6 +31,7 @@ pub(crate) fn run_log_thread(
 ) {
     while let Ok(first) = rx.recv() {
         let mut last = None;
+        let mut truncated = None;
         let mut next = Some(first);
         let mut n = 0;
         let mut result = Ok(());
@@ -47,6 +48,11 @@ pub(crate) fn run_log_thread(
                 }
                 LogCmd::Roll => log.sync().and_then(|()| log.roll()),
                 LogCmd::Discard => log.discard(),
+                LogCmd::Truncate(z) => {
+                    truncated = Some(z);
+                    last = last.filter(|l| *l <= z);
+                    log.truncate(z)
+                }
             };
             if result.is_err() {
                 break;
@@ -58,6 +64,11 @@ pub(crate) fn run_log_thread(
         }
         match result.and_then(|()| log.sync()) {
             Ok(()) => {
+                if let Some(z) = truncated {
+                    if events.send(LogEvent::Truncated(z)).is_err() {
+                        return;
+                    }
+                }
                 if let Some(z) = last {
                     if events.send(LogEvent::Durable(z)).is_err() {
                         return;

@@ -384,6 +384,31 @@ fn looks_complete(path: &Path) -> bool {
 /// (restoring from nothing would silently lose the tree), or on directory
 /// I/O errors.
 pub fn load_latest(dir: &Path) -> io::Result<Option<Snapshot>> {
+    load_latest_inner(dir)
+}
+
+/// Deletes the snapshots taken after `zxid` (for a learner whose leader
+/// cut its log back to `zxid`: they hold txns the quorum never committed);
+/// how many.
+///
+/// # Errors
+/// On directory I/O errors.
+pub fn remove_after(dir: &Path, zxid: i64) -> io::Result<usize> {
+    let vdir = version_dir(dir);
+    let mut removed = 0;
+    for (name, path) in list_dir(&vdir)? {
+        if parse_zxid_name_lenient(&name, SNAPSHOT_PREFIX).is_some_and(|z| z > zxid) {
+            std::fs::remove_file(&path)?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        super::sync_dir(&vdir)?;
+    }
+    Ok(removed)
+}
+
+fn load_latest_inner(dir: &Path) -> io::Result<Option<Snapshot>> {
     let vdir = version_dir(dir);
     let mut candidates = Vec::new();
     let mut unusable = 0usize;

@@ -196,6 +196,40 @@ impl TxnLog {
         Ok(())
     }
 
+    /// Cuts the log after `zxid`, as Apache's `FileTxnLog.truncate` for a
+    /// learner whose leader sent TRUNC: the files that start after it are
+    /// deleted and the one holding it is cut after its entry; the next
+    /// append starts a new file.
+    ///
+    /// # Errors
+    /// As [`TxnLog::sync`], or when a file cannot be read, cut or deleted.
+    pub fn truncate(&mut self, zxid: i64) -> io::Result<()> {
+        self.roll()?;
+        for (start, path) in super::list_zxid_files(&self.dir, LOG_PREFIX)?.into_iter().rev() {
+            if start > zxid {
+                fs::remove_file(&path)?;
+                continue;
+            }
+            let mut cut = None;
+            let mut last = None;
+            scan_file(&path, &mut |t, end| {
+                last = Some(t.header.zxid);
+                if t.header.zxid <= zxid {
+                    cut = Some(end);
+                }
+            })?;
+            if let (Some(end), Some(last)) = (cut, last) {
+                if last > zxid {
+                    truncate_file(&path, end)?;
+                }
+            }
+            break;
+        }
+        super::sync_dir(&self.dir)?;
+        self.last_zxid = Some(zxid);
+        Ok(())
+    }
+
     /// Bytes in the current file, header and buffered entries included
     /// (without the preallocated zeros); 0 when no file is open.
     pub fn bytes_in_current(&self) -> u64 {
@@ -241,7 +275,7 @@ impl TxnLog {
                 // readable there (or truncated to nothing by recovery):
                 // reuse it. A file that holds txns is never overwritten.
                 let mut count = 0usize;
-                match scan_file(&path, &mut |_| count += 1) {
+                match scan_file(&path, &mut |_, _| count += 1) {
                     Ok(_) if count == 0 => {
                         warn!(file = %path.display(), "reusing a log file that holds no txns");
                         OpenOptions::new().write(true).truncate(true).open(&path)?
@@ -369,7 +403,7 @@ pub fn read_log(dir: &Path, after_zxid: i64, repair: bool) -> io::Result<LogRead
     let mut last_seen: Option<i64> = None;
     for (i, (file_zxid, path)) in files.iter().enumerate().skip(start) {
         let txns = &mut out.txns;
-        let scan = scan_file(path, &mut |txn| {
+        let scan = scan_file(path, &mut |txn, _| {
             let zxid = txn.header.zxid;
             if zxid <= after_zxid {
                 return;
@@ -503,7 +537,9 @@ fn intact_entry_after(path: &Path, at: u64) -> io::Result<bool> {
     Ok((start + 1..data.len().saturating_sub(ENTRY_HEAD_LEN)).any(entry_at))
 }
 
-fn scan_file(path: &Path, on_txn: &mut dyn FnMut(LoggedTxn)) -> io::Result<Scan> {
+/// Reads one log file's entries, handing each to `on_txn` with the offset
+/// just past it.
+fn scan_file(path: &Path, on_txn: &mut dyn FnMut(LoggedTxn, u64)) -> io::Result<Scan> {
     let file = File::open(path)?;
     let file_len = file.metadata()?.len();
     let mut r = BufReader::with_capacity(64 * 1024, file);
@@ -581,7 +617,7 @@ fn scan_file(path: &Path, on_txn: &mut dyn FnMut(LoggedTxn)) -> io::Result<Scan>
             ))
         })?;
         last_zxid = Some(txn.header.zxid);
-        on_txn(txn);
+        on_txn(txn, entry_end);
         off = entry_end;
     }
 }
@@ -653,6 +689,38 @@ mod tests {
         fs::create_dir_all(vdir(dir.path())).unwrap();
         fs::copy(GOLDEN_LOG, vdir(dir.path()).join("log.1")).unwrap();
         dir
+    }
+
+    #[test]
+    fn truncate_cuts_the_log_after_a_zxid_across_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = TxnLog::open(dir.path(), true).unwrap();
+        log.set_preallocate_size(4096);
+        for z in 1..=12 {
+            log.append(&txn(z)).unwrap();
+            if z == 4 || z == 8 {
+                log.sync().unwrap();
+                log.roll().unwrap();
+            }
+        }
+        log.sync().unwrap();
+        // In the middle of the second file: the third goes, the second is cut.
+        log.truncate(6).unwrap();
+        assert_eq!(zxids(&read_log(dir.path(), 0, false).unwrap()), (1..=6).collect::<Vec<_>>());
+        let files = list_zxid_files(&vdir(dir.path()), LOG_PREFIX).unwrap();
+        assert_eq!(files.iter().map(|f| f.0).collect::<Vec<_>>(), vec![1, 5]);
+        // The next ones go on, in a new file.
+        for z in 7..=9 {
+            log.append(&txn(z)).unwrap();
+        }
+        log.sync().unwrap();
+        assert_eq!(zxids(&read_log(dir.path(), 0, false).unwrap()), (1..=9).collect::<Vec<_>>());
+        // At a file's end: nothing is cut; past the end: nothing changes.
+        log.truncate(9).unwrap();
+        log.truncate(4).unwrap();
+        assert_eq!(zxids(&read_log(dir.path(), 0, false).unwrap()), (1..=4).collect::<Vec<_>>());
+        log.truncate(0).unwrap();
+        assert_eq!(zxids(&read_log(dir.path(), 0, false).unwrap()), Vec::<i64>::new());
     }
 
     #[test]

@@ -221,6 +221,8 @@ impl Core {
             Input::Peer { from, pkt } => self.on_peer(from, pkt),
             Input::PeerGone(peer) => self.on_peer_gone(peer),
             Input::PeerSnapshot { zxid, snapshot } => self.install_snapshot(zxid, snapshot),
+            Input::LogTruncated(z) => self.on_log_truncated(z),
+            Input::Reloaded(r) => self.on_reloaded(r),
         }
     }
 

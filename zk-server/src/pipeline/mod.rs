@@ -128,6 +128,10 @@ pub(crate) enum Input {
         /// The state.
         snapshot: crate::persist::snapshot::Snapshot,
     },
+    /// The log stage cut the log after this zxid.
+    LogTruncated(i64),
+    /// The state read back from disk after a cut ([`Output::Reload`]).
+    Reloaded(Result<Box<core::Recovered>, String>),
 }
 
 /// What the core asks the driver to do.
@@ -172,6 +176,14 @@ pub(crate) enum Output {
     RoleServing(i64),
     /// The role ended: elect again.
     RoleEnded(String),
+    /// Read the state back from disk (snapshots after `after` deleted
+    /// first) on a blocking thread; report with [`Input::Reloaded`].
+    Reload {
+        /// The zxid the log was cut after.
+        after: i64,
+        /// Where the data is.
+        cfg: std::sync::Arc<crate::config::ServerConfig>,
+    },
 }
 
 /// What the core sends to a connection.
@@ -197,6 +209,8 @@ pub(crate) enum LogCmd {
     Roll,
     /// Delete the whole log (a learner installed its leader's snapshot).
     Discard,
+    /// Cut the log after this zxid (the leader's TRUNC); reported back.
+    Truncate(i64),
 }
 
 /// A snapshot to write: a copy-on-write view of the tree at `zxid`.

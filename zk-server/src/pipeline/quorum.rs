@@ -96,6 +96,11 @@ pub(crate) struct QuorumCore {
     pub(crate) read_only: bool,
     /// The read-only clients' sessions: local, never replicated.
     pub(crate) ro_sessions: std::collections::HashSet<i64>,
+    /// A TRUNC below what this server applied: the log is being cut after
+    /// this zxid and the state read back from disk; no role meanwhile.
+    pub(crate) reload: Option<i64>,
+    /// A role the election decided while reloading, begun once done.
+    pub(crate) deferred_role: Option<RoleKind>,
 }
 
 impl QuorumCore {
@@ -132,6 +137,8 @@ impl QuorumCore {
             looking_since: None,
             read_only: false,
             ro_sessions: Default::default(),
+            reload: None,
+            deferred_role: None,
         }
     }
 }
@@ -234,6 +241,11 @@ impl Core {
 
     /// Starts the role the election decided.
     pub(crate) fn begin_role(&mut self, kind: RoleKind) {
+        if let Some(q) = self.quorum.as_mut().filter(|q| q.reload.is_some()) {
+            info!(?kind, "the election decided while the state is being reloaded; the role waits");
+            q.deferred_role = Some(kind);
+            return;
+        }
         self.leave_read_only();
         let applied = self.tree.last_zxid;
         let now = self.now.mono_ms;
@@ -247,10 +259,10 @@ impl Core {
         let durable_upto = q.log_durable.max(state.base);
         q.role = match kind {
             RoleKind::Lead => {
-                let mut l = Leader::new(q.my_id, q.verifier.clone(), q.limits, state, durable_upto, applied);
-                // A learner with a diverged tail gets a SNAP: this server
-                // cannot yet undo what it applied.
-                l.set_snap_not_trunc(true);
+                // A learner with a diverged tail gets a TRUNC, as from
+                // Apache's leader (one that applied past the cut reads its
+                // state back from disk).
+                let l = Leader::new(q.my_id, q.verifier.clone(), q.limits, state, durable_upto, applied);
                 Role::Leader(Box::new(l))
             }
             RoleKind::Follow(leader) => {
@@ -376,6 +388,54 @@ impl Core {
             q.log_durable = zxid;
         }
         self.role_step(ZabIn::Snapshot(zxid));
+    }
+
+    /// The log stage cut the log: read the state back if a TRUNC asked.
+    pub(super) fn on_log_truncated(&mut self, zxid: i64) {
+        if self.quorum.as_ref().is_some_and(|q| q.reload == Some(zxid)) {
+            info!(zxid = format_args!("{zxid:#x}"), "log cut; reading the state back from disk");
+            self.out.push(Output::Reload { after: zxid, cfg: self.cfg.clone() });
+        }
+    }
+
+    /// The state read back after a TRUNC: it replaces the tree and the
+    /// sessions, and the role the election decided meanwhile begins.
+    pub(super) fn on_reloaded(&mut self, r: Result<Box<super::core::Recovered>, String>) {
+        let rec = match r {
+            Ok(rec) => rec,
+            Err(e) => return self.fail(format!("reloading the state after a TRUNC: {e}")),
+        };
+        let now = self.now.mono_ms;
+        let rec = *rec;
+        info!(
+            zxid = format_args!("{:#x}", rec.tree.last_zxid),
+            nodes = rec.tree.node_count(),
+            "state reloaded"
+        );
+        self.tree = rec.tree;
+        self.prep = Prep::default();
+        for (id, _) in self.sessions.all() {
+            self.sessions.remove(id);
+        }
+        for (id, to) in rec.sessions {
+            self.sessions.observe_id(id);
+            self.sessions.add(id, to, now);
+        }
+        self.next_zxid = self.tree.last_zxid + 1;
+        let last = self.tree.last_zxid;
+        let Some(q) = self.quorum.as_mut() else { return };
+        q.reload = None;
+        q.log_durable = last;
+        q.durable.base = rec.tail_base;
+        q.durable.log =
+            rec.log_tail.iter().map(|t| Txn { zxid: t.header.zxid, data: encode_txn(t) }).collect();
+        if q.durable.last_zxid() != last {
+            q.durable.base = last;
+            q.durable.log.clear();
+        }
+        if let Some(kind) = q.deferred_role.take() {
+            self.begin_role(kind);
+        }
     }
 
     /// The log stage made everything up to `zxid` durable.
@@ -670,10 +730,29 @@ impl Core {
                         }
                     }
                     ZabOut::Truncate(z) => {
-                        // Only an Apache leader sends TRUNC (ours sends SNAP):
-                        // this server cannot yet cut its log and reload.
-                        return self
-                            .end_role(format!("the leader sent TRUNC to {z:#x}, not supported yet"), true);
+                        // The log stage cuts the log (in order with the
+                        // appends before and after).
+                        self.out.push(Output::Log(super::LogCmd::Truncate(z)));
+                        if let Some(q) = self.quorum.as_mut() {
+                            q.log_durable = q.log_durable.min(z);
+                        }
+                        if z < self.tree.last_zxid {
+                            // Recovery replayed the whole log, a tail the
+                            // quorum never committed included: as Apache,
+                            // read the state back from disk once the log
+                            // is cut, then elect and sync again.
+                            let applied = self.tree.last_zxid;
+                            if let Some(q) = self.quorum.as_mut() {
+                                q.reload = Some(z);
+                            }
+                            return self.end_role(
+                                format!(
+                                    "the leader's TRUNC to {z:#x} is below what this server applied \
+                                     ({applied:#x}); reloading the state from disk"
+                                ),
+                                true,
+                            );
+                        }
                     }
                     ZabOut::SendSnapshot { to, zxid } => {
                         if zxid != self.tree.last_zxid {

@@ -840,6 +840,13 @@ impl Learner {
             (LearnerPhase::Syncing, pt::DIFF) => {}
             (LearnerPhase::Syncing, pt::TRUNC) => {
                 if pkt.zxid < self.state.base || pkt.zxid < self.delivered {
+                    // The host applied past the cut (it replays its whole
+                    // log at start-up, as Apache does): it cuts the log,
+                    // reads its state back from disk and elects again.
+                    self.state.log.retain(|t| t.zxid <= pkt.zxid);
+                    self.state.base = self.state.base.min(pkt.zxid);
+                    self.durable_upto = self.durable_upto.min(pkt.zxid);
+                    self.out.push(ZabOut::Truncate(pkt.zxid));
                     return self.out.push(ZabOut::StepDown(format!(
                         "TRUNC to {:#x} below what this server applied ({:#x})",
                         pkt.zxid, self.delivered
