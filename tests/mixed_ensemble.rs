@@ -1,6 +1,8 @@
 //! Our servers and Apache ZooKeeper 3.8 servers in one ensemble: with the
 //! leader on either side, writes through any member are seen by all, and
-//! a leader's loss is survived.
+//! a leader's loss is survived; an Apache leader's TRUNC cuts a diverged
+//! tail of ours back (ours reloads its state); a live Apache ensemble
+//! migrates to ours and back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -369,4 +371,75 @@ async fn an_apache_ensemble_migrates_to_ours_and_back_one_server_at_a_time() {
         holder.exists("/holder").await.expect("exists").expect("the ephemeral lived through the migration");
     assert_eq!(stat.ephemeral_owner, session);
     assert_eq!(holder.session_id(), session);
+}
+
+/// Ours leads two Apache followers; with both followers dead it logs a
+/// write no one else has, then dies too. The Apache servers elect a
+/// leader; when ours comes back (its recovery replays the diverged write),
+/// the Apache leader sends it TRUNC below what it applied: it cuts its
+/// log, reads its state back from disk and follows, and all three hold
+/// the same tree, writes after included, without the diverged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apache_leader_truncates_our_diverged_tail() {
+    trace_init();
+    let Some(m) = Mixed::start(&[3], &[1, 2]) else { return };
+    let mut m = tokio::task::spawn_blocking(move || {
+        let leader = m.wait_ready(&[1, 2, 3], 90);
+        assert_eq!(leader, 3, "ours (the highest id) should lead");
+        m
+    })
+    .await
+    .unwrap();
+    let ours = client(m.ours.addr(0)).await;
+    ours.create("/base", b"1", CreateMode::Persistent).await.expect("create");
+    for (_, p) in m.apache.iter_mut() {
+        p.stop();
+    }
+    let lost =
+        tokio::time::timeout(Duration::from_secs(2), ours.create("/diverged", b"", CreateMode::Persistent))
+            .await;
+    assert!(!matches!(lost, Ok(Ok(_))), "a write without a quorum was acknowledged: {lost:?}");
+    m.ours.kill(0);
+    for (_, p) in m.apache.iter_mut() {
+        p.start_again();
+    }
+    let m = tokio::task::spawn_blocking(move || {
+        let leader = m.wait_ready(&[1, 2], 90);
+        assert!(!m.is_ours(leader));
+        m
+    })
+    .await
+    .unwrap();
+    // (No write in the new epoch yet: an Apache leader cuts a tail by TRUNC
+    // only when its own log has nothing of a later epoch; otherwise it sends
+    // a SNAP, "peer zxid is from different epoch".)
+    let mut m = m;
+    m.ours.restart(0);
+    let m = tokio::task::spawn_blocking(move || {
+        m.wait_ready(&[1, 2, 3], 90);
+        m
+    })
+    .await
+    .unwrap();
+    let c = client(m.apache[0].1.addr()).await;
+    c.create("/after", b"2", CreateMode::Persistent).await.expect("a write after ours rejoined");
+    c.close().await.ok();
+    for (sid, addr) in m.addrs() {
+        let r = client(addr).await;
+        r.sync("/").await.expect("sync");
+        assert!(r.exists("/after").await.expect("exists").is_some(), "server {sid} lacks /after");
+        assert!(r.exists("/base").await.expect("exists").is_some(), "server {sid} lacks /base");
+        assert_eq!(
+            r.exists("/diverged").await.expect("exists"),
+            None,
+            "server {sid} kept the diverged write"
+        );
+        r.close().await.ok();
+    }
+    let log = m.ours.log(0);
+    assert!(
+        log.contains("reloading the state from disk"),
+        "ours was never sent a TRUNC below its state:\n{log}\n{}",
+        m.logs()
+    );
 }

@@ -310,6 +310,7 @@ pub struct ApacheQuorumPeer {
     // Declared before `dir`: the server is killed before its files go.
     member: Member,
     dir: tempfile::TempDir,
+    opts: ApacheZkOptions,
 }
 
 impl ApacheQuorumPeer {
@@ -345,7 +346,20 @@ impl ApacheQuorumPeer {
         #[allow(clippy::expect_used)]
         std::fs::write(member.cfg_path(), cfg).expect("write zoo.cfg");
         member.spawn(&opts);
-        Some(ApacheQuorumPeer { member, dir })
+        Some(ApacheQuorumPeer { member, dir, opts })
+    }
+
+    /// Kills it (SIGKILL, like a crash) and waits for it to exit.
+    pub fn stop(&mut self) {
+        self.member.process = None;
+    }
+
+    /// Starts it again on the same data dir and ports (a no-op when it
+    /// runs); does not wait for it to serve.
+    pub fn start_again(&mut self) {
+        if self.member.process.is_none() {
+            self.member.spawn(&self.opts);
+        }
     }
 
     /// What the server logged so far.
