@@ -1,10 +1,10 @@
 //! A deterministic simulation of an ensemble: the election and the ZAB
 //! roles of 3 or 5 servers, driven by one seeded generator through a
-//! network that delays, drops (election messages) and partitions (one
-//! server, or two of five, cut off from the rest), with crashes that lose
-//! what was not fsynced and clocks that drift (each server's tick is up
-//! to a fifth fast or slow). After every step, checkers watch from
-//! outside:
+//! network that delays, drops, duplicates and reorders (election
+//! messages) and partitions (one server, or two of five, cut off from the
+//! rest), with crashes that lose what was not fsynced and clocks that
+//! drift (each server's tick is up to a fifth fast or slow). After every
+//! step, checkers watch from outside:
 //!
 //! - every server applies one and the same sequence of txns (a prefix of
 //!   the history), in zxid order;
@@ -310,9 +310,14 @@ impl Sim {
         }
         let delay = self.rng.gen_range(1..15);
         let at = match &msg {
-            Msg::Vote(_) => {
+            Msg::Vote(n) => {
                 if self.rng.gen_bool(0.1) {
                     return;
+                }
+                if self.rng.gen_bool(0.05) {
+                    // Delivered twice (the second copy later, out of order).
+                    let again = self.now + self.rng.gen_range(1..40);
+                    self.flight.push_back(Envelope { at: again, from, to, msg: Msg::Vote(n.clone()) });
                 }
                 self.now + delay
             }
