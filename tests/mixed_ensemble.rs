@@ -147,6 +147,20 @@ async fn two_of_ours_lead_an_apache_follower() {
     .await
     .unwrap();
     within(120, "writes through every server", writes_everywhere(&m, "a")).await;
+    // `/zookeeper/config` holds the membership, as Apache writes it.
+    let mut configs = Vec::new();
+    for (sid, addr) in m.addrs() {
+        let (data, _) = client(addr).await.get_data("/zookeeper/config").await.expect("config");
+        configs.push((sid, String::from_utf8_lossy(&data).to_string()));
+    }
+    assert!(
+        configs[0].1.starts_with("server.1=127.0.0.1:") && configs[0].1.ends_with("\nversion=0"),
+        "{configs:?}"
+    );
+    assert!(
+        configs.iter().all(|(_, c)| *c == configs[0].1),
+        "the servers disagree on the membership: {configs:?}"
+    );
     // A session made on the Apache follower moves to ours with its ephemeral.
     let apache_addr = m.apache[0].1.addr();
     let all = m.addrs().iter().map(|(_, a)| a.to_string()).collect::<Vec<_>>().join(",");

@@ -410,6 +410,7 @@ async fn start_quorum(
             .collect();
     }
     core.set_quorum(qc);
+    core.set_config_node(bytes::Bytes::from(q.to_config_string()));
     let any = |port: u16| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
     let quorum_bind =
         if q.listen_on_all_ips { any(me.quorum_port) } else { resolve(&me.quorum_addr()).await? };

@@ -237,6 +237,15 @@ impl DataTree {
         t
     }
 
+    /// Puts the ensemble's membership in `/zookeeper/config`, as Apache's
+    /// `ZKDatabase.initConfigInZKDatabase` does when a server of an
+    /// ensemble loads its data (not a txn).
+    pub fn set_config(&mut self, config: Bytes) {
+        if let Some(n) = self.node_mut("/zookeeper/config") {
+            n.data = Some(config);
+        }
+    }
+
     fn insert_system(&mut self, path: &str, acl: Arc<Vec<Acl>>, stat: StatPersisted) {
         self.nodes
             .insert(path.into(), Arc::new(Node { data: Some(Bytes::new()), acl, stat, num_children: 0 }));

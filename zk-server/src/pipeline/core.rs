@@ -186,6 +186,11 @@ impl Core {
         self.quorum = Some(q);
     }
 
+    /// Puts the ensemble's membership in `/zookeeper/config`.
+    pub(crate) fn set_config_node(&mut self, config: Bytes) {
+        self.tree.set_config(config);
+    }
+
     /// Whether a snapshot is being written.
     pub(crate) fn snapshot_running(&self) -> bool {
         self.snapshot_running

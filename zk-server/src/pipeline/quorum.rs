@@ -412,7 +412,11 @@ impl Core {
             nodes = rec.tree.node_count(),
             "state reloaded"
         );
+        let config = self.tree.get("/zookeeper/config").and_then(|n| n.data.clone());
         self.tree = rec.tree;
+        if let Some(c) = config {
+            self.tree.set_config(c);
+        }
         self.prep = Prep::default();
         for (id, _) in self.sessions.all() {
             self.sessions.remove(id);
