@@ -10,139 +10,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::java::{Peer, java_peer};
 use common::{wait_until_async, within};
 use zk_recipes::Framework;
 use zk_recipes::leader::{CloseMode, LeaderLatch};
 use zk_recipes::locks::InterProcessMutex;
 use zk_recipes::retry::ExponentialBackoffRetry;
 use zk_test_support::apache::ApacheZk;
-
-const CURATOR_JARS: &[&str] = &[
-    "/usr/share/java/curator-recipes.jar",
-    "/usr/share/java/curator-framework.jar",
-    "/usr/share/java/curator-client.jar",
-    "/usr/share/java/guava.jar",
-    "/usr/share/java/slf4j-api.jar",
-    "/usr/share/java/slf4j-nop.jar",
-    "/usr/share/java/zookeeper.jar",
-    "/usr/share/java/zookeeper-jute.jar",
-];
-
-/// Compiles the Java peer once; `None` (loudly) when Curator or javac is missing.
-fn java_peer() -> Option<(PathBuf, String)> {
-    // Both tests may get here at once: compile under a lock.
-    static COMPILE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = COMPILE.lock().unwrap_or_else(|e| e.into_inner());
-    let missing: Vec<_> = CURATOR_JARS.iter().filter(|j| !Path::new(j).exists()).collect();
-    if !missing.is_empty() {
-        zk_test_support::external::missing(
-            "Java Curator (Debian libcurator-recipes-java, libcurator-framework-java)",
-            &format!("missing {missing:?}"),
-        );
-        return None;
-    }
-    let cp = CURATOR_JARS.join(":");
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("curator-peer");
-    std::fs::create_dir_all(&out).unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/CuratorPeer.java");
-    let status = Command::new("javac").args(["-cp", &cp, "-d"]).arg(&out).arg(&src).status();
-    match status {
-        Ok(s) if s.success() => Some((out.clone(), format!("{cp}:{}", out.display()))),
-        other => {
-            zk_test_support::external::missing("javac", &format!("{other:?}"));
-            None
-        }
-    }
-}
-
-struct Peer {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Peer {
-    fn spawn(cp: &str, args: &[&str]) -> Peer {
-        let mut child = Command::new("java")
-            .args(["-Xmx256m", "-cp", cp, "CuratorPeer"])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("java");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Peer { child, stdin, lines }
-    }
-
-    fn expect_line(&self, want: &str, secs: u64) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l == want => return,
-                Ok(_) => {}
-                Err(_) => panic!("Java peer did not print {want:?} within {secs}s"),
-            }
-        }
-    }
-
-    /// The rest of the first line starting with `prefix`.
-    fn expect_prefix(&self, prefix: &str, secs: u64) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.starts_with(prefix) => return l[prefix.len()..].to_string(),
-                Ok(_) => {}
-                Err(_) => panic!("Java peer did not print {prefix:?}... within {secs}s"),
-            }
-        }
-    }
-
-    /// Every line before `last` (which must come within `secs`).
-    fn lines_until(&self, last: &str, secs: u64) -> Vec<String> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-        let mut out = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l == last => return out,
-                Ok(l) => out.push(l),
-                Err(_) => panic!("Java peer did not print {last:?} within {secs}s; printed {out:?}"),
-            }
-        }
-    }
-
-    fn say(&mut self, line: &str) {
-        if let Some(s) = self.stdin.as_mut() {
-            let _ = writeln!(s, "{line}");
-            let _ = s.flush();
-        }
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn framework(cs: &str) -> Framework {
     let fw = Framework::builder(cs)

@@ -457,3 +457,57 @@ async fn an_apache_leader_truncates_our_diverged_tail() {
         m.logs()
     );
 }
+
+/// Apache's Java client (Curator's InterProcessMutex, connected anywhere
+/// in the ensemble) and a Rust task (connected to ours) share a lock and a
+/// read-modify-write counter on a mixed ensemble led by Apache: they see
+/// one tree, and mutual exclusion keeps the count exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curator_and_our_client_share_a_lock_on_a_mixed_ensemble() {
+    trace_init();
+    let Some((_dir, cp)) = common::java::java_peer() else { return };
+    let Some(m) = Mixed::start(&[1], &[2, 3]) else { return };
+    let m = tokio::task::spawn_blocking(move || {
+        m.wait_ready(&[1, 2, 3], 90);
+        m
+    })
+    .await
+    .unwrap();
+    let cs = m.addrs().iter().map(|(_, a)| a.to_string()).collect::<Vec<_>>().join(",");
+    let ours_cs = m.ours.addr(0).to_string();
+    let fw = zk_recipes::Framework::builder(&ours_cs)
+        .session_timeout(Duration::from_secs(20))
+        .retry_policy(zk_recipes::retry::ExponentialBackoffRetry::new(Duration::from_millis(50), 5))
+        .build();
+    fw.start().await.unwrap();
+    fw.create().creating_parents_if_needed().for_path("/mixed/counter", b"0").await.unwrap();
+    let rounds = 40u64;
+    let java =
+        common::java::Peer::spawn(&cp, &["mutex", &cs, "/mixed/lock", "/mixed/counter", &rounds.to_string()]);
+    let lock = zk_recipes::locks::InterProcessMutex::new(&fw, "/mixed/lock");
+    let mut wrote = Vec::new();
+    for _ in 0..rounds {
+        within(60, "the lock", lock.acquire()).await.unwrap();
+        let (data, _) = fw.get_data("/mixed/counter").await.unwrap();
+        let n: u64 = std::str::from_utf8(&data).unwrap().parse().unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        fw.set_data("/mixed/counter", (n + 1).to_string().as_bytes(), None).await.unwrap();
+        wrote.push(n + 1);
+        lock.release().await.unwrap();
+    }
+    let lines = tokio::task::spawn_blocking(move || java.lines_until("DONE", 120)).await.unwrap();
+    let mut values: Vec<u64> =
+        lines.iter().filter_map(|l| l.strip_prefix("ACQ ")).map(|v| v.parse().unwrap()).collect();
+    assert_eq!(values.len() as u64, rounds, "{lines:?}");
+    values.extend(wrote);
+    values.sort();
+    assert_eq!(values, (1..=2 * rounds).collect::<Vec<_>>(), "every acquisition wrote the next value, once");
+    // Every server holds the final count.
+    for (sid, addr) in m.addrs() {
+        let c = client(addr).await;
+        c.sync("/").await.unwrap();
+        let (data, _) = c.get_data("/mixed/counter").await.unwrap();
+        assert_eq!(std::str::from_utf8(&data).unwrap(), (2 * rounds).to_string(), "server {sid}");
+    }
+    fw.close().await;
+}
