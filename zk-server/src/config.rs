@@ -81,6 +81,12 @@ pub struct ServerConfig {
     /// an ensemble that has been looking for a quorum for 2 s serves
     /// read-only clients, reads only.
     pub read_only_mode: bool,
+    /// `log.level` (ours): the log filter, as `RUST_LOG` takes it (`info`,
+    /// `debug`, `zk_server=debug,info` ...); `RUST_LOG` overrides it.
+    pub log_level: Option<String>,
+    /// `log.format` (ours): `text` (the default) or `json` (one JSON object
+    /// a line); `ZK_LOG_FORMAT` overrides it.
+    pub log_json: bool,
     /// The ensemble, when the file names servers (`server.N=`).
     pub quorum: Option<crate::quorum::config::QuorumConfig>,
     /// Keys the file had that this server does not use (warned about).
@@ -117,6 +123,8 @@ impl ServerConfig {
             client_write_timeout: Duration::from_secs(30),
             fault_injection: None,
             read_only_mode: false,
+            log_level: None,
+            log_json: false,
             quorum: None,
             unknown_keys: Vec::new(),
         }
@@ -272,6 +280,18 @@ impl ServerConfig {
                 }
                 "enforceQuota" | "zookeeper.enforceQuota" => cfg.enforce_quota = boolean()?,
                 "readonlymode.enabled" => cfg.read_only_mode = boolean()?,
+                "log.level" => {
+                    tracing_subscriber::EnvFilter::try_new(value)
+                        .map_err(|e| err(format!("log.level {value:?} is not a log filter: {e}")))?;
+                    cfg.log_level = Some(value.to_string())
+                }
+                "log.format" => {
+                    cfg.log_json = match value {
+                        "json" => true,
+                        "text" => false,
+                        _ => return Err(err(format!("log.format must be text or json, not {value:?}"))),
+                    }
+                }
                 "superDigest" | "zookeeper.DigestAuthenticationProvider.superDigest" => {
                     if !value.contains(':') {
                         return Err(err("superDigest must look like super:<base64 sha1>".into()));

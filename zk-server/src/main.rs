@@ -3,6 +3,7 @@
 //! exits with status 1 and one `stopping:` line when an essential part of
 //! the server dies or the transaction log fails (fail-stop).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use tracing_subscriber::EnvFilter;
@@ -44,11 +45,38 @@ fn config_from_args() -> Result<ServerConfig, String> {
     Ok(cfg)
 }
 
+/// Logs on stdout: the level from `RUST_LOG`, else `log.level`, else
+/// `info`; JSON lines when `ZK_LOG_FORMAT` (else `log.format`) says
+/// `json`; colours only on a terminal and without `NO_COLOR`.
+fn init_logs(cfg: Option<&ServerConfig>) {
+    let filter = match std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()) {
+        Some(v) => EnvFilter::try_new(&v).unwrap_or_else(|e| {
+            eprintln!("zk-server: ignoring RUST_LOG={v:?}: {e}");
+            EnvFilter::new("info")
+        }),
+        None => {
+            let level = cfg.and_then(|c| c.log_level.as_deref()).unwrap_or("info");
+            EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"))
+        }
+    };
+    let json = match std::env::var("ZK_LOG_FORMAT").ok().as_deref() {
+        Some("json") => true,
+        Some("text") => false,
+        _ => cfg.is_some_and(|c| c.log_json),
+    };
+    let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        fmt.json().with_current_span(true).init();
+    } else {
+        fmt.with_ansi(ansi).init();
+    }
+}
+
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
-    let cfg = match config_from_args() {
+    let cfg = config_from_args();
+    init_logs(cfg.as_ref().ok());
+    let cfg = match cfg {
         Ok(mut c) => {
             // Fault injection for the fail-stop tests (see ServerConfig).
             c.fault_injection = std::env::var("ZK_SERVER_FAULT").ok().filter(|f| !f.is_empty());
