@@ -45,3 +45,27 @@ mod state;
 pub use error::{Error, Result};
 pub use framework::{CreateBuilder, DEFAULT_DATA, DeleteBuilder, Framework, FrameworkBuilder, StateStream};
 pub use state::ConnectionState;
+
+/// What the recipes' API needs from the client, so that `zk-recipes` is
+/// the only dependency a user adds: create modes, the client's error
+/// (inside [`Error::Zk`]), Stats, ACLs, watch events and the client
+/// itself ([`zk_client`] is re-exported whole for the rest).
+///
+/// ```no_run
+/// # async fn f(fw: zk_recipes::Framework) -> zk_recipes::Result<()> {
+/// use zk_recipes::{CreateMode, Error, ZkError};
+///
+/// fw.create().with_mode(CreateMode::Ephemeral).for_path("/services/me", b"").await?;
+/// match fw.get_data("/maybe").await {
+///     Err(Error::Zk(ZkError::NoNode)) => println!("not there"),
+///     other => println!("{other:?}"),
+/// }
+/// # Ok(()) }
+/// ```
+pub use zk_client::{
+    self, Acl, Client, CreateMode, Error as ZkError, EventType, Id, SessionState, Stat, WatchedEvent,
+};
+
+/// `#[async_trait]`, for implementing the recipes' listener traits (such
+/// as [`leader::LeaderSelectorListener`]) without adding `async-trait`.
+pub use async_trait::async_trait;

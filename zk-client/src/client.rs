@@ -151,7 +151,7 @@ impl ClientBuilder {
 /// ```no_run
 /// # async fn f() -> zk_client::Result<()> {
 /// use zk_client::Client;
-/// use zk_proto::CreateMode;
+/// use zk_client::CreateMode;
 ///
 /// let client = Client::connect("127.0.0.1:2181").await?;
 /// let (path, _stat) = client.create("/app", b"hello", CreateMode::Persistent).await?;

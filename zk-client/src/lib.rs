@@ -16,7 +16,7 @@
 //! ```no_run
 //! # async fn f() -> zk_client::Result<()> {
 //! use zk_client::{Client, Op};
-//! use zk_proto::CreateMode;
+//! use zk_client::CreateMode;
 //!
 //! let client = Client::connect("127.0.0.1:2181/app").await?;
 //! client.create("/config", b"v1", CreateMode::Persistent).await?;

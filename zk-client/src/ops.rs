@@ -13,7 +13,7 @@ use crate::error::Error;
 /// ```
 /// use std::time::Duration;
 /// use zk_client::CreateOptions;
-/// use zk_proto::CreateMode;
+/// use zk_client::CreateMode;
 /// let opts = CreateOptions::new(CreateMode::PersistentWithTtl).with_ttl(Duration::from_secs(60));
 /// let eph: CreateOptions = CreateMode::Ephemeral.into();
 /// assert!(eph.mode.is_ephemeral());

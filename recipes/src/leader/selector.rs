@@ -43,7 +43,7 @@ struct Inner {
 /// use zk_recipes::{Framework, leader::{LeaderSelector, LeaderSelectorListener}};
 ///
 /// struct Work;
-/// #[async_trait::async_trait]
+/// #[zk_recipes::async_trait]
 /// impl LeaderSelectorListener for Work {
 ///     async fn take_leadership(&self, _fw: &Framework) {
 ///         // lead until this returns
