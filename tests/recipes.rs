@@ -367,7 +367,44 @@ async fn connection_states_and_new_session(cs: &str, proxy: &zk_test_support::pr
     let _ = cs;
 }
 
+/// Dropping a leading latch's last handle (a task that panicked, say)
+/// without `close()` deletes its node, so leadership passes on; dropping
+/// the last handle of a framework closes its session.
+async fn dropped_handles_let_go(cs: &str) {
+    let fw_a = framework(cs).await;
+    let fw_b = framework(cs).await;
+    let a = LeaderLatch::new(&fw_a, "/dropped/latch", "a");
+    a.start().await.unwrap();
+    assert!(a.await_leadership(Some(Duration::from_secs(10))).await, "a leads");
+    let b = LeaderLatch::new(&fw_b, "/dropped/latch", "b");
+    b.start().await.unwrap();
+    wait_until_async(10, "b queues", || async { b.participants().await.unwrap().len() == 2 }).await;
+    // A clone still held keeps it in the election; the last one lets go.
+    let a2 = a.clone();
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!b.has_leadership(), "a clone of the leader's latch is still held");
+    drop(a2);
+    assert!(b.await_leadership(Some(Duration::from_secs(10))).await, "leadership passed on after the drop");
+    assert_eq!(b.participants().await.unwrap().len(), 1, "the dropped latch's node is gone");
+    b.close(CloseMode::Silent).await;
+    // The framework: its session closes when its last handle goes.
+    let session = fw_a.client().unwrap().session_id();
+    let watcher = Client::connect(cs).await.unwrap();
+    watcher.create("/dropped/owner", b"", CreateMode::Persistent).await.ok();
+    fw_a.client().unwrap().create("/dropped/eph", b"", CreateMode::Ephemeral).await.unwrap();
+    assert_eq!(watcher.exists("/dropped/eph").await.unwrap().map(|s| s.ephemeral_owner), Some(session));
+    drop(fw_a);
+    wait_until_async(10, "the dropped framework's session closes", || async {
+        watcher.exists("/dropped/eph").await.unwrap().is_none()
+    })
+    .await;
+    fw_b.close().await;
+    watcher.close().await.ok();
+}
+
 async fn suite(cs: &str) {
+    dropped_handles_let_go(cs).await;
     mutex_semantics(cs).await;
     mutex_counter(cs, 10, 50).await;
     latch_has_one_leader(cs).await;

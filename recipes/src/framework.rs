@@ -78,16 +78,15 @@ impl FrameworkBuilder {
 
     /// The framework, not yet started.
     pub fn build(self) -> Framework {
-        Framework {
-            inner: Arc::new(Inner {
-                cfg: self,
-                client: RwLock::new(None),
-                state: watch::Sender::new(None),
-                listeners: Mutex::new(Vec::new()),
-                closed: AtomicBool::new(false),
-                monitor: Mutex::new(None),
-            }),
-        }
+        let inner = Arc::new(Inner {
+            cfg: self,
+            client: RwLock::new(None),
+            state: watch::Sender::new(None),
+            listeners: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+            monitor: Mutex::new(None),
+        });
+        Framework { _owner: Some(Arc::new(Owner(inner.clone()))), inner }
     }
 }
 
@@ -127,9 +126,37 @@ impl Inner {
 /// fw.close().await;
 /// # Ok(()) }
 /// ```
+///
+/// Dropping the last handle without [`Framework::close`] (every clone,
+/// the recipes' included) closes it in the background: the monitor stops
+/// and the session is closed.
 #[derive(Debug, Clone)]
 pub struct Framework {
     inner: Arc<Inner>,
+    /// Shared by every handle but the framework's own monitor task.
+    _owner: Option<Arc<Owner>>,
+}
+
+/// Closes the framework when the last handle that holds it goes.
+#[derive(Debug)]
+struct Owner(Arc<Inner>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if self.0.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(h) = self.0.monitor.lock().ok().and_then(|mut m| m.take()) {
+            h.abort();
+        }
+        let client = self.0.client.write().ok().and_then(|mut c| c.take());
+        if let (Some(c), Ok(rt)) = (client, tokio::runtime::Handle::try_current()) {
+            debug!("the last framework handle was dropped without close(); closing the session");
+            rt.spawn(async move {
+                let _ = c.close().await;
+            });
+        }
+    }
 }
 
 /// Connection states as a stream.
@@ -200,7 +227,8 @@ impl Framework {
             *c = Some(client);
         }
         self.inner.post(ConnectionState::Connected);
-        let me = self.clone();
+        // The monitor does not keep the framework open.
+        let me = Framework { inner: self.inner.clone(), _owner: None };
         let handle = tokio::spawn(async move { me.monitor(events).await });
         if let Ok(mut m) = self.inner.monitor.lock() {
             *m = Some(handle);

@@ -55,9 +55,33 @@ struct Inner {
 /// latch.close(CloseMode::NotifyLeader).await;
 /// # Ok(()) }
 /// ```
+///
+/// Dropping the last handle without [`LeaderLatch::close`] leaves the
+/// election in the background (its node is deleted, so leadership passes
+/// on), as if closed silently.
 #[derive(Debug, Clone)]
 pub struct LeaderLatch {
     inner: Arc<Inner>,
+    /// Shared by the handles the user holds, not by the latch's own task.
+    _owner: Option<Arc<Owner>>,
+}
+
+/// Leaves the election when the last user handle goes.
+#[derive(Debug)]
+struct Owner(Arc<Inner>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let inner = &self.0;
+        inner.closed.notify_one();
+        if let Some(t) = inner.task.lock().ok().and_then(|mut t| t.take()) {
+            t.abort();
+        }
+        if let Some(n) = inner.node.lock().ok().and_then(|mut n| n.take()) {
+            inner.fw.guaranteed_delete(n);
+        }
+        inner.leader.send_if_modified(|cur| std::mem::replace(cur, false));
+    }
 }
 
 enum Wake {
@@ -69,17 +93,16 @@ enum Wake {
 impl LeaderLatch {
     /// A latch on `path` for participant `id`.
     pub fn new(fw: &Framework, path: &str, id: &str) -> Self {
-        LeaderLatch {
-            inner: Arc::new(Inner {
-                fw: fw.clone(),
-                path: path.trim_end_matches('/').to_string(),
-                id: id.to_string(),
-                leader: watch::Sender::new(false),
-                node: Mutex::new(None),
-                closed: Notify::new(),
-                task: Mutex::new(None),
-            }),
-        }
+        let inner = Arc::new(Inner {
+            fw: fw.clone(),
+            path: path.trim_end_matches('/').to_string(),
+            id: id.to_string(),
+            leader: watch::Sender::new(false),
+            node: Mutex::new(None),
+            closed: Notify::new(),
+            task: Mutex::new(None),
+        });
+        LeaderLatch { _owner: Some(Arc::new(Owner(inner.clone()))), inner }
     }
 
     /// Joins the election.
@@ -87,7 +110,8 @@ impl LeaderLatch {
     /// # Errors
     /// None yet (the node is created in the background, with retries).
     pub async fn start(&self) -> Result<()> {
-        let me = self.clone();
+        // The task does not keep the latch in the election.
+        let me = LeaderLatch { inner: self.inner.clone(), _owner: None };
         let handle = tokio::spawn(async move { me.run().await });
         if let Ok(mut t) = self.inner.task.lock() {
             *t = Some(handle);
