@@ -403,7 +403,25 @@ async fn dropped_handles_let_go(cs: &str) {
     watcher.close().await.ok();
 }
 
+/// A client closed under the framework: LOST, then a new session (as
+/// after expiry), and calls work again.
+async fn a_client_closed_under_the_framework_is_replaced(cs: &str) {
+    let fw = framework(cs).await;
+    let mut states = fw.connection_state_events();
+    let old = fw.client().unwrap();
+    let old_session = old.session_id();
+    old.close().await.unwrap();
+    // Every change, in order (a watch could skip LOST).
+    within(10, "LOST", async { while states.next().await != Some(ConnectionState::Lost) {} }).await;
+    within(20, "a new session", async { while states.next().await != Some(ConnectionState::Reconnected) {} })
+        .await;
+    assert_ne!(fw.client().unwrap().session_id(), old_session);
+    fw.create().creating_parents_if_needed().for_path("/replaced/after", b"").await.unwrap();
+    fw.close().await;
+}
+
 async fn suite(cs: &str) {
+    a_client_closed_under_the_framework_is_replaced(cs).await;
     dropped_handles_let_go(cs).await;
     mutex_semantics(cs).await;
     mutex_counter(cs, 10, 50).await;

@@ -266,7 +266,11 @@ impl Framework {
                     suspended_at = None;
                     self.inner.post(ConnectionState::ReadOnly);
                 }
-                Some(SessionState::Expired) | Some(SessionState::AuthFailed) => {
+                // A client closed under the framework (not by
+                // `Framework::close`, which stops this task first) is lost
+                // like an expired one: the framework makes a new session
+                // rather than look connected with a dead client.
+                Some(SessionState::Expired | SessionState::AuthFailed | SessionState::Closed) => {
                     if !lost {
                         self.inner.post(ConnectionState::Lost);
                     }
