@@ -48,13 +48,7 @@ async fn shared_mutex(cs: &str, cp: &str) {
     let gate = InterProcessMutex::new(&fw, "/interop/lock");
     gate.acquire().await.unwrap();
     let peer = Peer::spawn(cp, &["mutex", cs, "/interop/lock", "/interop/counter", &java_rounds.to_string()]);
-    let (peer, session) = tokio::task::spawn_blocking(move || {
-        let line = peer.expect_prefix("SESSION ", 60);
-        let session: i64 = line.parse().unwrap_or_else(|_| panic!("a session id, not {line:?}"));
-        (peer, session)
-    })
-    .await
-    .unwrap();
+    let (peer, session) = peer.session().await;
     // Java is contending once a lock node of its session is queued.
     let setup = &fw;
     let java_queued = move || async move {
@@ -215,13 +209,7 @@ async fn curator_and_rust_share_locks_and_leadership_on_apache() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curator_keeps_its_session_and_lock_when_its_server_dies() {
     let Some((_dir, cp)) = java_peer() else { return };
-    let mut e = tokio::task::spawn_blocking(|| {
-        let mut e = zk_test_support::ours::OurEnsemble::start(3, "");
-        e.wait_ready(60);
-        e
-    })
-    .await
-    .unwrap();
+    let mut e = common::serving_ensemble_of_3().await;
     let cs = e.connect_string();
     let fw = Framework::builder(&cs)
         .session_timeout(Duration::from_secs(15))
@@ -232,13 +220,7 @@ async fn curator_keeps_its_session_and_lock_when_its_server_dies() {
     let (java_rounds, rust_rounds) = (100u64, 60u64);
     let peer =
         Peer::spawn(&cp, &["failover", &cs, "/failover/lock", "/failover/counter", &java_rounds.to_string()]);
-    let (peer, session) = tokio::task::spawn_blocking(move || {
-        let line = peer.expect_prefix("SESSION ", 60);
-        let session: i64 = line.parse().unwrap_or_else(|_| panic!("a session id, not {line:?}"));
-        (peer, session)
-    })
-    .await
-    .unwrap();
+    let (peer, session) = peer.session().await;
     let rust = {
         let fw = fw.clone();
         tokio::spawn(async move {

@@ -124,13 +124,7 @@ async fn children_at(addr: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_the_leader_then_everyone_and_lose_no_acknowledged_write() {
     trace_init();
-    let mut e = tokio::task::spawn_blocking(|| {
-        let mut e = zk_test_support::ours::OurEnsemble::start(3, "");
-        e.wait_ready(60);
-        e
-    })
-    .await
-    .unwrap();
+    let mut e = common::serving_ensemble_of_3().await;
     let cs = e.connect_string();
     let writer_client =
         Client::builder(&cs).session_timeout(Duration::from_secs(10)).connect().await.expect("connect");

@@ -317,6 +317,21 @@ pub fn spawn_writer(
     (handle, last_error)
 }
 
+/// A 3-server ensemble of `zk-server` processes, serving (started off the
+/// async workers).
+pub async fn serving_ensemble_of_3() -> zk_test_support::ours::OurEnsemble {
+    let e = tokio::task::spawn_blocking(|| {
+        let mut e = zk_test_support::ours::OurEnsemble::start(3, "");
+        e.wait_ready(60);
+        e
+    })
+    .await;
+    match e {
+        Ok(e) => e,
+        Err(err) => std::panic::resume_unwind(err.into_panic()),
+    }
+}
+
 /// The Java Curator peer (`tests/java/CuratorPeer.java`): compiled once,
 /// run as a child process that prints what it does, one line at a time.
 pub mod java {
@@ -429,6 +444,21 @@ pub mod java {
                     Ok(l) => out.push(l),
                     Err(_) => panic!("Java peer did not print {last:?} within {secs}s; printed {out:?}"),
                 }
+            }
+        }
+
+        /// The session id from its `SESSION <id>` line (off the async
+        /// workers).
+        pub async fn session(self) -> (Peer, i64) {
+            let r = tokio::task::spawn_blocking(move || {
+                let line = self.expect_prefix("SESSION ", 60);
+                let session: i64 = line.parse().unwrap_or_else(|_| panic!("a session id, not {line:?}"));
+                (self, session)
+            })
+            .await;
+            match r {
+                Ok(r) => r,
+                Err(err) => std::panic::resume_unwind(err.into_panic()),
             }
         }
 

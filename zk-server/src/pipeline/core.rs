@@ -296,14 +296,7 @@ impl Core {
             self.out.push(Output::Send(conn, Out::Close));
             return;
         }
-        if req.last_zxid_seen > self.tree.last_zxid {
-            // The client has seen a newer state than ours: it must try another server.
-            info!(
-                client_zxid = req.last_zxid_seen,
-                our_zxid = self.tree.last_zxid,
-                "refusing a client from the future"
-            );
-            self.out.push(Output::Send(conn, Out::Close));
+        if self.refuse_from_the_future(conn, &req) {
             return;
         }
         let min = self.cfg.min_session().as_millis() as i32;
@@ -344,28 +337,14 @@ impl Core {
         let id = req.session_id;
         let valid = self.sessions.get(id).is_some_and(|e| !e.closing) && req.passwd == password(id);
         if !valid {
-            let rsp = ConnectResponse {
-                protocol_version: 0,
-                time_out: 0,
-                session_id: 0,
-                passwd: Bytes::from_static(&[0; 16]),
-                read_only: flag,
-            };
-            self.out.push(Output::Send(conn, Out::Connected(rsp)));
-            self.out.push(Output::Send(conn, Out::Close));
+            self.answer_expired(conn, flag);
             self.conns.remove(&conn);
             return;
         }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.session = id;
         }
-        // Re-attach: the session's old connection is closed.
-        if let Some(old) = self.session_conn.insert(id, conn) {
-            if old != conn && self.conns.remove(&old).is_some() {
-                self.out.push(Output::Send(old, Out::Close));
-                self.watches.remove_conn(old);
-            }
-        }
+        self.attach(id, conn);
         let timeout = self.sessions.get(id).map_or(timeout, |e| e.timeout_ms);
         self.sessions.touch(id, self.now.mono_ms);
         self.note_touch(id);
@@ -383,6 +362,44 @@ impl Core {
             return;
         }
         self.out.push(Output::Send(conn, Out::Connected(rsp)));
+    }
+
+    /// Refuses a client that has seen a newer state than ours (it must try
+    /// another server); whether it did.
+    pub(super) fn refuse_from_the_future(&mut self, conn: ConnId, req: &ConnectRequest) -> bool {
+        if req.last_zxid_seen <= self.tree.last_zxid {
+            return false;
+        }
+        info!(
+            client_zxid = req.last_zxid_seen,
+            our_zxid = self.tree.last_zxid,
+            "refusing a client from the future"
+        );
+        self.out.push(Output::Send(conn, Out::Close));
+        true
+    }
+
+    /// Tells a client its session is gone (id and timeout 0), then closes.
+    pub(super) fn answer_expired(&mut self, conn: ConnId, read_only: Option<bool>) {
+        let rsp = ConnectResponse {
+            protocol_version: 0,
+            time_out: 0,
+            session_id: 0,
+            passwd: Bytes::from_static(&[0; 16]),
+            read_only,
+        };
+        self.out.push(Output::Send(conn, Out::Connected(rsp)));
+        self.out.push(Output::Send(conn, Out::Close));
+    }
+
+    /// Makes `conn` the session's connection; its old one is closed.
+    pub(super) fn attach(&mut self, session: i64, conn: ConnId) {
+        if let Some(old) = self.session_conn.insert(session, conn) {
+            if old != conn && self.conns.remove(&old).is_some() {
+                self.out.push(Output::Send(old, Out::Close));
+                self.watches.remove_conn(old);
+            }
+        }
     }
 
     pub(super) fn on_disconnected(&mut self, conn: ConnId) {

@@ -17,7 +17,6 @@
 
 use std::net::IpAddr;
 
-use bytes::Bytes;
 use tracing::info;
 use zk_proto::records::{ConnectRequest, ConnectResponse, ReplyHeader};
 use zk_proto::{ErrorCode, Request};
@@ -121,13 +120,7 @@ impl Core {
             self.out.push(Output::Send(conn, Out::Close));
             return;
         }
-        if req.last_zxid_seen > self.tree.last_zxid {
-            info!(
-                client_zxid = req.last_zxid_seen,
-                our_zxid = self.tree.last_zxid,
-                "refusing a client from the future"
-            );
-            self.out.push(Output::Send(conn, Out::Close));
+        if self.refuse_from_the_future(conn, &req) {
             return;
         }
         let now = self.now.mono_ms;
@@ -151,25 +144,11 @@ impl Core {
             self.out.push(Output::Send(conn, Out::Close));
             return;
         } else {
-            let rsp = ConnectResponse {
-                protocol_version: 0,
-                time_out: 0,
-                session_id: 0,
-                passwd: Bytes::from_static(&[0; 16]),
-                read_only: Some(true),
-            };
-            self.out.push(Output::Send(conn, Out::Connected(rsp)));
-            self.out.push(Output::Send(conn, Out::Close));
-            return;
+            return self.answer_expired(conn, Some(true));
         };
         let auth = peer.map(|ip| vec![zk_proto::records::Id::new("ip", ip.to_string())]).unwrap_or_default();
         self.conns.insert(conn, Conn { session: id, peer, auth, stats: ConnStats::default() });
-        if let Some(old) = self.session_conn.insert(id, conn) {
-            if old != conn && self.conns.remove(&old).is_some() {
-                self.out.push(Output::Send(old, Out::Close));
-                self.watches.remove_conn(old);
-            }
-        }
+        self.attach(id, conn);
         self.sessions.touch(id, now);
         let time_out = self.sessions.get(id).map_or(min, |e| e.timeout_ms);
         let rsp = ConnectResponse {

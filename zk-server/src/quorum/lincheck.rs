@@ -93,21 +93,9 @@ pub(super) fn check(ops: &[Op]) -> Result<(), String> {
     };
 
     while list[0].next != 0 {
-        if entry == 0 {
-            // Nothing more to try from here: back up.
-            let Some((c, s)) = stack.pop() else { break };
-            let op = list[c].op;
-            state = s;
-            linearized[op / 64] &= !(1 << (op % 64));
-            relink(&mut list, ret_at[op]);
-            relink(&mut list, c);
-            entry = list[c].next;
-            continue;
-        }
         let e = list[entry];
-        if e.is_call {
-            let o = ops[e.op];
-            let next_state = match o.kind {
+        if entry != 0 && e.is_call {
+            let next_state = match ops[e.op].kind {
                 Kind::Write(v) => Some(v),
                 Kind::Read(v) if v == state => Some(state),
                 Kind::Read(_) => None,
@@ -127,32 +115,29 @@ pub(super) fn check(ops: &[Op]) -> Result<(), String> {
                 }
             }
             entry = e.next;
-        } else {
-            // An operation returned before any order could place it: undo
-            // the last choice.
-            if stack.len() >= longest {
-                blocker = Some(ops[e.op]);
-            }
-            let Some((c, s)) = stack.pop() else {
-                return Err(format!(
-                    "not linearizable: at most {longest} of {n} operations can be ordered, then no order \
-                     places {:?}",
-                    blocker.unwrap_or(ops[e.op])
-                ));
-            };
-            let op = list[c].op;
-            state = s;
-            linearized[op / 64] &= !(1 << (op % 64));
-            relink(&mut list, ret_at[op]);
-            relink(&mut list, c);
-            entry = list[c].next;
+            continue;
         }
+        // An operation returned before any order could place it (or
+        // nothing is left to try): undo the last choice.
+        let returned = ops.get(e.op).copied();
+        if stack.len() >= longest {
+            blocker = returned.or(blocker);
+        }
+        let Some((c, s)) = stack.pop() else {
+            return Err(format!(
+                "not linearizable: at most {longest} of {n} operations can be ordered, then no order \
+                 places {:?}",
+                blocker.or(returned)
+            ));
+        };
+        let op = list[c].op;
+        state = s;
+        linearized[op / 64] &= !(1 << (op % 64));
+        relink(&mut list, ret_at[op]);
+        relink(&mut list, c);
+        entry = list[c].next;
     }
-    if list[0].next == 0 {
-        Ok(())
-    } else {
-        Err(format!("not linearizable (at most {longest} of {n} operations placed)"))
-    }
+    Ok(())
 }
 
 #[cfg(test)]
