@@ -19,6 +19,14 @@ pub enum Error {
     /// The recipe was closed.
     #[error("the recipe is closed")]
     Closed,
+    /// An argument a recipe cannot work with (a quantity of 0, a value
+    /// never read).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+    /// A node holds data the recipe cannot read (a counter of the wrong
+    /// length): nothing was changed.
+    #[error("corrupt data: {0}")]
+    CorruptData(String),
 }
 
 impl Error {

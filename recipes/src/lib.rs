@@ -9,10 +9,16 @@
 //!   builders (parents, containers, protection mode, guaranteed delete).
 //! - [`retry`] — Curator's policies with Curator's formulas, a `backoff`
 //!   adapter, and the one retry loop.
-//! - [`locks`] — `InterProcessMutex`.
+//! - [`locks`] — `InterProcessMutex`, `InterProcessReadWriteLock`,
+//!   `InterProcessSemaphoreV2` and its `Lease`s, `InterProcessSemaphoreMutex`,
+//!   `InterProcessMultiLock`, revocation, and the `Locker` guard.
 //! - [`leader`] — `LeaderLatch`, `LeaderSelector`.
 //! - [`cache`] — `NodeCache`, `PathChildrenCache`, `TreeCache`,
 //!   `CuratorCache`.
+//! - [`shared`] — `SharedValue`, `SharedCount`.
+//! - [`atomic`] — `DistributedAtomicLong`/`Integer`/`Value`,
+//!   `PromotedToLock`, `CachedAtomicLong`.
+//! - [`barriers`] — `DistributedBarrier`, `DistributedDoubleBarrier`.
 //!
 //! Node layouts are Curator's, byte for byte: a Rust process and a Java
 //! Curator process contend for the same lock and the same leadership.
@@ -34,12 +40,15 @@
 //! # Ok(()) }
 //! ```
 
+pub mod atomic;
+pub mod barriers;
 pub mod cache;
 mod error;
 mod framework;
 pub mod leader;
 pub mod locks;
 pub mod retry;
+pub mod shared;
 mod state;
 
 pub use error::{Error, Result};

@@ -1,26 +1,30 @@
 //! Curator's `InterProcessMutex`: `<path>/_c_<uuid>-lock-<seq>` ephemeral
 //! sequential nodes; the holder is the first by sequence; each waiter
 //! watches only its predecessor (getData), so a release wakes one waiter.
-//!
-//! ```text
-//! acquire: create _c_<uuid>-lock-N ──> list children, sort by N
-//!              ^                          │ first? ── yes ──> held
-//!              │                          no
-//!              └── predecessor gone <── getData(predecessor, watch)
-//! ```
+//! The same type, with other lock names and drivers, is each side of an
+//! [`InterProcessReadWriteLock`](super::InterProcessReadWriteLock).
 
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::Stream;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
-use zk_client::{CreateMode, Error as ZkError, Op};
+use zk_client::{Error as ZkError, EventType, Op};
 
 use crate::error::{Error, Result};
 use crate::framework::{DEFAULT_DATA, Framework};
-use crate::locks::sorted;
+use crate::locks::InterProcessLock;
+use crate::locks::internals::{Driver, Held, HeldCell, LockInternals};
 use crate::state::ConnectionState;
 
 const LOCK_NAME: &str = "lock-";
+
+/// The data a revoker writes into a holder's node (Curator's
+/// `RevocationSpec.REVOKE_MESSAGE`).
+pub(crate) const REVOKE_MESSAGE: &[u8] = b"__REVOKE__";
 
 /// Proof of holding a lock, for fencing writes: the lock node's path and
 /// czxid. [`FencingToken::check_op`] fails a transaction if the lock node is
@@ -40,18 +44,13 @@ impl FencingToken {
     }
 }
 
-#[derive(Debug)]
-struct Held {
-    node: String,
-    czxid: i64,
-    count: u32,
-}
-
 /// A distributed, reentrant, fair mutex, compatible with Curator's
 /// `InterProcessMutex` on the same path.
 ///
 /// Reentrancy belongs to this value (its owner), not to a thread: acquire
 /// it again through the same value and it counts; release as many times.
+/// Dropping the value while it holds the lock releases it in the
+/// background.
 ///
 /// ```no_run
 /// # async fn f(fw: zk_recipes::Framework) -> zk_recipes::Result<()> {
@@ -64,25 +63,10 @@ struct Held {
 /// ```
 #[derive(Debug)]
 pub struct InterProcessMutex {
-    fw: Framework,
-    path: String,
+    internals: LockInternals,
     data: Vec<u8>,
-    held: Mutex<Option<Held>>,
-}
-
-/// Deletes the node of an acquire that did not finish (timed out, failed or
-/// was cancelled by dropping its future).
-struct PendingNode<'a> {
-    fw: &'a Framework,
-    node: Option<String>,
-}
-
-impl Drop for PendingNode<'_> {
-    fn drop(&mut self) {
-        if let Some(n) = self.node.take() {
-            self.fw.guaranteed_delete(n);
-        }
-    }
+    held: HeldCell,
+    revocable: Mutex<Option<mpsc::UnboundedSender<()>>>,
 }
 
 impl Drop for InterProcessMutex {
@@ -91,7 +75,7 @@ impl Drop for InterProcessMutex {
         // the session ends.
         let node = self.held.lock().ok().and_then(|mut h| h.take()).map(|h| h.node);
         if let Some(n) = node {
-            self.fw.guaranteed_delete(n);
+            self.internals.fw.guaranteed_delete(n);
         }
     }
 }
@@ -105,17 +89,43 @@ impl InterProcessMutex {
     /// A mutex whose lock nodes carry `data` (LeaderSelector stores the
     /// participant id there).
     pub fn with_data(fw: &Framework, path: &str, data: &[u8]) -> Self {
+        Self::with_driver(
+            fw,
+            path,
+            LOCK_NAME,
+            &[LOCK_NAME],
+            Driver::Standard { max_leases: 1 },
+            data,
+            Arc::default(),
+        )
+    }
+
+    pub(crate) fn with_driver(
+        fw: &Framework,
+        path: &str,
+        lock_name: &'static str,
+        sort_names: &'static [&'static str],
+        driver: Driver,
+        data: &[u8],
+        held: HeldCell,
+    ) -> Self {
         InterProcessMutex {
-            fw: fw.clone(),
-            path: path.trim_end_matches('/').to_string(),
+            internals: LockInternals {
+                fw: fw.clone(),
+                base: path.trim_end_matches('/').to_string(),
+                lock_name,
+                sort_names,
+                driver,
+            },
             data: data.to_vec(),
-            held: Mutex::new(None),
+            held,
+            revocable: Mutex::new(None),
         }
     }
 
     /// The lock path.
     pub fn path(&self) -> &str {
-        &self.path
+        &self.internals.base
     }
 
     /// Waits until the lock is held.
@@ -130,7 +140,8 @@ impl InterProcessMutex {
         }
     }
 
-    /// Waits at most `timeout`; whether the lock is held.
+    /// Waits at most `timeout`; whether the lock is held. A zero timeout
+    /// still takes a free lock.
     ///
     /// # Errors
     /// As [`InterProcessMutex::acquire`].
@@ -148,60 +159,22 @@ impl InterProcessMutex {
         false
     }
 
-    async fn acquire_until(&self, deadline: Option<Instant>) -> Result<bool> {
+    pub(crate) async fn acquire_until(&self, deadline: Option<Instant>) -> Result<bool> {
         if self.reenter() {
             return Ok(true);
         }
-        let node = self
-            .fw
-            .create_protected(
-                &format!("{}/{LOCK_NAME}", self.path),
-                &self.data,
-                CreateMode::EphemeralSequential,
-                &self.fw.default_acl(),
-                Some(true),
-            )
-            .await?;
-        let mut pending = PendingNode { fw: &self.fw, node: Some(node.clone()) };
-        let name = node.rsplit('/').next().unwrap_or("").to_string();
-        loop {
-            let client = self.fw.client()?;
-            let kids = match client.get_children(&self.path).await {
-                Ok(k) => sorted(k, LOCK_NAME),
-                Err(e) => return Err(e.into()),
-            };
-            let Some(idx) = kids.iter().position(|k| *k == name) else {
-                // Our node is gone (session lost): start over is the
-                // caller's decision.
-                return Err(Error::Lost("the lock node disappeared while waiting"));
-            };
-            if idx == 0 {
-                let czxid =
-                    client.exists(&node).await?.map(|s| s.czxid).ok_or(Error::Lost("lock node vanished"))?;
-                pending.node = None;
-                if let Ok(mut h) = self.held.lock() {
-                    *h = Some(Held { node, czxid, count: 1 });
-                }
-                return Ok(true);
-            }
-            let predecessor = format!("{}/{}", self.path, kids[idx - 1]);
-            let watch = match client.get_data_watch(&predecessor).await {
-                Ok((_, _, w)) => w,
-                Err(ZkError::NoNode) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            match deadline {
-                None => {
-                    watch.await;
-                }
-                Some(d) => {
-                    if tokio::time::timeout_at(d, watch).await.is_err() {
-                        // Timed out: PendingNode deletes our node.
-                        return Ok(false);
-                    }
-                }
-            }
+        let revoke = self.revocable.lock().ok().and_then(|r| r.clone());
+        // Curator writes no data into a revocable lock's node: the revoker's
+        // write is then the node's first change.
+        let data: &[u8] = if revoke.is_some() { b"" } else { &self.data };
+        let Some((node, czxid)) = self.internals.attempt(deadline, data).await? else { return Ok(false) };
+        if let Some(tx) = revoke {
+            self.watch_for_revocation(node.clone(), tx);
         }
+        if let Ok(mut h) = self.held.lock() {
+            *h = Some(Held { node, czxid, count: 1 });
+        }
+        Ok(true)
     }
 
     /// Releases one level of ownership; the node is deleted at the last.
@@ -210,26 +183,35 @@ impl InterProcessMutex {
     /// # Errors
     /// [`Error::NotHeld`] when not held.
     pub async fn release(&self) -> Result<()> {
-        let node = {
-            let mut h = self.held.lock().map_err(|_| Error::NotHeld)?;
-            let Some(held) = h.as_mut() else { return Err(Error::NotHeld) };
-            held.count -= 1;
-            if held.count > 0 {
-                return Ok(());
-            }
-            h.take().map(|x| x.node)
+        let Some(node) = self.release_level()? else { return Ok(()) };
+        let r = match self.internals.fw.client() {
+            Ok(c) => c.delete(&node, None).await,
+            Err(_) => Err(ZkError::ClientClosed),
         };
-        if let Some(node) = node {
-            let r = match self.fw.client() {
-                Ok(c) => c.delete(&node, None).await,
-                Err(_) => Err(ZkError::ClientClosed),
-            };
-            match r {
-                Ok(()) | Err(ZkError::NoNode) => {}
-                Err(_) => self.fw.guaranteed_delete(node),
-            }
+        match r {
+            Ok(()) | Err(ZkError::NoNode) => {}
+            Err(_) => self.internals.fw.guaranteed_delete(node),
         }
         Ok(())
+    }
+
+    /// One level less; the node to delete when that was the last.
+    fn release_level(&self) -> Result<Option<String>> {
+        let mut h = self.held.lock().map_err(|_| Error::NotHeld)?;
+        let Some(held) = h.as_mut() else { return Err(Error::NotHeld) };
+        held.count -= 1;
+        if held.count > 0 {
+            return Ok(None);
+        }
+        Ok(h.take().map(|x| x.node))
+    }
+
+    /// Releases one level without waiting; the node is deleted in the
+    /// background (guaranteed). Does nothing when not held.
+    pub fn release_in_background(&self) {
+        if let Ok(Some(node)) = self.release_level() {
+            self.internals.fw.guaranteed_delete(node);
+        }
     }
 
     /// Whether this owner holds the lock (as far as it knows: see
@@ -249,9 +231,10 @@ impl InterProcessMutex {
     /// another process.
     pub async fn lost(&self) {
         let Some(token) = self.fencing_token() else { return };
-        let mut states = self.fw.state_receiver();
+        let fw = &self.internals.fw;
+        let mut states = fw.state_receiver();
         let gone = async {
-            let Ok(c) = self.fw.client() else { return };
+            let Ok(c) = fw.client() else { return };
             match c.exists_watch(&token.path).await {
                 Ok((None, _)) | Err(_) => {}
                 Ok((Some(_), w)) => {
@@ -265,15 +248,115 @@ impl InterProcessMutex {
         }
     }
 
-    /// The lock nodes in order (first = holder).
+    /// The lock nodes in order (first = holder); for a side of a
+    /// read-write lock, only that side's nodes.
     ///
     /// # Errors
     /// Client errors after retries.
     pub async fn participant_nodes(&self) -> Result<Vec<String>> {
-        match self.fw.get_children(&self.path).await {
-            Ok(k) => Ok(sorted(k, LOCK_NAME)),
-            Err(Error::Zk(ZkError::NoNode)) => Ok(Vec::new()),
+        let name = self.internals.lock_name;
+        let mut kids = self.internals.sorted_children().await?;
+        kids.retain(|k| k.contains(name));
+        Ok(kids)
+    }
+
+    /// Makes this lock revocable (Curator's `makeRevocable`): from the
+    /// next acquisition on, a [`Revoker`] writing into the holder's node
+    /// yields an item on the returned stream. Revocation is cooperative:
+    /// the holder decides to release.
+    ///
+    /// ```no_run
+    /// # async fn f(fw: zk_recipes::Framework) -> zk_recipes::Result<()> {
+    /// use futures::StreamExt;
+    /// use zk_recipes::locks::{InterProcessMutex, Revoker};
+    ///
+    /// let lock = InterProcessMutex::new(&fw, "/locks/batch");
+    /// let mut requests = lock.make_revocable();
+    /// lock.acquire().await?;
+    /// // Elsewhere: Revoker::attempt_revoke(&other_fw, &holder_node).await?;
+    /// requests.next().await;
+    /// lock.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn make_revocable(&self) -> RevocationRequests {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut r) = self.revocable.lock() {
+            *r = Some(tx);
+        }
+        RevocationRequests(rx)
+    }
+
+    /// Watches our node's data until it is deleted; each `__REVOKE__`
+    /// written into it is a request.
+    fn watch_for_revocation(&self, node: String, tx: mpsc::UnboundedSender<()>) {
+        let fw = self.internals.fw.clone();
+        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+        handle.spawn(async move {
+            loop {
+                let Ok(c) = fw.client() else { return };
+                let Ok((data, _, watch)) = c.get_data_watch(&node).await else { return };
+                if data.as_ref() == REVOKE_MESSAGE && tx.send(()).is_err() {
+                    return;
+                }
+                let ev = tokio::select! {
+                    ev = watch => ev,
+                    _ = tx.closed() => return,
+                };
+                if ev.event_type == EventType::NodeDeleted || ev.event_type == EventType::None {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Revocation requests for a lock made revocable with
+/// [`InterProcessMutex::make_revocable`], as a stream.
+#[derive(Debug)]
+pub struct RevocationRequests(mpsc::UnboundedReceiver<()>);
+
+impl Stream for RevocationRequests {
+    type Item = ();
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// Asks the holder of a revocable lock to release it (Curator's
+/// `Revoker`).
+#[derive(Debug)]
+pub struct Revoker;
+
+impl Revoker {
+    /// Writes `__REVOKE__` into `lock_node` (a participant node, from
+    /// [`InterProcessMutex::participant_nodes`], as a full path). A node
+    /// already gone is not an error.
+    ///
+    /// # Errors
+    /// Client errors after retries.
+    pub async fn attempt_revoke(fw: &Framework, lock_node: &str) -> Result<()> {
+        match fw.set_data(lock_node, REVOKE_MESSAGE, None).await {
+            Ok(_) | Err(Error::Zk(ZkError::NoNode)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl InterProcessLock for InterProcessMutex {
+    async fn acquire(&self) -> Result<()> {
+        InterProcessMutex::acquire(self).await
+    }
+    async fn try_acquire(&self, timeout: Duration) -> Result<bool> {
+        InterProcessMutex::try_acquire(self, timeout).await
+    }
+    async fn release(&self) -> Result<()> {
+        InterProcessMutex::release(self).await
+    }
+    fn is_acquired_in_this_process(&self) -> bool {
+        self.is_acquired()
+    }
+    fn release_in_background(&self) {
+        InterProcessMutex::release_in_background(self);
     }
 }

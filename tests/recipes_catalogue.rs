@@ -1,0 +1,578 @@
+//! The rest of Curator's catalogue, against our server and Apache
+//! ZooKeeper 3.8: read-write lock, semaphore and its leases, semaphore
+//! mutex, multi-lock, the Locker guard, revocation, shared count, atomic
+//! numbers, barriers; each with Curator's layout, its guarantees measured
+//! (how many held at once, who waited for whom), and under faults (a
+//! holder's session lost, a waiter's connection cut while it waits).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::recipes::framework;
+use common::{wait_until, wait_until_async, within};
+use futures::StreamExt;
+use zk_recipes::atomic::{CachedAtomicLong, DistributedAtomicInteger, DistributedAtomicLong, PromotedToLock};
+use zk_recipes::barriers::{DistributedBarrier, DistributedDoubleBarrier};
+use zk_recipes::locks::{
+    InterProcessLock, InterProcessMultiLock, InterProcessMutex, InterProcessReadWriteLock,
+    InterProcessSemaphoreMutex, InterProcessSemaphoreV2, Locker, Revoker,
+};
+use zk_recipes::retry::{ExponentialBackoffRetry, RetryNTimes};
+use zk_recipes::shared::{SharedCount, SharedValueEvent};
+use zk_recipes::{Error, Framework};
+use zk_test_support::apache::{ApacheZk, ApacheZkOptions};
+use zk_test_support::proxy::Proxy;
+
+fn is_protected(name: &str, lock_name: &str) -> bool {
+    name.starts_with("_c_") && name.len() > 40 && name.as_bytes()[39] == b'-' && name.contains(lock_name)
+}
+
+/// Tracks how many are inside at once, and the most ever.
+#[derive(Default)]
+struct Occupancy {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl Occupancy {
+    fn enter(&self) {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(n, Ordering::SeqCst);
+    }
+    fn leave(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+    fn max(&self) -> usize {
+        self.max.load(Ordering::SeqCst)
+    }
+}
+
+async fn read_write_lock(cs: &str) {
+    let a = framework(cs).await;
+    let b = framework(cs).await;
+    let c = framework(cs).await;
+    let ra = InterProcessReadWriteLock::new(&a, "/rw/lock");
+    let rb = InterProcessReadWriteLock::new(&b, "/rw/lock");
+    let rc = InterProcessReadWriteLock::new(&c, "/rw/lock");
+    // Readers share.
+    ra.read_lock().acquire().await.unwrap();
+    assert!(rb.read_lock().try_acquire(Duration::from_secs(5)).await.unwrap(), "two readers at once");
+    let kids = a.get_children("/rw/lock").await.unwrap();
+    assert_eq!(kids.len(), 2);
+    assert!(kids.iter().all(|k| is_protected(k, "-__READ__")), "Curator's read nodes: {kids:?}");
+    // A writer waits for them.
+    assert!(
+        !rc.write_lock().try_acquire(Duration::from_millis(300)).await.unwrap(),
+        "a writer waits for readers"
+    );
+    // A writer queued ahead of a new reader makes the reader wait (no
+    // writer starvation): c queues to write, then b's second owner reads.
+    let writer = tokio::spawn(async move {
+        rc.write_lock().acquire().await.unwrap();
+        rc
+    });
+    wait_until_async(10, "the writer queues", || async {
+        a.get_children("/rw/lock").await.unwrap().iter().any(|k| k.contains("__WRIT__"))
+    })
+    .await;
+    let late = InterProcessReadWriteLock::new(&b, "/rw/lock");
+    assert!(
+        !late.read_lock().try_acquire(Duration::from_millis(300)).await.unwrap(),
+        "a reader behind a queued writer waits"
+    );
+    ra.read_lock().release().await.unwrap();
+    rb.read_lock().release().await.unwrap();
+    let rc = within(10, "the writer gets the lock once the readers left", writer).await.unwrap();
+    assert_eq!(rc.write_lock().participant_nodes().await.unwrap().len(), 1);
+    // Downgrade: the writer reads without waiting, then drops the write lock.
+    rc.read_lock().acquire().await.unwrap();
+    let kids = c.get_children("/rw/lock").await.unwrap();
+    let write_node = kids.iter().find(|k| k.contains("__WRIT__")).unwrap().clone();
+    let read_node = kids.iter().find(|k| k.contains("__READ__")).unwrap().clone();
+    assert_eq!(
+        &read_node[read_node.len() - 10..],
+        &write_node[write_node.len() - 10..],
+        "read node carries the write sequence"
+    );
+    let read_stat = c.exists(&format!("/rw/lock/{read_node}")).await.unwrap().unwrap();
+    assert_ne!(read_stat.ephemeral_owner, 0);
+    rc.write_lock().release().await.unwrap();
+    assert!(
+        ra.read_lock().try_acquire(Duration::from_secs(5)).await.unwrap(),
+        "readers join the downgraded reader"
+    );
+    assert!(!ra.write_lock().try_acquire(Duration::from_millis(300)).await.unwrap(), "still read-locked");
+    ra.read_lock().release().await.unwrap();
+    rc.read_lock().release().await.unwrap();
+    wait_until_async(10, "no node left", || async { a.get_children("/rw/lock").await.unwrap().is_empty() })
+        .await;
+    for f in [a, b, c] {
+        f.close().await;
+    }
+}
+
+async fn semaphore(cs: &str) {
+    let setup = framework(cs).await;
+    let max = 3;
+    let inside = Arc::new(Occupancy::default());
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let cs = cs.to_string();
+        let inside = inside.clone();
+        tasks.push(tokio::spawn(async move {
+            let fw = framework(&cs).await;
+            let sem = InterProcessSemaphoreV2::new(&fw, "/sem/db", max);
+            for _ in 0..4 {
+                let lease = sem.acquire().await.unwrap();
+                inside.enter();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                inside.leave();
+                lease.close().await.unwrap();
+            }
+            fw.close().await;
+        }));
+    }
+    for t in tasks {
+        within(120, "semaphore users", t).await.unwrap();
+    }
+    assert!(inside.max() <= max, "at most {max} leases at once, saw {}", inside.max());
+    assert_eq!(inside.max(), max, "the semaphore lets {max} in at once");
+    // Curator's layout.
+    let sem = InterProcessSemaphoreV2::new(&setup, "/sem/db", 2);
+    sem.set_node_data(b"me");
+    let l1 = sem.acquire().await.unwrap();
+    assert!(is_protected(l1.node_name(), "-lease-"), "{}", l1.node_name());
+    assert_eq!(l1.path(), format!("/sem/db/leases/{}", l1.node_name()));
+    assert_eq!(&l1.data().await.unwrap()[..], b"me");
+    assert!(setup.exists("/sem/db/locks").await.unwrap().is_some());
+    // All or none: two more leases cannot be had while one of two is out.
+    assert!(sem.try_acquire_many(2, Duration::from_millis(300)).await.unwrap().is_none());
+    wait_until_async(10, "the partial leases are returned", || async {
+        sem.participant_nodes().await.unwrap().len() == 1
+    })
+    .await;
+    // A dropped lease is returned.
+    let l2 = sem.acquire().await.unwrap();
+    assert!(sem.try_acquire(Duration::from_millis(200)).await.unwrap().is_none(), "both leases out");
+    drop(l2);
+    let l3 =
+        within(10, "a dropped lease frees a slot", sem.try_acquire(Duration::from_secs(5))).await.unwrap();
+    assert!(l3.is_some());
+    assert!(matches!(sem.acquire_many(0).await, Err(Error::InvalidArgument(_))));
+    drop((l1, l3));
+    wait_until_async(10, "no lease left", || async { sem.participant_nodes().await.unwrap().is_empty() })
+        .await;
+
+    // Leases counted by a SharedCount: raising it lets a waiter in.
+    let count = SharedCount::new(&setup, "/sem/max", 1);
+    count.start().await.unwrap();
+    let other = framework(cs).await;
+    let counted = InterProcessSemaphoreV2::with_shared_count(&setup, "/sem/counted", &count);
+    let held = counted.acquire().await.unwrap();
+    let other_counted = Arc::new(InterProcessSemaphoreV2::new(&other, "/sem/counted", 2));
+    let waiter = {
+        let s = Arc::new(InterProcessSemaphoreV2::with_shared_count(&setup, "/sem/counted", &count));
+        tokio::spawn(async move { s.acquire().await.map(|l| (l, s)) })
+    };
+    wait_until_async(10, "the waiter's lease node is there", || async {
+        counted.participant_nodes().await.unwrap().len() == 2
+    })
+    .await;
+    assert!(!waiter.is_finished(), "one lease while the count is 1");
+    count.set_count(2).await.unwrap();
+    let (second, _s) = within(10, "a raised count lets the waiter in", waiter).await.unwrap().unwrap();
+    drop((held, second, other_counted));
+    other.close().await;
+    setup.close().await;
+}
+
+async fn semaphore_mutex_and_locker(cs: &str) {
+    let a = framework(cs).await;
+    let b = framework(cs).await;
+    let la = Arc::new(InterProcessSemaphoreMutex::new(&a, "/smutex"));
+    let lb = InterProcessSemaphoreMutex::new(&b, "/smutex");
+    la.acquire().await.unwrap();
+    // Not reentrant.
+    assert!(!la.try_acquire(Duration::from_millis(200)).await.unwrap(), "not reentrant");
+    assert!(!lb.try_acquire(Duration::from_millis(200)).await.unwrap(), "exclusive");
+    // Released by another task.
+    let other = la.clone();
+    tokio::spawn(async move { other.release().await.unwrap() }).await.unwrap();
+    assert!(!la.is_acquired());
+    assert!(lb.try_acquire(Duration::from_secs(5)).await.unwrap());
+    assert_eq!(la.release().await, Err(Error::NotHeld));
+    lb.release().await.unwrap();
+
+    // Locker: released when the guard goes, for any lock.
+    let mutex = InterProcessMutex::new(&a, "/locker/m");
+    let sm = InterProcessSemaphoreMutex::new(&a, "/locker/s");
+    {
+        let _g1 = Locker::acquire(&mutex).await.unwrap();
+        let _g2 = Locker::acquire(&sm as &dyn InterProcessLock).await.unwrap();
+        assert!(mutex.is_acquired() && sm.is_acquired());
+    }
+    assert!(!mutex.is_acquired() && !sm.is_acquired());
+    wait_until_async(10, "the guards' nodes are deleted", || async {
+        a.get_children("/locker/m").await.unwrap().is_empty()
+            && a.get_children("/locker/s/leases").await.unwrap().is_empty()
+    })
+    .await;
+    let g = Locker::try_acquire(&mutex, Duration::from_secs(1)).await.unwrap().unwrap();
+    g.release().await.unwrap();
+    assert!(a.get_children("/locker/m").await.unwrap().is_empty());
+    a.close().await;
+    b.close().await;
+}
+
+async fn multi_lock(cs: &str) {
+    let a = framework(cs).await;
+    let b = framework(cs).await;
+    let both = InterProcessMultiLock::new(&a, &["/multi/one", "/multi/two"]);
+    both.acquire().await.unwrap();
+    assert!(both.is_acquired());
+    assert_eq!(a.get_children("/multi/one").await.unwrap().len(), 1);
+    assert_eq!(a.get_children("/multi/two").await.unwrap().len(), 1);
+    both.release().await.unwrap();
+    // All or none: b holds "two"; a's multi-lock times out and gives "one" back.
+    let two = InterProcessMutex::new(&b, "/multi/two");
+    two.acquire().await.unwrap();
+    assert!(!both.try_acquire(Duration::from_millis(400)).await.unwrap());
+    assert!(!both.is_acquired());
+    wait_until_async(10, "the first lock is given back", || async {
+        a.get_children("/multi/one").await.unwrap().is_empty()
+    })
+    .await;
+    let one_elsewhere = InterProcessMutex::new(&b, "/multi/one");
+    assert!(
+        one_elsewhere.try_acquire(Duration::from_secs(2)).await.unwrap(),
+        "free after the partial failure"
+    );
+    one_elsewhere.release().await.unwrap();
+    // Mixed lock types.
+    let mixed = InterProcessMultiLock::from_locks(vec![
+        Arc::new(InterProcessSemaphoreMutex::new(&a, "/multi/s")),
+        Arc::new(InterProcessMutex::new(&a, "/multi/m")),
+    ]);
+    mixed.acquire().await.unwrap();
+    mixed.release().await.unwrap();
+    two.release().await.unwrap();
+    a.close().await;
+    b.close().await;
+}
+
+async fn revocation(cs: &str) {
+    let a = framework(cs).await;
+    let b = framework(cs).await;
+    let holder = InterProcessMutex::new(&a, "/revoke/lock");
+    let mut requests = holder.make_revocable();
+    holder.acquire().await.unwrap();
+    let node = format!("/revoke/lock/{}", holder.participant_nodes().await.unwrap()[0]);
+    let (data, _) = a.get_data(&node).await.unwrap();
+    assert!(data.is_empty(), "a revocable lock's node carries no data, as Curator's");
+    let waiter = InterProcessMutex::new(&b, "/revoke/lock");
+    let wants = async {
+        waiter.acquire().await.unwrap();
+    };
+    let revoke_and_release = async {
+        Revoker::attempt_revoke(&b, &node).await.unwrap();
+        within(10, "the holder is asked to release", requests.next()).await.unwrap();
+        holder.release().await.unwrap();
+    };
+    within(20, "revoked, released, taken over", async { tokio::join!(wants, revoke_and_release) }).await;
+    assert!(waiter.is_acquired());
+    // Revoking a node that is gone is fine.
+    Revoker::attempt_revoke(&b, &node).await.unwrap();
+    waiter.release().await.unwrap();
+    a.close().await;
+    b.close().await;
+}
+
+async fn shared_count(cs: &str) {
+    let a = framework(cs).await;
+    let b = framework(cs).await;
+    let ca = SharedCount::new(&a, "/shared/count", 7);
+    let cb = SharedCount::new(&b, "/shared/count", 99);
+    ca.start().await.unwrap();
+    let mut events = cb.events();
+    cb.start().await.unwrap();
+    assert_eq!(cb.count(), 7, "the first seed wins");
+    let (raw, _) = a.get_data("/shared/count").await.unwrap();
+    assert_eq!(&raw[..], &7i32.to_be_bytes(), "4-byte big-endian, as Curator");
+    // A versioned set from a, seen by b as an event.
+    let seen = ca.versioned_value();
+    assert!(ca.try_set_count(&seen, 8).await.unwrap());
+    let ev = within(10, "b sees the change", async {
+        loop {
+            if let Some(SharedValueEvent::Changed(n)) = events.next().await {
+                return n;
+            }
+        }
+    })
+    .await;
+    assert_eq!(ev, 8);
+    wait_until(10, "b's count follows", || cb.count() == 8).await;
+    // A stale version fails and refreshes.
+    assert!(!ca.try_set_count(&seen, 9).await.unwrap(), "stale version");
+    assert_eq!(ca.count(), 8);
+    // Concurrent increments by CAS from both sides: none lost.
+    async fn bump(c: Arc<SharedCount>) {
+        for _ in 0..20 {
+            loop {
+                let v = c.versioned_value();
+                if c.try_set_count(&v, v.value + 1).await.unwrap() {
+                    break;
+                }
+            }
+        }
+    }
+    let (ca, cb) = (Arc::new(ca), Arc::new(cb));
+    within(60, "increments", async { tokio::join!(bump(ca.clone()), bump(cb.clone())) }).await;
+    let (raw, _) = a.get_data("/shared/count").await.unwrap();
+    assert_eq!(i32::from_be_bytes(raw[..].try_into().unwrap()), 48, "no increment lost");
+    ca.close();
+    cb.close();
+    a.close().await;
+    b.close().await;
+}
+
+async fn atomics(cs: &str) {
+    let setup = framework(cs).await;
+    let succeeded = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let cs = cs.to_string();
+        let succeeded = succeeded.clone();
+        tasks.push(tokio::spawn(async move {
+            let fw = framework(&cs).await;
+            let mut n = DistributedAtomicLong::new(
+                &fw,
+                "/atomic/long",
+                RetryNTimes::new(50, Duration::from_millis(2)),
+            );
+            if i % 2 == 0 {
+                n = n.with_promoted_to_lock(
+                    PromotedToLock::new("/atomic/long-lock").timeout(Duration::from_secs(30)),
+                );
+            }
+            for _ in 0..25 {
+                let r = n.increment().await.unwrap();
+                if r.succeeded {
+                    assert_eq!(r.post_value, r.pre_value + 1);
+                    succeeded.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            fw.close().await;
+        }));
+    }
+    for t in tasks {
+        within(120, "incrementers", t).await.unwrap();
+    }
+    let n = DistributedAtomicLong::new(&setup, "/atomic/long", RetryNTimes::new(0, Duration::ZERO));
+    let v = n.get().await.unwrap().post_value;
+    assert_eq!(v as usize, succeeded.load(Ordering::SeqCst), "every reported success counted once");
+    assert!(v >= 90, "retries make nearly all succeed: {v}");
+    let (raw, _) = setup.get_data("/atomic/long").await.unwrap();
+    assert_eq!(raw.len(), 8, "8-byte big-endian, as Curator");
+    // compare_and_set, subtract, force_set, initialize.
+    assert!(!n.compare_and_set(v + 1, 0).await.unwrap().succeeded);
+    let r = n.compare_and_set(v, 1000).await.unwrap();
+    assert!(r.succeeded && r.pre_value == v && r.post_value == 1000);
+    assert_eq!(n.subtract(1).await.unwrap().post_value, 999);
+    assert!(!n.initialize(5).await.unwrap(), "exists already");
+    let i = DistributedAtomicInteger::new(&setup, "/atomic/int", RetryNTimes::new(3, Duration::ZERO));
+    assert!(i.initialize(-2).await.unwrap());
+    assert_eq!(i.increment().await.unwrap().post_value, -1);
+    assert_eq!(setup.get_data("/atomic/int").await.unwrap().0.len(), 4);
+    // A node holding something else is reported, not overwritten.
+    setup.create().for_path("/atomic/bad", b"abc").await.unwrap();
+    let bad = DistributedAtomicLong::new(&setup, "/atomic/bad", RetryNTimes::new(0, Duration::ZERO));
+    assert!(matches!(bad.increment().await, Err(Error::CorruptData(_))));
+    assert_eq!(&setup.get_data("/atomic/bad").await.unwrap().0[..], b"abc");
+    bad.force_set(3).await.unwrap();
+    assert_eq!(bad.get().await.unwrap().post_value, 3);
+    // Cached ids: unique across two processes, few requests.
+    let other = framework(cs).await;
+    let c1 = CachedAtomicLong::new(
+        DistributedAtomicLong::new(&setup, "/atomic/ids", RetryNTimes::new(20, Duration::ZERO)),
+        10,
+    );
+    let c2 = CachedAtomicLong::new(
+        DistributedAtomicLong::new(&other, "/atomic/ids", RetryNTimes::new(20, Duration::ZERO)),
+        10,
+    );
+    let mut ids = Vec::new();
+    for _ in 0..25 {
+        ids.push(c1.next().await.unwrap());
+        ids.push(c2.next().await.unwrap());
+    }
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 50, "unique ids: {ids:?}");
+    let reserved = DistributedAtomicLong::new(&setup, "/atomic/ids", RetryNTimes::new(0, Duration::ZERO));
+    assert_eq!(reserved.get().await.unwrap().post_value, 60, "six blocks of ten reserved");
+    other.close().await;
+    setup.close().await;
+}
+
+async fn barriers(cs: &str) {
+    let a = framework(cs).await;
+    let b = framework(cs).await;
+    let barrier = DistributedBarrier::new(&a, "/barriers/b");
+    barrier.set_barrier().await.unwrap();
+    barrier.set_barrier().await.unwrap();
+    let waiter = DistributedBarrier::new(&b, "/barriers/b");
+    assert!(!waiter.wait_on_barrier_timeout(Duration::from_millis(300)).await.unwrap(), "closed");
+    let w = tokio::spawn(async move { waiter.wait_on_barrier().await });
+    barrier.remove_barrier().await.unwrap();
+    within(10, "the waiter goes on once the barrier is removed", w).await.unwrap().unwrap();
+    barrier.remove_barrier().await.unwrap();
+
+    // Double barrier: nobody passes enter before the last member came.
+    let members = 3;
+    let entered = Arc::new(AtomicUsize::new(0));
+    let passed = Arc::new(AtomicUsize::new(0));
+    let left = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..members {
+        let cs = cs.to_string();
+        let (entered, passed, left) = (entered.clone(), passed.clone(), left.clone());
+        tasks.push(tokio::spawn(async move {
+            let fw = framework(&cs).await;
+            // Staggered arrivals.
+            tokio::time::sleep(Duration::from_millis(150 * i as u64)).await;
+            let db = DistributedDoubleBarrier::new(&fw, "/barriers/double", members).unwrap();
+            entered.fetch_add(1, Ordering::SeqCst);
+            db.enter().await.unwrap();
+            assert_eq!(entered.load(Ordering::SeqCst), members, "entered before everyone arrived");
+            passed.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100 * (members - i) as u64)).await;
+            left.fetch_add(1, Ordering::SeqCst);
+            db.leave().await.unwrap();
+            assert_eq!(left.load(Ordering::SeqCst), members, "left before everyone was done");
+            fw.close().await;
+        }));
+    }
+    for t in tasks {
+        within(60, "double barrier members", t).await.unwrap();
+    }
+    assert_eq!(passed.load(Ordering::SeqCst), members);
+    let kids = a.get_children("/barriers/double").await.unwrap_or_default();
+    assert!(kids.is_empty(), "members and ready gone: {kids:?}");
+    assert!(matches!(DistributedDoubleBarrier::new(&a, "/x", 0), Err(Error::InvalidArgument(_))));
+    // Enter with a timeout when too few come: false, and leaving still works.
+    let lonely = DistributedDoubleBarrier::new(&a, "/barriers/lonely", 2).unwrap();
+    assert!(!lonely.enter_timeout(Duration::from_millis(300)).await.unwrap());
+    assert!(lonely.leave_timeout(Duration::from_secs(5)).await.unwrap());
+    a.close().await;
+    b.close().await;
+}
+
+async fn suite(cs: &str) {
+    read_write_lock(cs).await;
+    semaphore(cs).await;
+    semaphore_mutex_and_locker(cs).await;
+    multi_lock(cs).await;
+    revocation(cs).await;
+    shared_count(cs).await;
+    atomics(cs).await;
+    barriers(cs).await;
+}
+
+async fn cut_framework(cs: &str, session: Duration) -> Framework {
+    let fw = Framework::builder(cs)
+        .session_timeout(session)
+        .retry_policy(ExponentialBackoffRetry::new(Duration::from_millis(100), 10))
+        .build();
+    within(20, "start", fw.start()).await.unwrap();
+    fw
+}
+
+/// A lease holder whose session is lost frees its lease for a waiter; a
+/// waiter whose connection is cut while it waits (same session back) still
+/// gets its lease; a double-barrier member whose connection is cut while it
+/// waits to enter still enters.
+async fn faults(server: std::net::SocketAddr, cs: &str, session: Duration) {
+    let proxy = Proxy::start(server);
+    let holder_fw = cut_framework(&proxy.connect_string(), session).await;
+    let waiter_fw = cut_framework(cs, Duration::from_secs(20)).await;
+    let holder = InterProcessSemaphoreV2::new(&holder_fw, "/faults/sem", 1);
+    let waiter = InterProcessSemaphoreV2::new(&waiter_fw, "/faults/sem", 1);
+    let lease = holder.acquire().await.unwrap();
+    let waiting = tokio::spawn(async move { waiter.acquire().await.map(|l| (l, waiter)) });
+    wait_until_async(10, "the waiter queues", || async {
+        waiter_fw.get_children("/faults/sem/leases").await.unwrap().len() == 2
+    })
+    .await;
+    proxy.set_refuse(true);
+    proxy.cut();
+    let (l2, waiter) = within(60, "the waiter gets the lease once the holder's session expired", waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(waiter_fw.get_children("/faults/sem/leases").await.unwrap(), vec![l2.node_name().to_string()]);
+    drop(lease);
+    proxy.set_refuse(false);
+    // The waiter is now behind the proxy; its connection is cut while it waits.
+    let cut_fw = cut_framework(&proxy.connect_string(), Duration::from_secs(20)).await;
+    let cut_waiter = InterProcessSemaphoreV2::new(&cut_fw, "/faults/sem", 1);
+    let waiting = tokio::spawn(async move { cut_waiter.acquire().await.map(|l| (l, cut_waiter)) });
+    wait_until_async(10, "the cut waiter queues", || async {
+        waiter_fw.get_children("/faults/sem/leases").await.unwrap().len() == 2
+    })
+    .await;
+    proxy.cut();
+    wait_until(20, "reconnected", || {
+        cut_fw.connection_state() == Some(zk_recipes::ConnectionState::Reconnected)
+    })
+    .await;
+    l2.close().await.unwrap();
+    let (l3, _w) = within(30, "the cut waiter still gets its lease", waiting).await.unwrap().unwrap();
+    l3.close().await.unwrap();
+    drop(waiter);
+
+    // Double barrier with a member cut off while waiting to enter.
+    let cut_member = DistributedDoubleBarrier::new(&cut_fw, "/faults/double", 2).unwrap();
+    let entering = tokio::spawn(async move { cut_member.enter().await.map(|()| cut_member) });
+    wait_until_async(10, "the first member is in", || async {
+        waiter_fw.get_children("/faults/double").await.map(|k| k.len() == 1).unwrap_or(false)
+    })
+    .await;
+    proxy.cut();
+    let second = DistributedDoubleBarrier::new(&waiter_fw, "/faults/double", 2).unwrap();
+    within(20, "the second member enters", second.enter()).await.unwrap();
+    let cut_member = within(30, "the cut member enters too", entering).await.unwrap().unwrap();
+    let (x, y) = within(30, "both leave", async { tokio::join!(cut_member.leave(), second.leave()) }).await;
+    x.unwrap();
+    y.unwrap();
+    holder_fw.close().await;
+    cut_fw.close().await;
+    waiter_fw.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalogue_against_zk_server() {
+    common::trace_init();
+    let mut cfg = zk_server::ServerConfig::new("");
+    cfg.tick_time = Duration::from_millis(250);
+    cfg.client_port = 0;
+    cfg.client_port_address = Some(std::net::Ipv4Addr::LOCALHOST.into());
+    let server = zk_server::Server::start_temp_with(cfg).await.unwrap();
+    within(300, "suite", suite(&server.connect_string())).await;
+    within(120, "faults", faults(server.addr(), &server.connect_string(), Duration::from_millis(1500))).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalogue_against_apache_zookeeper() {
+    let Some(zk) = ApacheZk::start_with(ApacheZkOptions { tick_time: 500, ..Default::default() }) else {
+        return;
+    };
+    within(300, "suite", suite(&zk.connect_string())).await;
+    within(120, "faults", faults(zk.addr(), &zk.connect_string(), Duration::from_millis(1500))).await;
+}
