@@ -1,6 +1,10 @@
 //! Rust recipes and Java Curator 5 (Debian `libcurator-recipes-java`) on
-//! the same paths: an InterProcessMutex shared by a Java process and Rust
-//! tasks keeps a read-modify-write counter exact, and a LeaderLatch with
+//! the same paths: a mutex, the write side of a read-write lock, a
+//! semaphore mutex and a multi-lock each shared by a Java process and Rust
+//! tasks keep a read-modify-write counter exact with the two sides taking
+//! turns; a semaphore's leases never exceed its count with Java and Rust
+//! inside together; shared counts and atomic longs lose no increment;
+//! barriers hold both sides back; a LeaderLatch with
 //! Java and Rust participants always has a single leader and hands over
 //! across languages. Run against our server and against Apache 3.8; and
 //! on an ensemble of ours whose server holding Curator's connection is
@@ -15,10 +19,16 @@ use std::time::Duration;
 
 use common::java::{Peer, java_peer};
 use common::{wait_until_async, within};
-use zk_recipes::Framework;
+use zk_recipes::atomic::DistributedAtomicLong;
+use zk_recipes::barriers::{DistributedBarrier, DistributedDoubleBarrier};
 use zk_recipes::leader::{CloseMode, LeaderLatch};
-use zk_recipes::locks::InterProcessMutex;
-use zk_recipes::retry::ExponentialBackoffRetry;
+use zk_recipes::locks::{
+    InterProcessLock, InterProcessMultiLock, InterProcessMutex, InterProcessReadWriteLock,
+    InterProcessSemaphoreMutex, InterProcessSemaphoreV2,
+};
+use zk_recipes::retry::{ExponentialBackoffRetry, RetryNTimes};
+use zk_recipes::shared::SharedCount;
+use zk_recipes::{CreateMode, Framework};
 use zk_test_support::apache::ApacheZk;
 
 async fn framework(cs: &str) -> Framework {
@@ -37,30 +47,57 @@ enum Side {
     Rust,
 }
 
-async fn shared_mutex(cs: &str, cp: &str) {
+/// Makes a Rust lock of one kind on a framework.
+type MakeLock = fn(&Framework) -> Box<dyn InterProcessLock>;
+
+/// Nodes under `dirs` (absent dirs count none), and whether one of them
+/// is owned by `session`.
+async fn queue(fw: &Framework, dirs: &[String], session: i64) -> (usize, bool) {
+    let (mut n, mut owned) = (0, false);
+    for d in dirs {
+        for kid in fw.get_children(d).await.unwrap_or_default() {
+            n += 1;
+            let stat = fw.client().unwrap().exists(&format!("{d}/{kid}")).await.unwrap();
+            owned |= stat.is_some_and(|s| s.ephemeral_owner == session);
+        }
+    }
+    (n, owned)
+}
+
+/// A Java Curator peer and Rust tasks take turns on one lock of a kind
+/// (`mutex`, `rwwrite`, `semmutex`, `multi`), each holder adding one to a
+/// counter with no version check: only mutual exclusion keeps it exact.
+/// `java_path` is what Curator's constructor takes; `dirs` are where the
+/// contenders' nodes queue, `queued` how many nodes there are when the
+/// gate holds the lock and Java and every Rust task wait.
+async fn shared_lock(
+    cs: &str,
+    cp: &str,
+    kind: &str,
+    java_path: &str,
+    dirs: &[&str],
+    queued: usize,
+    make: MakeLock,
+) {
     let fw = framework(cs).await;
-    fw.create().creating_parents_if_needed().for_path("/interop/counter", b"0").await.unwrap();
+    let counter = format!("/interop/{kind}-counter");
+    let dirs: Vec<String> = dirs.iter().map(|d| d.to_string()).collect();
+    fw.create().creating_parents_if_needed().for_path(&counter, b"0").await.unwrap();
     let java_rounds = 40;
     let rust_tasks = 4;
     let rust_rounds = 40;
     // A gate: Rust holds the lock while both sides line up behind it, so
     // neither can finish its rounds before the other contends.
-    let gate = InterProcessMutex::new(&fw, "/interop/lock");
+    let gate = make(&fw);
     gate.acquire().await.unwrap();
-    let peer = Peer::spawn(cp, &["mutex", cs, "/interop/lock", "/interop/counter", &java_rounds.to_string()]);
+    let peer = Peer::spawn(cp, &["lock", kind, cs, java_path, &counter, &java_rounds.to_string()]);
     let (peer, session) = peer.session().await;
-    // Java is contending once a lock node of its session is queued.
-    let setup = &fw;
-    let java_queued = move || async move {
-        for kid in setup.get_children("/interop/lock").await.unwrap() {
-            let stat = setup.client().unwrap().exists(&format!("/interop/lock/{kid}")).await.unwrap();
-            if stat.is_some_and(|s| s.ephemeral_owner == session) {
-                return true;
-            }
-        }
-        false
-    };
-    wait_until_async(60, "the Java peer queues for the lock", java_queued).await;
+    // Java is contending once a node of its session is queued.
+    let (setup, dirs_ref) = (&fw, &dirs);
+    wait_until_async(60, "the Java peer queues for the lock", move || async move {
+        queue(setup, dirs_ref, session).await.1
+    })
+    .await;
     // Each acquisition logs the counter value it wrote: mutual exclusion
     // makes those 1..=80, each once, and their order is the lock's order.
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -68,25 +105,27 @@ async fn shared_mutex(cs: &str, cp: &str) {
     for _ in 0..rust_tasks {
         let cs = cs.to_string();
         let log = log.clone();
+        let counter = counter.clone();
         tasks.push(tokio::spawn(async move {
             let fw = framework(&cs).await;
-            let lock = InterProcessMutex::new(&fw, "/interop/lock");
+            let lock = make(&fw);
             for _ in 0..rust_rounds / rust_tasks {
                 lock.acquire().await.unwrap();
-                let (data, _) = fw.get_data("/interop/counter").await.unwrap();
+                let (data, _) = fw.get_data(&counter).await.unwrap();
                 let n: u64 = std::str::from_utf8(&data).unwrap().parse().unwrap();
                 // Hold the lock a moment: an overlapping holder would lose an update.
                 tokio::time::sleep(Duration::from_millis(2)).await;
-                fw.set_data("/interop/counter", (n + 1).to_string().as_bytes(), None).await.unwrap();
+                fw.set_data(&counter, (n + 1).to_string().as_bytes(), None).await.unwrap();
                 log.lock().unwrap().push((n + 1, Side::Rust));
                 lock.release().await.unwrap();
             }
+            drop(lock);
             fw.close().await;
         }));
     }
     // The gate, Java and every Rust task queued: only then open the gate.
     wait_until_async(60, "the Rust tasks queue for the lock", move || async move {
-        setup.get_children("/interop/lock").await.unwrap().len() == 2 + rust_tasks
+        queue(setup, dirs_ref, session).await.0 == queued + rust_tasks
     })
     .await;
     gate.release().await.unwrap();
@@ -104,19 +143,256 @@ async fn shared_mutex(cs: &str, cp: &str) {
     let order: String = merged.iter().map(|&(_, s)| if s == Side::Java { 'J' } else { 'R' }).collect();
     let values: Vec<u64> = merged.iter().map(|&(v, _)| v).collect();
     let want: Vec<u64> = (1..=(java_rounds + rust_rounds) as u64).collect();
-    assert_eq!(values, want, "every acquisition wrote the next value, none twice: {order}");
+    assert_eq!(values, want, "{kind}: every acquisition wrote the next value, none twice: {order}");
     assert_eq!(order.matches('J').count(), java_rounds, "{order}");
     assert_eq!(order.matches('R').count(), rust_rounds, "{order}");
     // They contended: the lock went from Java to Rust and from Rust to Java.
-    assert!(order.contains("JR") && order.contains("RJ"), "Java and Rust take turns: {order}");
-    eprintln!("lock order by counter value: {order}");
-    let (data, _) = fw.get_data("/interop/counter").await.unwrap();
-    assert_eq!(
-        std::str::from_utf8(&data).unwrap(),
-        (java_rounds + rust_rounds).to_string(),
-        "mutual exclusion across Java and Rust"
-    );
-    assert!(fw.get_children("/interop/lock").await.unwrap().is_empty());
+    assert!(order.contains("JR") && order.contains("RJ"), "{kind}: Java and Rust take turns: {order}");
+    eprintln!("{kind} order by counter value: {order}");
+    let (data, _) = fw.get_data(&counter).await.unwrap();
+    assert_eq!(std::str::from_utf8(&data).unwrap(), (java_rounds + rust_rounds).to_string());
+    drop(gate);
+    wait_until_async(20, "no lock node left", move || async move { queue(setup, dirs_ref, 0).await.0 == 0 })
+        .await;
+    fw.close().await;
+}
+
+async fn shared_locks(cs: &str, cp: &str) {
+    // The gate holds 1 node, Java queues 1.
+    shared_lock(cs, cp, "mutex", "/interop/lock", &["/interop/lock"], 2, |fw| {
+        Box::new(InterProcessMutex::new(fw, "/interop/lock"))
+    })
+    .await;
+    shared_lock(cs, cp, "rwwrite", "/interop/rw", &["/interop/rw"], 2, |fw| {
+        Box::new(RwWrite(InterProcessReadWriteLock::new(fw, "/interop/rw")))
+    })
+    .await;
+    // The gate's lease; Java's lease node and its hold on the `locks`
+    // mutex; the Rust tasks queue on that mutex.
+    shared_lock(cs, cp, "semmutex", "/interop/sm", &["/interop/sm/leases", "/interop/sm/locks"], 3, |fw| {
+        Box::new(InterProcessSemaphoreMutex::new(fw, "/interop/sm"))
+    })
+    .await;
+    // The gate holds both; Java and the Rust tasks queue on the first.
+    shared_lock(cs, cp, "multi", "/interop/m1,/interop/m2", &["/interop/m1", "/interop/m2"], 3, |fw| {
+        Box::new(InterProcessMultiLock::new(fw, &["/interop/m1", "/interop/m2"]))
+    })
+    .await;
+}
+
+/// The write side of a read-write lock as an `InterProcessLock`.
+#[derive(Debug)]
+struct RwWrite(InterProcessReadWriteLock);
+
+#[zk_recipes::async_trait]
+impl InterProcessLock for RwWrite {
+    async fn acquire(&self) -> zk_recipes::Result<()> {
+        self.0.write_lock().acquire().await
+    }
+    async fn try_acquire(&self, t: Duration) -> zk_recipes::Result<bool> {
+        self.0.write_lock().try_acquire(t).await
+    }
+    async fn release(&self) -> zk_recipes::Result<()> {
+        self.0.write_lock().release().await
+    }
+    fn is_acquired_in_this_process(&self) -> bool {
+        self.0.write_lock().is_acquired()
+    }
+    fn release_in_background(&self) {
+        self.0.write_lock().release_in_background();
+    }
+}
+
+/// A semaphore of 2 leases shared by a Java peer and Rust tasks: while
+/// holding a lease each side registers itself under `inside` and lists
+/// it: never more than 2, and Java and Rust were inside together.
+async fn shared_semaphore(cs: &str, cp: &str) {
+    let fw = framework(cs).await;
+    let (path, inside) = ("/interop/sem", "/interop/sem-inside");
+    fw.ensure_path(inside).await.unwrap();
+    let rounds = 30;
+    let peer = Peer::spawn(cp, &["semaphore", cs, path, "2", inside, &rounds.to_string()]);
+    let (peer, _) = peer.session().await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for t in 0..3 {
+        let (cs, seen) = (cs.to_string(), seen.clone());
+        tasks.push(tokio::spawn(async move {
+            let fw = framework(&cs).await;
+            let sem = InterProcessSemaphoreV2::new(&fw, path, 2);
+            for i in 0..rounds / 3 {
+                let lease = sem.acquire().await.unwrap();
+                let me = fw
+                    .create()
+                    .with_mode(CreateMode::Ephemeral)
+                    .for_path(&format!("{inside}/rust-{t}-{i}"), b"")
+                    .await
+                    .unwrap();
+                let kids = fw.get_children(inside).await.unwrap();
+                seen.lock().unwrap().push(kids);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                fw.delete().for_path(&me).await.unwrap();
+                lease.close().await.unwrap();
+            }
+            fw.close().await;
+        }));
+    }
+    for t in tasks {
+        within(120, "rust lease holders", t).await.unwrap();
+    }
+    let lines = tokio::task::spawn_blocking(move || peer.lines_until("DONE", 120)).await.unwrap();
+    let mut all = seen.lock().unwrap().clone();
+    let java: Vec<Vec<String>> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("SEEN "))
+        .map(|s| s.split(',').map(str::to_string).collect())
+        .collect();
+    assert_eq!(java.len(), rounds, "Java took every lease");
+    all.extend(java);
+    let most = all.iter().map(Vec::len).max().unwrap();
+    assert!(most <= 2, "at most 2 inside at once: {all:?}");
+    let together = all
+        .iter()
+        .filter(|s| s.iter().any(|n| n.starts_with("java")) && s.iter().any(|n| n.starts_with("rust")))
+        .count();
+    assert!(together > 0, "Java and Rust held leases at the same time");
+    eprintln!("semaphore: {} holdings seen, {together} with Java and Rust inside together", all.len());
+    wait_until_async(20, "no lease left", || async {
+        fw.get_children("/interop/sem/leases").await.unwrap().is_empty()
+    })
+    .await;
+    fw.close().await;
+}
+
+/// A SharedCount and a DistributedAtomicLong incremented from Java and
+/// Rust at once: every successful write is a distinct next value, and both
+/// sides' writes interleave.
+async fn shared_counters(cs: &str, cp: &str) {
+    for (mode, path) in [("sharedcount", "/interop/count"), ("atomiclong", "/interop/long")] {
+        let fw = framework(cs).await;
+        let rounds = 50;
+        let peer = Peer::spawn(cp, &[mode, cs, path, &rounds.to_string()]);
+        let mut peer = tokio::task::spawn_blocking(move || {
+            peer.expect_line("STARTED", 60);
+            peer
+        })
+        .await
+        .unwrap();
+        let mut mine = Vec::new();
+        // Both sides go at once, pausing 2 ms between increments, so that
+        // their writes interleave.
+        let pause = || tokio::time::sleep(Duration::from_millis(2));
+        if mode == "sharedcount" {
+            let count = SharedCount::new(&fw, path, 0);
+            count.start().await.unwrap();
+            peer.say("go");
+            for _ in 0..rounds {
+                pause().await;
+                loop {
+                    let v = count.versioned_value();
+                    if count.try_set_count(&v, v.value + 1).await.unwrap() {
+                        mine.push((v.value + 1) as i64);
+                        break;
+                    }
+                }
+            }
+        } else {
+            let n = DistributedAtomicLong::new(&fw, path, RetryNTimes::new(1000, Duration::from_millis(1)));
+            peer.say("go");
+            for _ in 0..rounds {
+                pause().await;
+                let r = n.increment().await.unwrap();
+                assert!(r.succeeded);
+                mine.push(r.post_value);
+            }
+        }
+        let lines = tokio::task::spawn_blocking(move || peer.lines_until("DONE", 120)).await.unwrap();
+        let prefix = if mode == "sharedcount" { "SET " } else { "INC " };
+        let java: Vec<i64> =
+            lines.iter().filter_map(|l| l.strip_prefix(prefix)).map(|v| v.parse().unwrap()).collect();
+        assert_eq!(java.len(), rounds, "{mode}: every Java increment succeeded: {lines:?}");
+        let mut merged: Vec<(i64, char)> =
+            java.iter().map(|&v| (v, 'J')).chain(mine.iter().map(|&v| (v, 'R'))).collect();
+        merged.sort();
+        let values: Vec<i64> = merged.iter().map(|&(v, _)| v).collect();
+        assert_eq!(
+            values,
+            (1..=2 * rounds as i64).collect::<Vec<_>>(),
+            "{mode}: no increment lost or doubled"
+        );
+        let order: String = merged.iter().map(|&(_, s)| s).collect();
+        assert!(order.contains("JR") && order.contains("RJ"), "{mode}: Java and Rust interleave: {order}");
+        eprintln!("{mode} order: {order}");
+        fw.close().await;
+    }
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+}
+
+/// Barriers across languages: a Java waiter passes only once Rust removed
+/// the barrier; a double barrier of one Java and two Rust members lets
+/// nobody in before the last arrived and nobody out before the last left.
+async fn shared_barriers(cs: &str, cp: &str) {
+    let fw = framework(cs).await;
+    let barrier = DistributedBarrier::new(&fw, "/interop/barrier");
+    barrier.set_barrier().await.unwrap();
+    let peer = Peer::spawn(cp, &["barrier", cs, "/interop/barrier"]);
+    let peer = tokio::task::spawn_blocking(move || {
+        peer.expect_line("WAITING", 60);
+        peer
+    })
+    .await
+    .unwrap();
+    let removed_at = now_ms();
+    barrier.remove_barrier().await.unwrap();
+    let passed: u128 = tokio::task::spawn_blocking(move || peer.expect_prefix("PASSED ", 30))
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(passed >= removed_at, "Java passed the barrier before Rust removed it");
+
+    let java = Peer::spawn(cp, &["doublebarrier", cs, "/interop/double", "3"]);
+    let java = tokio::task::spawn_blocking(move || {
+        java.expect_line("JOINING", 60);
+        java
+    })
+    .await
+    .unwrap();
+    wait_until_async(30, "Java's member node", || async {
+        fw.get_children("/interop/double").await.map(|k| k.len() == 1).unwrap_or(false)
+    })
+    .await;
+    let first = DistributedDoubleBarrier::new(&fw, "/interop/double", 3).unwrap();
+    let fw2 = framework(cs).await;
+    let second = DistributedDoubleBarrier::new(&fw2, "/interop/double", 3).unwrap();
+    let entering = tokio::spawn(async move { first.enter().await.map(|()| first) });
+    wait_until_async(30, "two members in", || async {
+        fw.get_children("/interop/double").await.map(|k| k.len() == 2).unwrap_or(false)
+    })
+    .await;
+    let last_arrived = now_ms();
+    second.enter().await.unwrap();
+    let first = within(30, "the first Rust member enters", entering).await.unwrap().unwrap();
+    let (java, entered) = tokio::task::spawn_blocking(move || {
+        let t: u128 = java.expect_prefix("ENTERED ", 30).parse().unwrap();
+        (java, t)
+    })
+    .await
+    .unwrap();
+    assert!(entered >= last_arrived, "Java entered before the last member arrived");
+    // Java leaves at once; it must wait for both Rust members.
+    let last_left = now_ms();
+    let (a, b) =
+        within(30, "Rust members leave", async { tokio::join!(first.leave(), second.leave()) }).await;
+    a.unwrap();
+    b.unwrap();
+    let left: u128 =
+        tokio::task::spawn_blocking(move || java.expect_prefix("LEFT ", 30)).await.unwrap().parse().unwrap();
+    assert!(left >= last_left, "Java left before the Rust members did");
+    fw2.close().await;
     fw.close().await;
 }
 
@@ -188,7 +464,10 @@ async fn shared_latch(cs: &str, cp: &str) {
 async fn curator_and_rust_share_locks_and_leadership_on_zk_server() {
     let Some((_dir, cp)) = java_peer() else { return };
     let server = zk_server::Server::start_temp().await.unwrap();
-    within(200, "mutex", shared_mutex(&server.connect_string(), &cp)).await;
+    within(400, "locks", shared_locks(&server.connect_string(), &cp)).await;
+    within(120, "semaphore", shared_semaphore(&server.connect_string(), &cp)).await;
+    within(120, "counters", shared_counters(&server.connect_string(), &cp)).await;
+    within(120, "barriers", shared_barriers(&server.connect_string(), &cp)).await;
     within(200, "latch", shared_latch(&server.connect_string(), &cp)).await;
     server.stop().await;
 }
@@ -197,7 +476,10 @@ async fn curator_and_rust_share_locks_and_leadership_on_zk_server() {
 async fn curator_and_rust_share_locks_and_leadership_on_apache() {
     let Some((_dir, cp)) = java_peer() else { return };
     let Some(zk) = ApacheZk::start() else { return };
-    within(200, "mutex", shared_mutex(&zk.connect_string(), &cp)).await;
+    within(400, "locks", shared_locks(&zk.connect_string(), &cp)).await;
+    within(120, "semaphore", shared_semaphore(&zk.connect_string(), &cp)).await;
+    within(120, "counters", shared_counters(&zk.connect_string(), &cp)).await;
+    within(120, "barriers", shared_barriers(&zk.connect_string(), &cp)).await;
     within(200, "latch", shared_latch(&zk.connect_string(), &cp)).await;
 }
 

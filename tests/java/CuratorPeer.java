@@ -11,6 +11,30 @@
 //     as mutex, pausing 20 ms between rounds (so that they span a server's
 //     death), printing "STATE <state>" on every connection state change and
 //     "SESSION-END <id>" before "DONE".
+//   java CuratorPeer lock <kind> <connect> <lockPath> <counterPath> <rounds>
+//     as mutex, with another lock type: kind is rwwrite (the write side of
+//     an InterProcessReadWriteLock), semmutex (InterProcessSemaphoreMutex)
+//     or multi (an InterProcessMultiLock over the comma-separated paths
+//     of <lockPath>).
+//   java CuratorPeer semaphore <connect> <path> <maxLeases> <insidePath> <rounds>
+//     takes a lease of an InterProcessSemaphoreV2 <rounds> times; while
+//     holding it, creates an ephemeral java-<n> node under <insidePath>,
+//     lists <insidePath> and prints "SEEN <names>" (comma-separated),
+//     then deletes its node and returns the lease; prints "DONE".
+//   java CuratorPeer sharedcount <connect> <path> <rounds>
+//     prints "STARTED", waits for a line "go" on stdin, then
+//     increments a SharedCount (seed 0) <rounds> times by trySetCount,
+//     printing "SET <value written>" for each; prints "DONE".
+//   java CuratorPeer atomiclong <connect> <path> <rounds>
+//     prints "STARTED", waits for "go" on stdin, then
+//     increments a DistributedAtomicLong <rounds> times, printing
+//     "INC <post value>" for each success and "FAIL" otherwise; "DONE".
+//   java CuratorPeer barrier <connect> <path>
+//     prints "WAITING", waits on a DistributedBarrier, prints
+//     "PASSED <epoch ms>".
+//   java CuratorPeer doublebarrier <connect> <path> <members>
+//     prints "JOINING", enters a DistributedDoubleBarrier ("ENTERED <epoch
+//     ms>"), leaves ("LEFT <epoch ms>").
 //   java CuratorPeer latch <connect> <latchPath> <id>
 //     joins the LeaderLatch and prints "LEADER <id>" / "FOLLOWER <id>" on
 //     every change; a line "close" on stdin closes the latch and exits.
@@ -22,13 +46,57 @@ import org.apache.curator.framework.CuratorFramework;
 import org.apache.curator.framework.CuratorFrameworkFactory;
 import org.apache.curator.framework.recipes.leader.LeaderLatch;
 import org.apache.curator.framework.recipes.leader.LeaderLatchListener;
+import java.util.Arrays;
+import java.util.List;
+import org.apache.curator.framework.recipes.atomic.AtomicValue;
+import org.apache.curator.framework.recipes.atomic.DistributedAtomicLong;
+import org.apache.curator.framework.recipes.barriers.DistributedBarrier;
+import org.apache.curator.framework.recipes.barriers.DistributedDoubleBarrier;
+import org.apache.curator.framework.recipes.locks.InterProcessLock;
+import org.apache.curator.framework.recipes.locks.InterProcessMultiLock;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
+import org.apache.curator.framework.recipes.locks.InterProcessReadWriteLock;
+import org.apache.curator.framework.recipes.locks.InterProcessSemaphoreMutex;
+import org.apache.curator.framework.recipes.locks.InterProcessSemaphoreV2;
+import org.apache.curator.framework.recipes.locks.Lease;
+import org.apache.curator.framework.recipes.shared.SharedCount;
+import org.apache.curator.framework.recipes.shared.VersionedValue;
+import org.apache.curator.retry.RetryNTimes;
+import org.apache.zookeeper.CreateMode;
 import org.apache.curator.framework.state.ConnectionState;
 import org.apache.curator.framework.state.ConnectionStateListener;
 import org.apache.curator.retry.ExponentialBackoffRetry;
 
 public class CuratorPeer {
+    static void out(String line) {
+        System.out.println(line);
+        System.out.flush();
+    }
+
+    static InterProcessLock makeLock(String kind, CuratorFramework client, String path) {
+        switch (kind) {
+            case "mutex": return new InterProcessMutex(client, path);
+            case "rwwrite": return new InterProcessReadWriteLock(client, path).writeLock();
+            case "semmutex": return new InterProcessSemaphoreMutex(client, path);
+            case "multi": return new InterProcessMultiLock(client, Arrays.asList(path.split(",")));
+            default: throw new IllegalArgumentException(kind);
+        }
+    }
+
+    // Blocks until a line "go" on stdin: both sides start together.
+    static void waitForGo() throws Exception {
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
+        String line;
+        while ((line = in.readLine()) != null && !line.equals("go")) { }
+    }
+
     public static void main(String[] args) throws Exception {
+        String kind = "mutex";
+        if (args[0].equals("lock")) {
+            kind = args[1];
+            args = Arrays.copyOfRange(args, 1, args.length);
+            args[0] = "mutex";
+        }
         CuratorFramework client = CuratorFrameworkFactory.builder()
             .connectString(args[1])
             .sessionTimeoutMs(10000)
@@ -49,7 +117,7 @@ public class CuratorPeer {
             });
         }
         if (args[0].equals("mutex") || failover) {
-            InterProcessMutex lock = new InterProcessMutex(client, args[2]);
+            InterProcessLock lock = makeLock(kind, client, args[2]);
             int rounds = Integer.parseInt(args[4]);
             // The test waits for a lock node owned by this session before
             // its own rounds start: proof that Java is contending.
@@ -73,6 +141,64 @@ public class CuratorPeer {
             }
             System.out.println("DONE");
             System.out.flush();
+        } else if (args[0].equals("semaphore")) {
+            InterProcessSemaphoreV2 sem = new InterProcessSemaphoreV2(client, args[2], Integer.parseInt(args[3]));
+            String inside = args[4];
+            int rounds = Integer.parseInt(args[5]);
+            out("SESSION " + client.getZookeeperClient().getZooKeeper().getSessionId());
+            for (int i = 0; i < rounds; i++) {
+                Lease lease = sem.acquire(60, TimeUnit.SECONDS);
+                if (lease == null) throw new IllegalStateException("lease timeout");
+                String me = client.create().creatingParentsIfNeeded().withMode(CreateMode.EPHEMERAL)
+                    .forPath(inside + "/java-" + i);
+                List<String> seen = client.getChildren().forPath(inside);
+                out("SEEN " + String.join(",", seen));
+                Thread.sleep(10);
+                client.delete().forPath(me);
+                sem.returnLease(lease);
+            }
+            out("DONE");
+        } else if (args[0].equals("sharedcount")) {
+            SharedCount count = new SharedCount(client, args[2], 0);
+            count.start();
+            int rounds = Integer.parseInt(args[3]);
+            out("STARTED");
+            waitForGo();
+            for (int i = 0; i < rounds; i++) {
+                Thread.sleep(2);
+                while (true) {
+                    VersionedValue<Integer> v = count.getVersionedValue();
+                    if (count.trySetCount(v, v.getValue() + 1)) {
+                        out("SET " + (v.getValue() + 1));
+                        break;
+                    }
+                }
+            }
+            count.close();
+            out("DONE");
+        } else if (args[0].equals("atomiclong")) {
+            DistributedAtomicLong n = new DistributedAtomicLong(client, args[2], new RetryNTimes(1000, 1));
+            int rounds = Integer.parseInt(args[3]);
+            out("STARTED");
+            waitForGo();
+            for (int i = 0; i < rounds; i++) {
+                Thread.sleep(2);
+                AtomicValue<Long> r = n.increment();
+                out(r.succeeded() ? "INC " + r.postValue() : "FAIL");
+            }
+            out("DONE");
+        } else if (args[0].equals("barrier")) {
+            DistributedBarrier b = new DistributedBarrier(client, args[2]);
+            out("WAITING");
+            if (!b.waitOnBarrier(60, TimeUnit.SECONDS)) throw new IllegalStateException("barrier timeout");
+            out("PASSED " + System.currentTimeMillis());
+        } else if (args[0].equals("doublebarrier")) {
+            DistributedDoubleBarrier b = new DistributedDoubleBarrier(client, args[2], Integer.parseInt(args[3]));
+            out("JOINING");
+            if (!b.enter(60, TimeUnit.SECONDS)) throw new IllegalStateException("enter timeout");
+            out("ENTERED " + System.currentTimeMillis());
+            if (!b.leave(60, TimeUnit.SECONDS)) throw new IllegalStateException("leave timeout");
+            out("LEFT " + System.currentTimeMillis());
         } else {
             String id = args[3];
             LeaderLatch latch = new LeaderLatch(client, args[2], id);
