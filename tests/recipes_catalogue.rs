@@ -22,6 +22,7 @@ use zk_recipes::locks::{
     InterProcessLock, InterProcessMultiLock, InterProcessMutex, InterProcessReadWriteLock,
     InterProcessSemaphoreMutex, InterProcessSemaphoreV2, Locker, Revoker,
 };
+use zk_recipes::queue::{ErrorMode, QueueBuilder, QueueConsumer, SimpleDistributedQueue, StringSerializer};
 use zk_recipes::retry::{ExponentialBackoffRetry, RetryNTimes};
 use zk_recipes::shared::{SharedCount, SharedValueEvent};
 use zk_recipes::{Error, Framework};
@@ -473,7 +474,210 @@ async fn barriers(cs: &str) {
     b.close().await;
 }
 
+/// Sends each consumed item to a channel; fails items starting with
+/// "fail" once each (the first time they are seen).
+struct Collect {
+    tx: tokio::sync::mpsc::UnboundedSender<String>,
+    failed: std::sync::Mutex<std::collections::HashSet<String>>,
+    hold: Option<Arc<tokio::sync::Notify>>,
+}
+
+impl Collect {
+    fn new() -> (Arc<Self>, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Arc::new(Collect { tx, failed: Default::default(), hold: None }), rx)
+    }
+}
+
+#[zk_recipes::async_trait]
+impl QueueConsumer<String> for Collect {
+    async fn consume_message(&self, item: String) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let _ = self.tx.send(item.clone());
+        if let Some(h) = &self.hold {
+            h.notified().await;
+        }
+        if item.starts_with("fail") && self.failed.lock().unwrap().insert(item.clone()) {
+            return Err("refused once".into());
+        }
+        Ok(())
+    }
+}
+
+async fn recv_n(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>, n: usize, what: &str) -> Vec<String> {
+    within(30, what, async {
+        let mut v = Vec::new();
+        while v.len() < n {
+            v.push(rx.recv().await.unwrap());
+        }
+        v
+    })
+    .await
+}
+
+async fn queues(cs: &str) {
+    let fw = framework(cs).await;
+    // FIFO, one consumer: in order; put_multi items together.
+    let (c, mut rx) = Collect::new();
+    let q = QueueBuilder::new(&fw, Some(c), StringSerializer, "/q/plain").build_queue();
+    q.start().await.unwrap();
+    for i in 0..10 {
+        q.put(&format!("item-{i}")).await.unwrap();
+    }
+    let (a, b) = ("multi-a".to_string(), "multi-b".to_string());
+    q.put_multi(&[&a, &b]).await.unwrap();
+    let got = recv_n(&mut rx, 12, "FIFO items").await;
+    let mut want: Vec<String> = (0..10).map(|i| format!("item-{i}")).collect();
+    want.extend([a.clone(), b.clone()]);
+    assert_eq!(got, want, "FIFO order");
+    wait_until_async(10, "consumed items deleted", || async { q.item_nodes().await.unwrap().is_empty() })
+        .await;
+    q.close().await;
+    // Curator's framing on the wire.
+    let producer = QueueBuilder::new(&fw, None, StringSerializer, "/q/framing").build_queue();
+    producer.start().await.unwrap();
+    producer.put(&"ab".to_string()).await.unwrap();
+    let node = producer.item_nodes().await.unwrap().remove(0);
+    assert!(node.starts_with("queue-") && node.len() == 16, "{node}");
+    let (data, _) = fw.get_data(&format!("/q/framing/{node}")).await.unwrap();
+    assert_eq!(&data[..], &[0, 1, 0, 1, 1, 0, 0, 0, 2, b'a', b'b', 2]);
+
+    // Several consumers with lock safety: each item exactly once; a failed
+    // item is requeued and consumed again.
+    let producer = QueueBuilder::new(&fw, None, StringSerializer, "/q/shared")
+        .lock_path("/q/shared-locks")
+        .build_queue();
+    producer.start().await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut consumers = Vec::new();
+    let mut fws = Vec::new();
+    for _ in 0..3 {
+        let f = framework(cs).await;
+        let c = Arc::new(Collect { tx: tx.clone(), failed: Default::default(), hold: None });
+        let q = QueueBuilder::new(&f, Some(c), StringSerializer, "/q/shared")
+            .lock_path("/q/shared-locks")
+            .build_queue();
+        q.start().await.unwrap();
+        consumers.push(q);
+        fws.push(f);
+    }
+    for i in 0..30 {
+        producer.put(&format!("job-{i}")).await.unwrap();
+    }
+    producer.put(&"fail-once".to_string()).await.unwrap();
+    let mut got = recv_n(&mut rx, 32, "every job, and the failed one twice").await;
+    got.sort();
+    let mut want: Vec<String> = (0..30).map(|i| format!("job-{i}")).collect();
+    want.extend(["fail-once".to_string(), "fail-once".to_string()]);
+    want.sort();
+    assert_eq!(got, want, "each item once; the failed one requeued and consumed again");
+    wait_until_async(10, "queue and locks empty", || async {
+        producer.item_nodes().await.unwrap().is_empty()
+            && fw.get_children("/q/shared-locks").await.unwrap().is_empty()
+    })
+    .await;
+    for q in &consumers {
+        q.close().await;
+    }
+    for f in fws {
+        f.close().await;
+    }
+
+    // ErrorMode::Delete: a failed item is not retried.
+    let (c, mut rx) = Collect::new();
+    let q = QueueBuilder::new(&fw, Some(c), StringSerializer, "/q/del")
+        .lock_path("/q/del-locks")
+        .error_mode(ErrorMode::Delete)
+        .build_queue();
+    q.start().await.unwrap();
+    q.put(&"fail-x".to_string()).await.unwrap();
+    q.put(&"after".to_string()).await.unwrap();
+    assert_eq!(recv_n(&mut rx, 2, "delete mode").await, ["fail-x", "after"]);
+    q.close().await;
+
+    // Id queue: remove by id before consumption.
+    let idq = QueueBuilder::new(&fw, None, StringSerializer, "/q/id").build_id_queue();
+    idq.start().await.unwrap();
+    idq.put(&"one".to_string(), "a/1").await.unwrap();
+    idq.put(&"two".to_string(), "b").await.unwrap();
+    idq.put(&"three".to_string(), "a/1").await.unwrap();
+    assert_eq!(idq.ids().await.unwrap(), ["a_1", "b", "a_1"]);
+    assert_eq!(idq.remove("a_1").await.unwrap(), 2);
+    assert_eq!(idq.ids().await.unwrap(), ["b"]);
+
+    // Priority: lower first, whatever the order of puts.
+    let pq = QueueBuilder::new(&fw, None, StringSerializer, "/q/prio").build_priority_queue(0);
+    pq.start().await.unwrap();
+    for (p, v) in [(5, "five"), (-3, "minus-three"), (10, "ten"), (0, "zero")] {
+        pq.put(&v.to_string(), p).await.unwrap();
+    }
+    let (c, mut rx) = Collect::new();
+    let consumer = QueueBuilder::new(&fw, Some(c), StringSerializer, "/q/prio").build_priority_queue(0);
+    consumer.start().await.unwrap();
+    assert_eq!(recv_n(&mut rx, 4, "priorities").await, ["minus-three", "zero", "five", "ten"]);
+    consumer.close().await;
+
+    // Delay: not before its time; an undelayed item put later comes first.
+    let (c, mut rx) = Collect::new();
+    let dq = QueueBuilder::new(&fw, Some(c), StringSerializer, "/q/delay").build_delay_queue();
+    dq.start().await.unwrap();
+    let put_at = std::time::Instant::now();
+    dq.put_after(&"later".to_string(), Duration::from_millis(800)).await.unwrap();
+    dq.put_after(&"now".to_string(), Duration::ZERO).await.unwrap();
+    assert_eq!(recv_n(&mut rx, 1, "the undelayed item").await, ["now"]);
+    assert_eq!(recv_n(&mut rx, 1, "the delayed item").await, ["later"]);
+    assert!(
+        put_at.elapsed() >= Duration::from_millis(790),
+        "consumed before its time: {:?}",
+        put_at.elapsed()
+    );
+    dq.close().await;
+
+    // Bounded: a full queue makes put wait.
+    let bq = QueueBuilder::new(&fw, None, StringSerializer, "/q/bounded").max_items(2).build_queue();
+    bq.start().await.unwrap();
+    bq.put(&"1".to_string()).await.unwrap();
+    bq.put(&"2".to_string()).await.unwrap();
+    assert!(!bq.put_timeout(&"3".to_string(), Duration::from_millis(300)).await.unwrap(), "full");
+    assert_eq!(bq.item_nodes().await.unwrap().len(), 2);
+
+    // Simple queue: peek, take, poll, two racing consumers.
+    let sq = SimpleDistributedQueue::new(&fw, "/q/simple");
+    assert_eq!(sq.poll(Duration::from_millis(200)).await.unwrap(), None);
+    for i in 0..20 {
+        sq.offer(format!("s{i:02}").as_bytes()).await.unwrap();
+    }
+    assert_eq!(sq.peek().await.unwrap(), Some(b"s00".to_vec()));
+    let other_fw = framework(cs).await;
+    let other = SimpleDistributedQueue::new(&other_fw, "/q/simple");
+    let (mine, theirs) = tokio::join!(
+        async {
+            let mut v = Vec::new();
+            while let Some(x) = sq.poll(Duration::from_millis(300)).await.unwrap() {
+                v.push(x);
+            }
+            v
+        },
+        async {
+            let mut v = Vec::new();
+            while let Some(x) = other.poll(Duration::from_millis(300)).await.unwrap() {
+                v.push(x);
+            }
+            v
+        }
+    );
+    let mut all: Vec<Vec<u8>> = mine.iter().chain(theirs.iter()).cloned().collect();
+    all.sort();
+    assert_eq!(all, (0..20).map(|i| format!("s{i:02}").into_bytes()).collect::<Vec<_>>(), "each once");
+    let waiter = tokio::spawn(async move { other.take().await.map(|v| (v, other_fw)) });
+    sq.offer(b"late").await.unwrap();
+    let (v, other_fw) = within(10, "take waits for an item", waiter).await.unwrap().unwrap();
+    assert_eq!(v, b"late");
+    other_fw.close().await;
+    fw.close().await;
+}
+
 async fn suite(cs: &str) {
+    queues(cs).await;
     read_write_lock(cs).await;
     semaphore(cs).await;
     semaphore_mutex_and_locker(cs).await;
@@ -550,6 +754,36 @@ async fn faults(server: std::net::SocketAddr, cs: &str, session: Duration) {
     let (x, y) = within(30, "both leave", async { tokio::join!(cut_member.leave(), second.leave()) }).await;
     x.unwrap();
     y.unwrap();
+
+    // A lock-safe consumer whose session is lost mid-item leaves the item
+    // for another consumer (at least once).
+    let hold = Arc::new(tokio::sync::Notify::new());
+    let (tx, mut first_rx) = tokio::sync::mpsc::unbounded_channel();
+    let stuck = Arc::new(Collect { tx, failed: Default::default(), hold: Some(hold.clone()) });
+    let stuck_fw = cut_framework(&proxy.connect_string(), session).await;
+    let stuck_q = QueueBuilder::new(&stuck_fw, Some(stuck), StringSerializer, "/faults/q")
+        .lock_path("/faults/q-locks")
+        .build_queue();
+    stuck_q.start().await.unwrap();
+    stuck_q.put(&"precious".to_string()).await.unwrap();
+    assert_eq!(recv_n(&mut first_rx, 1, "the first consumer has the item").await, ["precious"]);
+    proxy.set_refuse(true);
+    proxy.cut();
+    let (second, mut second_rx) = Collect::new();
+    let second_q = QueueBuilder::new(&waiter_fw, Some(second), StringSerializer, "/faults/q")
+        .lock_path("/faults/q-locks")
+        .build_queue();
+    second_q.start().await.unwrap();
+    assert_eq!(
+        recv_n(&mut second_rx, 1, "another consumer gets the item once the first one's session is gone")
+            .await,
+        ["precious"]
+    );
+    hold.notify_waiters();
+    proxy.set_refuse(false);
+    second_q.close().await;
+    drop(stuck_q);
+    stuck_fw.close().await;
     holder_fw.close().await;
     cut_fw.close().await;
     waiter_fw.close().await;

@@ -19,6 +19,9 @@
 //! - [`atomic`] — `DistributedAtomicLong`/`Integer`/`Value`,
 //!   `PromotedToLock`, `CachedAtomicLong`.
 //! - [`barriers`] — `DistributedBarrier`, `DistributedDoubleBarrier`.
+//! - [`queue`] — `DistributedQueue`, `DistributedIdQueue`,
+//!   `DistributedPriorityQueue`, `DistributedDelayQueue`,
+//!   `SimpleDistributedQueue`.
 //!
 //! Node layouts are Curator's, byte for byte: a Rust process and a Java
 //! Curator process contend for the same lock and the same leadership.
@@ -47,6 +50,7 @@ mod error;
 mod framework;
 pub mod leader;
 pub mod locks;
+pub mod queue;
 pub mod retry;
 pub mod shared;
 mod state;
