@@ -26,6 +26,7 @@ use zk_recipes::locks::{
     InterProcessLock, InterProcessMultiLock, InterProcessMutex, InterProcessReadWriteLock,
     InterProcessSemaphoreMutex, InterProcessSemaphoreV2,
 };
+use zk_recipes::queue::{QueueBuilder, QueueConsumer, SimpleDistributedQueue, StringSerializer};
 use zk_recipes::retry::{ExponentialBackoffRetry, RetryNTimes};
 use zk_recipes::shared::SharedCount;
 use zk_recipes::{CreateMode, Framework};
@@ -327,6 +328,186 @@ async fn shared_counters(cs: &str, cp: &str) {
     }
 }
 
+/// Sends consumed items to a channel.
+/// (After a pause, to let a slower consumer take a share.)
+struct ToChannel(tokio::sync::mpsc::UnboundedSender<String>, Duration);
+
+#[zk_recipes::async_trait]
+impl QueueConsumer<String> for ToChannel {
+    async fn consume_message(&self, item: String) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        tokio::time::sleep(self.1).await;
+        let _ = self.0.send(item);
+        Ok(())
+    }
+}
+
+async fn take(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>, n: usize, what: &str) -> Vec<String> {
+    within(30, what, async {
+        let mut v = Vec::new();
+        while v.len() < n {
+            v.push(rx.recv().await.unwrap());
+        }
+        v
+    })
+    .await
+}
+
+/// Every queue kind both ways: Java produces and Rust consumes, in the
+/// order the kind promises; Rust produces and Java consumes likewise; and
+/// a Java and a Rust consumer share one lock-safe queue, each item
+/// consumed once, by both sides.
+async fn shared_queues(cs: &str, cp: &str) {
+    let fw = framework(cs).await;
+    let mut java = Peer::spawn(cp, &["queues", cs]);
+    java = tokio::task::spawn_blocking(move || {
+        java.expect_line("PRODUCED", 60);
+        java
+    })
+    .await
+    .unwrap();
+    let js: Vec<String> = (0..10).map(|i| format!("j{i}")).collect();
+    let rev: Vec<String> = js.iter().rev().cloned().collect();
+    let (odd, even): (Vec<String>, Vec<String>) =
+        js.iter().cloned().partition(|j| j[1..].parse::<u32>().unwrap() % 2 == 1);
+    // Java -> Rust.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let c = || Some(Arc::new(ToChannel(tx.clone(), Duration::ZERO)) as Arc<dyn QueueConsumer<String>>);
+    let q = QueueBuilder::new(&fw, c(), StringSerializer, "/iq/plain-j2r").build_queue();
+    q.start().await.unwrap();
+    assert_eq!(take(&mut rx, 10, "plain j2r").await, js, "FIFO from Java");
+    q.close().await;
+    let q = QueueBuilder::new(&fw, c(), StringSerializer, "/iq/priority-j2r").build_priority_queue(0);
+    q.start().await.unwrap();
+    assert_eq!(take(&mut rx, 10, "priority j2r").await, rev, "Java's priorities");
+    q.close().await;
+    let q = QueueBuilder::new(&fw, None, StringSerializer, "/iq/id-j2r").build_id_queue();
+    q.start().await.unwrap();
+    assert_eq!(q.ids().await.unwrap(), (0..10).map(|i| format!("id-{i}")).collect::<Vec<_>>(), "Java's ids");
+    assert_eq!(q.remove("id-3").await.unwrap(), 1, "a Java item removed by id");
+    let q = QueueBuilder::new(&fw, c(), StringSerializer, "/iq/id-j2r").build_id_queue();
+    q.start().await.unwrap();
+    let mut want: Vec<String> = js.clone();
+    want.retain(|j| j != "j3");
+    assert_eq!(take(&mut rx, 9, "id j2r").await, want);
+    q.close().await;
+    let q = QueueBuilder::new(&fw, c(), StringSerializer, "/iq/delay-j2r").build_delay_queue();
+    q.start().await.unwrap();
+    let got = take(&mut rx, 10, "delay j2r").await;
+    assert_eq!(
+        got[..5].iter().collect::<std::collections::BTreeSet<_>>(),
+        odd.iter().collect(),
+        "undelayed first: {got:?}"
+    );
+    assert_eq!(got[5..].iter().collect::<std::collections::BTreeSet<_>>(), even.iter().collect(), "{got:?}");
+    q.close().await;
+    let sq = SimpleDistributedQueue::new(&fw, "/iq/simple-j2r");
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        got.push(String::from_utf8(sq.poll(Duration::from_secs(10)).await.unwrap().unwrap()).unwrap());
+    }
+    assert_eq!(got, js, "simple queue from Java");
+
+    // Rust -> Java: everything queued before Java starts consuming.
+    let rs: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
+    let plain = QueueBuilder::new(&fw, None, StringSerializer, "/iq/plain-r2j").build_queue();
+    let id = QueueBuilder::new(&fw, None, StringSerializer, "/iq/id-r2j").build_id_queue();
+    let prio = QueueBuilder::new(&fw, None, StringSerializer, "/iq/priority-r2j").build_priority_queue(0);
+    let delay = QueueBuilder::new(&fw, None, StringSerializer, "/iq/delay-r2j").build_delay_queue();
+    plain.start().await.unwrap();
+    id.start().await.unwrap();
+    prio.start().await.unwrap();
+    delay.start().await.unwrap();
+    let sq = SimpleDistributedQueue::new(&fw, "/iq/simple-r2j");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    for (i, r) in rs.iter().enumerate() {
+        plain.put(r).await.unwrap();
+        id.put(r, &format!("id-{i}")).await.unwrap();
+        prio.put(r, 9 - i as i32).await.unwrap();
+        delay.put(r, if i % 2 == 0 { now + 500 } else { now }).await.unwrap();
+        sq.offer(r.as_bytes()).await.unwrap();
+    }
+    java.say("consume");
+    let (tx_mixed, mut mixed_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mixed_consumer = QueueBuilder::new(
+        &fw,
+        Some(Arc::new(ToChannel(tx_mixed, Duration::from_millis(20)))),
+        StringSerializer,
+        "/iq/mixed",
+    )
+    .lock_path("/iq/mixed-locks")
+    .build_queue();
+    mixed_consumer.start().await.unwrap();
+    // Java's consumers may print before CONSUMING.
+    let (java, early) = tokio::task::spawn_blocking(move || {
+        let early = java.lines_until("CONSUMING", 60);
+        (java, early)
+    })
+    .await
+    .unwrap();
+    let producer = QueueBuilder::new(&fw, None, StringSerializer, "/iq/mixed").build_queue();
+    producer.start().await.unwrap();
+    for i in 0..40 {
+        producer.put(&format!("m{i}")).await.unwrap();
+    }
+    // Java's GOT lines until every r2j item and every mixed item is in.
+    let mut rust_mixed = Vec::new();
+    let mut java = java;
+    let mut got: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for line in early {
+        if let Some((kind, item)) = line.strip_prefix("GOT ").and_then(|l| l.split_once(' ')) {
+            got.entry(kind.to_string()).or_default().push(item.to_string());
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        while let Ok(m) = mixed_rx.try_recv() {
+            rust_mixed.push(m);
+        }
+        let count = |k: &str| got.get(k).map_or(0, Vec::len);
+        let r2j: usize = ["plain", "id", "priority", "delay", "simple"].iter().map(|k| count(k)).sum();
+        if r2j == 50 && count("mixed") + rust_mixed.len() == 40 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "Java consumed {got:?}; Rust consumed {rust_mixed:?}");
+        let (j, line) = tokio::task::spawn_blocking(move || {
+            let l = java.next_line(Duration::from_millis(100));
+            (java, l)
+        })
+        .await
+        .unwrap();
+        java = j;
+        if let Some((kind, item)) =
+            line.as_deref().and_then(|l| l.strip_prefix("GOT ")).and_then(|l| l.split_once(' '))
+        {
+            got.entry(kind.to_string()).or_default().push(item.to_string());
+        }
+    }
+    assert_eq!(got["plain"], rs, "Java consumes Rust's FIFO in order");
+    assert_eq!(got["id"], rs);
+    assert_eq!(got["priority"], rs.iter().rev().cloned().collect::<Vec<_>>(), "Rust's priorities");
+    assert_eq!(got["simple"], rs);
+    let d = &got["delay"];
+    assert!(
+        d[..5].iter().all(|r| r[1..].parse::<u32>().unwrap() % 2 == 1),
+        "Rust's undelayed items first: {d:?}"
+    );
+    let java_mixed = got.get("mixed").cloned().unwrap_or_default();
+    let mut all: Vec<String> = java_mixed.iter().chain(rust_mixed.iter()).cloned().collect();
+    all.sort();
+    let mut want: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+    want.sort();
+    assert_eq!(all, want, "each mixed item consumed once");
+    assert!(
+        !java_mixed.is_empty() && !rust_mixed.is_empty(),
+        "both consumed: Java {java_mixed:?}, Rust {rust_mixed:?}"
+    );
+    eprintln!("mixed queue: Java consumed {}, Rust {}", java_mixed.len(), rust_mixed.len());
+    java.say("close");
+    tokio::task::spawn_blocking(move || java.expect_line("CLOSED", 30)).await.unwrap();
+    mixed_consumer.close().await;
+    fw.close().await;
+}
+
 fn now_ms() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
 }
@@ -468,6 +649,7 @@ async fn curator_and_rust_share_locks_and_leadership_on_zk_server() {
     within(120, "semaphore", shared_semaphore(&server.connect_string(), &cp)).await;
     within(120, "counters", shared_counters(&server.connect_string(), &cp)).await;
     within(120, "barriers", shared_barriers(&server.connect_string(), &cp)).await;
+    within(120, "queues", shared_queues(&server.connect_string(), &cp)).await;
     within(200, "latch", shared_latch(&server.connect_string(), &cp)).await;
     server.stop().await;
 }
@@ -480,6 +662,7 @@ async fn curator_and_rust_share_locks_and_leadership_on_apache() {
     within(120, "semaphore", shared_semaphore(&zk.connect_string(), &cp)).await;
     within(120, "counters", shared_counters(&zk.connect_string(), &cp)).await;
     within(120, "barriers", shared_barriers(&zk.connect_string(), &cp)).await;
+    within(120, "queues", shared_queues(&zk.connect_string(), &cp)).await;
     within(200, "latch", shared_latch(&zk.connect_string(), &cp)).await;
 }
 

@@ -433,6 +433,11 @@ pub mod java {
             }
         }
 
+        /// The next line, if one comes within `timeout`.
+        pub fn next_line(&self, timeout: Duration) -> Option<String> {
+            self.lines.recv_timeout(timeout).ok()
+        }
+
         /// Every line before `last` (which must come within `secs`).
         pub fn lines_until(&self, last: &str, secs: u64) -> Vec<String> {
             let deadline = std::time::Instant::now() + Duration::from_secs(secs);

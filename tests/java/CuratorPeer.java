@@ -35,6 +35,13 @@
 //   java CuratorPeer doublebarrier <connect> <path> <members>
 //     prints "JOINING", enters a DistributedDoubleBarrier ("ENTERED <epoch
 //     ms>"), leaves ("LEFT <epoch ms>").
+//   java CuratorPeer queues <connect>
+//     for each kind (plain, id, priority, delay, simple) puts j0..j9 into
+//     /iq/<kind>-j2r (id: id "id-<i>"; priority: 9-i; delay: even items
+//     500 ms ahead) and prints "PRODUCED"; on a line "consume" starts a
+//     lock-safe consumer (lock path /iq/<kind>-r2j-locks) on each
+//     /iq/<kind>-r2j and on /iq/mixed, printing "GOT <kind> <item>" per
+//     item, then "CONSUMING"; on "close" closes them and prints "CLOSED".
 //   java CuratorPeer latch <connect> <latchPath> <id>
 //     joins the LeaderLatch and prints "LEADER <id>" / "FOLLOWER <id>" on
 //     every change; a line "close" on stdin closes the latch and exits.
@@ -46,6 +53,7 @@ import org.apache.curator.framework.CuratorFramework;
 import org.apache.curator.framework.CuratorFrameworkFactory;
 import org.apache.curator.framework.recipes.leader.LeaderLatch;
 import org.apache.curator.framework.recipes.leader.LeaderLatchListener;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import org.apache.curator.framework.recipes.atomic.AtomicValue;
@@ -59,6 +67,14 @@ import org.apache.curator.framework.recipes.locks.InterProcessReadWriteLock;
 import org.apache.curator.framework.recipes.locks.InterProcessSemaphoreMutex;
 import org.apache.curator.framework.recipes.locks.InterProcessSemaphoreV2;
 import org.apache.curator.framework.recipes.locks.Lease;
+import org.apache.curator.framework.recipes.queue.DistributedDelayQueue;
+import org.apache.curator.framework.recipes.queue.DistributedIdQueue;
+import org.apache.curator.framework.recipes.queue.DistributedPriorityQueue;
+import org.apache.curator.framework.recipes.queue.DistributedQueue;
+import org.apache.curator.framework.recipes.queue.QueueBuilder;
+import org.apache.curator.framework.recipes.queue.QueueConsumer;
+import org.apache.curator.framework.recipes.queue.QueueSerializer;
+import org.apache.curator.framework.recipes.queue.SimpleDistributedQueue;
 import org.apache.curator.framework.recipes.shared.SharedCount;
 import org.apache.curator.framework.recipes.shared.VersionedValue;
 import org.apache.curator.retry.RetryNTimes;
@@ -88,6 +104,69 @@ public class CuratorPeer {
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
         String line;
         while ((line = in.readLine()) != null && !line.equals("go")) { }
+    }
+
+    static final QueueSerializer<String> STRINGS = new QueueSerializer<String>() {
+        public byte[] serialize(String item) { return item.getBytes(StandardCharsets.UTF_8); }
+        public String deserialize(byte[] bytes) { return new String(bytes, StandardCharsets.UTF_8); }
+    };
+
+    static QueueConsumer<String> printer(final String kind) {
+        return new QueueConsumer<String>() {
+            public void consumeMessage(String item) { out("GOT " + kind + " " + item); }
+            public void stateChanged(CuratorFramework c, ConnectionState s) { }
+        };
+    }
+
+    static QueueBuilder<String> builder(CuratorFramework client, QueueConsumer<String> consumer, String path) {
+        return QueueBuilder.builder(client, consumer, STRINGS, path).putInBackground(false);
+    }
+
+    static void queues(CuratorFramework client) throws Exception {
+        DistributedQueue<String> plain = builder(client, null, "/iq/plain-j2r").buildQueue();
+        DistributedIdQueue<String> id = builder(client, null, "/iq/id-j2r").buildIdQueue();
+        DistributedPriorityQueue<String> prio = builder(client, null, "/iq/priority-j2r").buildPriorityQueue(0);
+        DistributedDelayQueue<String> delay = builder(client, null, "/iq/delay-j2r").buildDelayQueue();
+        SimpleDistributedQueue simple = new SimpleDistributedQueue(client, "/iq/simple-j2r");
+        plain.start(); id.start(); prio.start(); delay.start();
+        long now = System.currentTimeMillis();
+        for (int i = 0; i < 10; i++) {
+            String item = "j" + i;
+            plain.put(item);
+            id.put(item, "id-" + i);
+            prio.put(item, 9 - i);
+            delay.put(item, (i % 2 == 0) ? now + 500 : now);
+            simple.offer(item.getBytes(StandardCharsets.UTF_8));
+        }
+        plain.close(); id.close(); prio.close(); delay.close();
+        out("PRODUCED");
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
+        String line;
+        while ((line = in.readLine()) != null && !line.equals("consume")) { }
+        List<java.io.Closeable> open = new ArrayList<>();
+        DistributedQueue<String> q1 = builder(client, printer("plain"), "/iq/plain-r2j").lockPath("/iq/plain-r2j-locks").buildQueue();
+        DistributedIdQueue<String> q2 = builder(client, printer("id"), "/iq/id-r2j").lockPath("/iq/id-r2j-locks").buildIdQueue();
+        DistributedPriorityQueue<String> q3 = builder(client, printer("priority"), "/iq/priority-r2j").lockPath("/iq/priority-r2j-locks").buildPriorityQueue(0);
+        DistributedDelayQueue<String> q4 = builder(client, printer("delay"), "/iq/delay-r2j").lockPath("/iq/delay-r2j-locks").buildDelayQueue();
+        DistributedQueue<String> q5 = builder(client, printer("mixed"), "/iq/mixed").lockPath("/iq/mixed-locks").buildQueue();
+        q1.start(); q2.start(); q3.start(); q4.start(); q5.start();
+        open.add(q1); open.add(q2); open.add(q3); open.add(q4); open.add(q5);
+        final SimpleDistributedQueue sq = new SimpleDistributedQueue(client, "/iq/simple-r2j");
+        Thread t = new Thread(() -> {
+            try {
+                while (true) {
+                    byte[] b = sq.poll(100, TimeUnit.MILLISECONDS);
+                    if (b != null) out("GOT simple " + new String(b, StandardCharsets.UTF_8));
+                }
+            } catch (Exception e) { }
+        });
+        t.setDaemon(true);
+        t.start();
+        out("CONSUMING");
+        while ((line = in.readLine()) != null && !line.equals("close")) { }
+        t.interrupt();
+        for (java.io.Closeable c : open) c.close();
+        out("CLOSED");
     }
 
     public static void main(String[] args) throws Exception {
@@ -141,6 +220,8 @@ public class CuratorPeer {
             }
             System.out.println("DONE");
             System.out.flush();
+        } else if (args[0].equals("queues")) {
+            queues(client);
         } else if (args[0].equals("semaphore")) {
             InterProcessSemaphoreV2 sem = new InterProcessSemaphoreV2(client, args[2], Integer.parseInt(args[3]));
             String inside = args[4];
