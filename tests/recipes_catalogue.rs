@@ -22,10 +22,11 @@ use zk_recipes::locks::{
     InterProcessLock, InterProcessMultiLock, InterProcessMutex, InterProcessReadWriteLock,
     InterProcessSemaphoreMutex, InterProcessSemaphoreV2, Locker, Revoker,
 };
+use zk_recipes::nodes::{GroupMember, PersistentNode, PersistentTtlNode, PersistentWatcher};
 use zk_recipes::queue::{ErrorMode, QueueBuilder, QueueConsumer, SimpleDistributedQueue, StringSerializer};
 use zk_recipes::retry::{ExponentialBackoffRetry, RetryNTimes};
 use zk_recipes::shared::{SharedCount, SharedValueEvent};
-use zk_recipes::{Error, Framework};
+use zk_recipes::{CreateMode, Error, Framework};
 use zk_test_support::apache::{ApacheZk, ApacheZkOptions};
 use zk_test_support::proxy::Proxy;
 
@@ -676,7 +677,132 @@ async fn queues(cs: &str) {
     fw.close().await;
 }
 
+/// Closes the framework's client under it: LOST, then a new session.
+async fn new_session(fw: &Framework) {
+    let mut states = fw.connection_state_events();
+    let old = fw.client().unwrap().session_id();
+    fw.client().unwrap().close().await.unwrap();
+    within(20, "a new session", async {
+        while states.next().await != Some(zk_recipes::ConnectionState::Reconnected) {}
+    })
+    .await;
+    assert_ne!(fw.client().unwrap().session_id(), old);
+}
+
+async fn nodes(cs: &str) {
+    let fw = framework(cs).await;
+    let other = framework(cs).await;
+    // An ephemeral node kept through deletion and a new session.
+    let node = PersistentNode::new(&fw, CreateMode::Ephemeral, false, "/pn/a/b", b"v1");
+    node.start();
+    assert!(node.wait_for_initial_create(Duration::from_secs(10)).await);
+    assert_eq!(node.actual_path().as_deref(), Some("/pn/a/b"));
+    other.delete().for_path("/pn/a/b").await.unwrap();
+    wait_until_async(10, "re-created after a delete", || async {
+        other.exists("/pn/a/b").await.unwrap().is_some()
+    })
+    .await;
+    node.set_data(b"v2").await.unwrap();
+    new_session(&fw).await;
+    let session = fw.client().unwrap().session_id();
+    wait_until_async(10, "re-created by the new session", || async {
+        other.exists("/pn/a/b").await.unwrap().is_some_and(|s| s.ephemeral_owner == session)
+    })
+    .await;
+    assert_eq!(&other.get_data("/pn/a/b").await.unwrap().0[..], b"v2", "re-created with the latest data");
+    node.close().await;
+    assert!(other.exists("/pn/a/b").await.unwrap().is_none(), "deleted on close");
+    // Protected and sequential: re-created with the same sequence suffix.
+    let seq = PersistentNode::new(&fw, CreateMode::EphemeralSequential, true, "/pn/seq/member-", b"");
+    seq.start();
+    assert!(seq.wait_for_initial_create(Duration::from_secs(10)).await);
+    let first = seq.actual_path().unwrap();
+    let name = first.rsplit('/').next().unwrap().to_string();
+    assert!(is_protected(&name, "-member-"), "{name}");
+    other.delete().for_path(&first).await.unwrap();
+    wait_until(10, "re-created under a new name", || seq.actual_path().is_some_and(|p| p != first)).await;
+    let again = seq.actual_path().unwrap();
+    assert_eq!(&again[again.len() - 10..], &first[first.len() - 10..], "{first} -> {again}");
+    drop(seq);
+    wait_until_async(10, "a dropped node is deleted", || async {
+        other.get_children("/pn/seq").await.unwrap().is_empty()
+    })
+    .await;
+
+    // A TTL node and its touched child.
+    let ttl = PersistentTtlNode::new(&fw, "/pn/ttl", Duration::from_millis(400), b"x");
+    ttl.start();
+    assert!(ttl.wait_for_initial_create(Duration::from_secs(10)).await);
+    // (Servers show a TTL node's owner as 0, as for any persistent node.)
+    assert!(other.exists("/pn/ttl").await.unwrap().is_some());
+    let first_touch = within(10, "the child is touched", async {
+        loop {
+            if let Some(s) = other.exists("/pn/ttl/touch").await.unwrap() {
+                return s.mzxid;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    wait_until_async(10, "and touched again", || async {
+        other.exists("/pn/ttl/touch").await.unwrap().is_some_and(|s| s.mzxid > first_touch)
+    })
+    .await;
+    ttl.close().await;
+
+    // Group membership.
+    let mut members = Vec::new();
+    let mut fws = Vec::new();
+    for i in 0..3 {
+        let f = framework(cs).await;
+        let m = GroupMember::new(&f, "/pn/group", &format!("m{i}"), format!("payload-{i}").as_bytes());
+        m.start().await.unwrap();
+        members.push(m);
+        fws.push(f);
+    }
+    for m in &members {
+        wait_until(10, "every member sees the group", || m.current_members().len() == 3).await;
+    }
+    assert_eq!(members[0].current_members()["m2"], b"payload-2");
+    members.pop().unwrap().close().await;
+    wait_until(10, "a member leaves", || members[0].current_members().len() == 2).await;
+    for m in &members {
+        m.close().await;
+    }
+    for f in fws {
+        f.close().await;
+    }
+
+    // A persistent recursive watch survives a new session.
+    let w = PersistentWatcher::new(&fw, "/pn/watched", true);
+    let mut events = w.events();
+    let resets = w.resets();
+    other.ensure_path("/pn/watched").await.unwrap();
+    w.start().await.unwrap();
+    other.create().for_path("/pn/watched/one", b"").await.unwrap();
+    let ev = within(10, "an event", events.next()).await.unwrap();
+    assert_eq!((ev.event_type, ev.path.as_str()), (zk_recipes::EventType::NodeCreated, "/pn/watched/one"));
+    assert_eq!(*resets.borrow(), 1);
+    new_session(&fw).await;
+    wait_until(10, "the watch is re-added", || *resets.borrow() == 2).await;
+    other.create().for_path("/pn/watched/one/deep", b"").await.unwrap();
+    let ev = within(10, "an event after the new session", async {
+        loop {
+            let ev = events.next().await.unwrap();
+            if ev.event_type == zk_recipes::EventType::NodeCreated {
+                return ev;
+            }
+        }
+    })
+    .await;
+    assert_eq!(ev.path, "/pn/watched/one/deep");
+    w.close().await;
+    other.close().await;
+    fw.close().await;
+}
+
 async fn suite(cs: &str) {
+    nodes(cs).await;
     queues(cs).await;
     read_write_lock(cs).await;
     semaphore(cs).await;
@@ -794,6 +920,7 @@ async fn catalogue_against_zk_server() {
     common::trace_init();
     let mut cfg = zk_server::ServerConfig::new("");
     cfg.tick_time = Duration::from_millis(250);
+    cfg.extended_types_enabled = true;
     cfg.client_port = 0;
     cfg.client_port_address = Some(std::net::Ipv4Addr::LOCALHOST.into());
     let server = zk_server::Server::start_temp_with(cfg).await.unwrap();

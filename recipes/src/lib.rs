@@ -19,6 +19,8 @@
 //! - [`atomic`] — `DistributedAtomicLong`/`Integer`/`Value`,
 //!   `PromotedToLock`, `CachedAtomicLong`.
 //! - [`barriers`] — `DistributedBarrier`, `DistributedDoubleBarrier`.
+//! - [`nodes`] — `PersistentNode`, `PersistentTtlNode`, `GroupMember`,
+//!   `PersistentWatcher`.
 //! - [`queue`] — `DistributedQueue`, `DistributedIdQueue`,
 //!   `DistributedPriorityQueue`, `DistributedDelayQueue`,
 //!   `SimpleDistributedQueue`.
@@ -50,6 +52,7 @@ mod error;
 mod framework;
 pub mod leader;
 pub mod locks;
+pub mod nodes;
 pub mod queue;
 pub mod retry;
 pub mod shared;
