@@ -21,6 +21,7 @@ use common::java::{Peer, java_peer};
 use common::{wait_until_async, within};
 use zk_recipes::atomic::DistributedAtomicLong;
 use zk_recipes::barriers::{DistributedBarrier, DistributedDoubleBarrier};
+use zk_recipes::discovery::{ProviderStrategy, ServiceDiscovery, ServiceInstance, ServiceType};
 use zk_recipes::leader::{CloseMode, LeaderLatch};
 use zk_recipes::locks::{
     InterProcessLock, InterProcessMultiLock, InterProcessMutex, InterProcessReadWriteLock,
@@ -508,6 +509,78 @@ async fn shared_queues(cs: &str, cp: &str) {
     fw.close().await;
 }
 
+/// Service discovery across languages: Java's registered instance is
+/// found by Rust (with its String payload) and Rust's instances by Java's
+/// `queryForInstances` and a round-robin `ServiceProvider`.
+async fn shared_discovery(cs: &str, cp: &str) {
+    let fw = framework(cs).await;
+    let mut java = Peer::spawn(cp, &["discovery", cs, "/interop/services"]);
+    java = tokio::task::spawn_blocking(move || {
+        java.expect_line("REGISTERED", 60);
+        java
+    })
+    .await
+    .unwrap();
+    let d = ServiceDiscovery::new(&fw, "/interop/services");
+    d.start().await.unwrap();
+    let found = d.query_for_instances("java-svc").await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let j = &found[0];
+    assert_eq!((j.id.as_str(), j.address.as_deref(), j.port), ("java-1", Some("10.9.8.7"), Some(7000)));
+    assert_eq!(j.string_payload(), Some("from-java"), "{:?}", j.payload);
+    assert_eq!(j.service_type, ServiceType::Dynamic);
+    for (id, port) in [("rust-1", 8001), ("rust-2", 8002)] {
+        let i = ServiceInstance::builder("rust-svc")
+            .id(id)
+            .address("127.0.0.1")
+            .port(port)
+            .string_payload(&format!("payload-{id}"))
+            .uri_spec("{scheme}://{address}:{port}")
+            .build();
+        d.register_service(&i).await.unwrap();
+    }
+    java.say("query rust-svc");
+    let (java, lines) = tokio::task::spawn_blocking(move || {
+        let l = java.lines_until("END", 30);
+        (java, l)
+    })
+    .await
+    .unwrap();
+    let mut lines = lines;
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["INSTANCE rust-1 127.0.0.1 8001 payload-rust-1", "INSTANCE rust-2 127.0.0.1 8002 payload-rust-2"],
+        "Java reads Rust's instances"
+    );
+    let mut java = java;
+    java.say("provider rust-svc");
+    let (mut java, picks) = tokio::task::spawn_blocking(move || {
+        let l = java.lines_until("END", 30);
+        (java, l)
+    })
+    .await
+    .unwrap();
+    let r1 = picks.iter().filter(|p| *p == "PICK rust-1").count();
+    let r2 = picks.iter().filter(|p| *p == "PICK rust-2").count();
+    assert_eq!((r1, r2), (3, 3), "Java's round robin over Rust's instances: {picks:?}");
+    // A Rust provider over Java's and Rust's services.
+    let provider = d.service_provider("rust-svc", ProviderStrategy::RoundRobin);
+    provider.start().await.unwrap();
+    let ids: Vec<String> = (0..4).map(|_| provider.get_instance().unwrap().id).collect();
+    assert_eq!(ids.iter().filter(|i| *i == "rust-1").count(), 2, "{ids:?}");
+    provider.close().await;
+    java.say("close");
+    tokio::task::spawn_blocking(move || java.expect_line("CLOSED", 30)).await.unwrap();
+    wait_until_async(10, "Java's instance unregistered", || async {
+        d.query_for_instances("java-svc").await.unwrap().is_empty()
+    })
+    .await;
+    d.close().await;
+    assert!(fw.get_children("/interop/services/rust-svc").await.unwrap().is_empty(), "unregistered on close");
+    fw.close().await;
+}
+
 fn now_ms() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
 }
@@ -650,6 +723,7 @@ async fn curator_and_rust_share_locks_and_leadership_on_zk_server() {
     within(120, "counters", shared_counters(&server.connect_string(), &cp)).await;
     within(120, "barriers", shared_barriers(&server.connect_string(), &cp)).await;
     within(120, "queues", shared_queues(&server.connect_string(), &cp)).await;
+    within(120, "discovery", shared_discovery(&server.connect_string(), &cp)).await;
     within(200, "latch", shared_latch(&server.connect_string(), &cp)).await;
     server.stop().await;
 }
@@ -663,6 +737,7 @@ async fn curator_and_rust_share_locks_and_leadership_on_apache() {
     within(120, "counters", shared_counters(&zk.connect_string(), &cp)).await;
     within(120, "barriers", shared_barriers(&zk.connect_string(), &cp)).await;
     within(120, "queues", shared_queues(&zk.connect_string(), &cp)).await;
+    within(120, "discovery", shared_discovery(&zk.connect_string(), &cp)).await;
     within(200, "latch", shared_latch(&zk.connect_string(), &cp)).await;
 }
 

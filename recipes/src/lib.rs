@@ -19,6 +19,8 @@
 //! - [`atomic`] — `DistributedAtomicLong`/`Integer`/`Value`,
 //!   `PromotedToLock`, `CachedAtomicLong`.
 //! - [`barriers`] — `DistributedBarrier`, `DistributedDoubleBarrier`.
+//! - [`discovery`] — `ServiceDiscovery`, `ServiceInstance` (Curator's
+//!   JSON), `ServiceCache`, `ServiceProvider` and its strategies.
 //! - [`nodes`] — `PersistentNode`, `PersistentTtlNode`, `GroupMember`,
 //!   `PersistentWatcher`.
 //! - [`queue`] — `DistributedQueue`, `DistributedIdQueue`,
@@ -48,6 +50,7 @@
 pub mod atomic;
 pub mod barriers;
 pub mod cache;
+pub mod discovery;
 mod error;
 mod framework;
 pub mod leader;

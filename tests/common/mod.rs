@@ -345,6 +345,10 @@ pub mod java {
         "/usr/share/java/curator-recipes.jar",
         "/usr/share/java/curator-framework.jar",
         "/usr/share/java/curator-client.jar",
+        "/usr/share/java/curator-x-discovery.jar",
+        "/usr/share/java/jackson-core.jar",
+        "/usr/share/java/jackson-databind.jar",
+        "/usr/share/java/jackson-annotations.jar",
         "/usr/share/java/guava.jar",
         "/usr/share/java/slf4j-api.jar",
         "/usr/share/java/slf4j-nop.jar",
@@ -360,7 +364,7 @@ pub mod java {
         let missing: Vec<_> = CURATOR_JARS.iter().filter(|j| !Path::new(j).exists()).collect();
         if !missing.is_empty() {
             zk_test_support::external::missing(
-                "Java Curator (Debian libcurator-recipes-java, libcurator-framework-java)",
+                "Java Curator (Debian libcurator-recipes-java, libcurator-framework-java, libcurator-discovery-java)",
                 &format!("missing {missing:?}"),
             );
             return None;

@@ -42,6 +42,13 @@
 //     lock-safe consumer (lock path /iq/<kind>-r2j-locks) on each
 //     /iq/<kind>-r2j and on /iq/mixed, printing "GOT <kind> <item>" per
 //     item, then "CONSUMING"; on "close" closes them and prints "CLOSED".
+//   java CuratorPeer discovery <connect> <basePath>
+//     registers a ServiceInstance<String> of "java-svc" (id "java-1",
+//     address "10.9.8.7", port 7000, payload "from-java") and prints
+//     "REGISTERED"; then, for each line "query <name>" on stdin, prints
+//     "INSTANCE <id> <address> <port> <payload>" for each instance of the
+//     service and "END"; on "provider <name>" prints "PICK <id>" for six
+//     round-robin picks of a ServiceProvider and "END"; "close" closes.
 //   java CuratorPeer latch <connect> <latchPath> <id>
 //     joins the LeaderLatch and prints "LEADER <id>" / "FOLLOWER <id>" on
 //     every change; a line "close" on stdin closes the latch and exits.
@@ -78,6 +85,11 @@ import org.apache.curator.framework.recipes.queue.SimpleDistributedQueue;
 import org.apache.curator.framework.recipes.shared.SharedCount;
 import org.apache.curator.framework.recipes.shared.VersionedValue;
 import org.apache.curator.retry.RetryNTimes;
+import org.apache.curator.x.discovery.ServiceDiscovery;
+import org.apache.curator.x.discovery.ServiceDiscoveryBuilder;
+import org.apache.curator.x.discovery.ServiceInstance;
+import org.apache.curator.x.discovery.ServiceProvider;
+import org.apache.curator.x.discovery.strategies.RoundRobinStrategy;
 import org.apache.zookeeper.CreateMode;
 import org.apache.curator.framework.state.ConnectionState;
 import org.apache.curator.framework.state.ConnectionStateListener;
@@ -169,6 +181,37 @@ public class CuratorPeer {
         out("CLOSED");
     }
 
+    static void discovery(CuratorFramework client, String base) throws Exception {
+        ServiceInstance<String> me = ServiceInstance.<String>builder()
+            .name("java-svc").id("java-1").address("10.9.8.7").port(7000).payload("from-java").build();
+        ServiceDiscovery<String> d = ServiceDiscoveryBuilder.builder(String.class)
+            .client(client).basePath(base).thisInstance(me).build();
+        d.start();
+        out("REGISTERED");
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
+        String line;
+        while ((line = in.readLine()) != null && !line.equals("close")) {
+            if (line.startsWith("query ")) {
+                for (ServiceInstance<String> i : d.queryForInstances(line.substring(6))) {
+                    out("INSTANCE " + i.getId() + " " + i.getAddress() + " " + i.getPort() + " " + i.getPayload());
+                }
+                out("END");
+            } else if (line.startsWith("provider ")) {
+                ServiceProvider<String> p = d.serviceProviderBuilder().serviceName(line.substring(9))
+                    .providerStrategy(new RoundRobinStrategy<String>()).build();
+                p.start();
+                for (int k = 0; k < 6; k++) {
+                    ServiceInstance<String> i = p.getInstance();
+                    out("PICK " + (i == null ? "none" : i.getId()));
+                }
+                p.close();
+                out("END");
+            }
+        }
+        d.close();
+        out("CLOSED");
+    }
+
     public static void main(String[] args) throws Exception {
         String kind = "mutex";
         if (args[0].equals("lock")) {
@@ -220,6 +263,8 @@ public class CuratorPeer {
             }
             System.out.println("DONE");
             System.out.flush();
+        } else if (args[0].equals("discovery")) {
+            discovery(client, args[2]);
         } else if (args[0].equals("queues")) {
             queues(client);
         } else if (args[0].equals("semaphore")) {
