@@ -18,6 +18,9 @@ use common::{wait_until, wait_until_async, within};
 use futures::StreamExt;
 use zk_recipes::atomic::{CachedAtomicLong, DistributedAtomicInteger, DistributedAtomicLong, PromotedToLock};
 use zk_recipes::barriers::{DistributedBarrier, DistributedDoubleBarrier};
+use zk_recipes::discovery::{
+    DownInstancePolicy, ProviderStrategy, ServiceDiscovery, ServiceInstance, ServiceType,
+};
 use zk_recipes::locks::{
     InterProcessLock, InterProcessMultiLock, InterProcessMutex, InterProcessReadWriteLock,
     InterProcessSemaphoreMutex, InterProcessSemaphoreV2, Locker, Revoker,
@@ -801,7 +804,96 @@ async fn nodes(cs: &str) {
     fw.close().await;
 }
 
+async fn discovery(cs: &str) {
+    let fw = framework(cs).await;
+    let other = framework(cs).await;
+    let d = ServiceDiscovery::new(&fw, "/disc");
+    d.start().await.unwrap();
+    let a = ServiceInstance::builder("api").id("a").address("10.0.0.1").port(80).build();
+    let b = ServiceInstance::builder("api").id("b").address("10.0.0.2").port(80).build();
+    let s = ServiceInstance::builder("db").id("s").service_type(ServiceType::Static).build();
+    for i in [&a, &b, &s] {
+        d.register_service(i).await.unwrap();
+    }
+    // Registering again replaces (delete and re-create: watchers see it).
+    d.register_service(&a).await.unwrap();
+    let viewer = ServiceDiscovery::new(&other, "/disc");
+    assert_eq!(viewer.query_for_names().await.unwrap(), ["api", "db"]);
+    let mut ids: Vec<String> =
+        viewer.query_for_instances("api").await.unwrap().into_iter().map(|i| i.id).collect();
+    ids.sort();
+    assert_eq!(ids, ["a", "b"]);
+    let stat = other.exists("/disc/api/a").await.unwrap().unwrap();
+    assert_ne!(stat.ephemeral_owner, 0, "dynamic instances are ephemeral");
+    assert_eq!(
+        other.exists("/disc/db/s").await.unwrap().unwrap().ephemeral_owner,
+        0,
+        "static ones persistent"
+    );
+    // A cache follows registrations and updates.
+    let cache = viewer.service_cache("api");
+    cache.start().await.unwrap();
+    cache.initialized().await;
+    assert_eq!(cache.instances().len(), 2);
+    let mut a2 = a.clone();
+    a2.port = Some(81);
+    d.update_service(&a2).await.unwrap();
+    wait_until(10, "the cache sees the update", || cache.instances().iter().any(|i| i.port == Some(81)))
+        .await;
+    assert!(matches!(
+        d.update_service(&ServiceInstance::builder("api").build()).await,
+        Err(Error::InvalidArgument(_))
+    ));
+    // Instances come back after a new session.
+    new_session(&fw).await;
+    let session = fw.client().unwrap().session_id();
+    wait_until_async(10, "re-registered by the new session", || async {
+        other.exists("/disc/api/a").await.unwrap().is_some_and(|s| s.ephemeral_owner == session)
+            && other.exists("/disc/api/b").await.unwrap().is_some_and(|s| s.ephemeral_owner == session)
+    })
+    .await;
+    assert_eq!(
+        viewer.query_for_instance("api", "a").await.unwrap().unwrap().port,
+        Some(81),
+        "the updated details"
+    );
+    // Providers: round robin alternates, sticky sticks, down instances are skipped.
+    let rr = viewer.service_provider("api", ProviderStrategy::RoundRobin);
+    rr.start().await.unwrap();
+    wait_until(10, "both instances", || rr.get_all_instances().len() == 2).await;
+    let picks: Vec<String> = (0..4).map(|_| rr.get_instance().unwrap().id).collect();
+    assert!(picks[0] != picks[1] && picks[0] == picks[2] && picks[1] == picks[3], "{picks:?}");
+    let sticky = viewer.service_provider("api", ProviderStrategy::Sticky);
+    sticky.start().await.unwrap();
+    wait_until(10, "both instances", || sticky.get_all_instances().len() == 2).await;
+    let first = sticky.get_instance().unwrap();
+    assert!((0..5).all(|_| sticky.get_instance().unwrap().id == first.id), "sticky");
+    let policy = DownInstancePolicy { timeout: Duration::from_millis(500), error_threshold: 2 };
+    let p = viewer.service_provider("api", ProviderStrategy::RoundRobin).with_down_instance_policy(policy);
+    p.start().await.unwrap();
+    wait_until(10, "both instances", || p.get_all_instances().len() == 2).await;
+    let bad = p.get_instance().unwrap();
+    p.note_error(&bad);
+    assert_eq!(p.get_all_instances().len(), 2, "one error is below the threshold");
+    p.note_error(&bad);
+    assert!((0..4).all(|_| p.get_instance().unwrap().id != bad.id), "a down instance is skipped");
+    wait_until(5, "back after the timeout", || p.get_all_instances().len() == 2).await;
+    // Unregister, close: every instance goes, as in Curator.
+    d.unregister_service(&b).await.unwrap();
+    wait_until(10, "the cache sees the removal", || cache.instances().len() == 1).await;
+    d.close().await;
+    assert!(other.get_children("/disc/api").await.unwrap().is_empty());
+    assert!(other.get_children("/disc/db").await.unwrap().is_empty());
+    for x in [&rr, &sticky, &p] {
+        x.close().await;
+    }
+    cache.close().await;
+    other.close().await;
+    fw.close().await;
+}
+
 async fn suite(cs: &str) {
+    discovery(cs).await;
     nodes(cs).await;
     queues(cs).await;
     read_write_lock(cs).await;

@@ -470,8 +470,8 @@ impl ServiceDiscovery {
         }
     }
 
-    /// Stops re-registering and unregisters this process's dynamic
-    /// instances (static and permanent ones stay, as in Curator).
+    /// Stops re-registering and unregisters every instance this process
+    /// registered (whatever its type, as Curator's `close`).
     pub async fn close(&self) {
         if let Some(t) = self.inner.task.lock().ok().and_then(|mut t| t.take()) {
             t.abort();
@@ -483,9 +483,7 @@ impl ServiceDiscovery {
             .map(|mut s| std::mem::take(&mut *s).into_values().collect())
             .unwrap_or_default();
         for s in all {
-            if s.service_type != ServiceType::Permanent {
-                let _ = self.unregister_service(&s).await;
-            }
+            let _ = self.unregister_service(&s).await;
         }
     }
 }
