@@ -29,6 +29,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let base = common::base("caches");
     let fw = Framework::new(&target.connect, ExponentialBackoffRetry::new(Duration::from_millis(100), 3));
     fw.start().await?;
+    // start() returns at once (as Curator's); calls wait for the connection.
+    if !fw.block_until_connected(Duration::from_secs(15)).await {
+        return Err("not connected within 15 s".into());
+    }
     fw.ensure_path(&base).await?;
     let writer = Client::connect(&target.connect).await?;
 
@@ -77,8 +81,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("   {}", describe(&ev));
         }
     }
-    println!("NodeCache now: {:?}", node.current().map(|c| String::from_utf8_lossy(&c.data).to_string()));
-    let kids: Vec<String> = children.current_data().into_iter().map(|c| c.path).collect();
+    println!("NodeCache now: {:?}", node.node().map(|c| String::from_utf8_lossy(&c.data).to_string()));
+    let kids: Vec<String> = children.current().into_iter().map(|c| c.path).collect();
     println!("PathChildrenCache now: {kids:?}");
     let all: Vec<String> = tree.current().into_iter().map(|c| c.path).collect();
     println!("TreeCache now: {all:?}");

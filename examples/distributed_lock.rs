@@ -45,6 +45,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Each worker has its own session, as separate services would.
             let fw = Framework::new(&cs, ExponentialBackoffRetry::new(Duration::from_millis(100), 3));
             fw.start().await?;
+            // start() returns at once (as Curator's); calls wait for the connection.
+            if !fw.block_until_connected(Duration::from_secs(15)).await {
+                return Err(zk_recipes::ZkError::ConnectionLoss.into());
+            }
             let lock = InterProcessMutex::new(&fw, &lock_path);
             for round in 0..ROUNDS {
                 lock.acquire().await?;

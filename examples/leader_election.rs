@@ -61,6 +61,10 @@ async fn framework(cs: &str) -> Result<Framework, zk_recipes::Error> {
         .retry_policy(ExponentialBackoffRetry::new(Duration::from_millis(100), 3))
         .build();
     fw.start().await?;
+    // start() returns at once (as Curator's); calls wait for the connection.
+    if !fw.block_until_connected(Duration::from_secs(15)).await {
+        return Err(zk_recipes::ZkError::ConnectionLoss.into());
+    }
     Ok(fw)
 }
 
@@ -106,11 +110,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if round == 0 {
             println!("closing the leader {}; watch the hand-over", latches[leader].id());
             let old = latches.remove(leader);
-            old.close(CloseMode::NotifyLeader).await;
+            old.close_with_mode(CloseMode::NotifyLeader).await;
         }
     }
     for l in &latches {
-        l.close(CloseMode::Silent).await;
+        l.close().await;
     }
     println!("latch: {polls} polls, at most {} at a time", leaders(most_latch_leaders));
     if most_latch_leaders > 1 {
@@ -136,7 +140,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }),
         );
         s.auto_requeue();
-        s.start()?;
+        s.start().await?;
         fws.push(fw);
         selectors.push(s);
     }

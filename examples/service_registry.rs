@@ -22,6 +22,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let base = format!("{}/services/api", common::base("registry"));
     let fw = Framework::new(&target.connect, ExponentialBackoffRetry::new(Duration::from_millis(100), 3));
     fw.start().await?;
+    // start() returns at once (as Curator's); calls wait for the connection.
+    if !fw.block_until_connected(Duration::from_secs(15)).await {
+        return Err("not connected within 15 s".into());
+    }
     fw.ensure_path(&base).await?;
     let members = PathChildrenCache::new(&fw, &base);
     let mut events = members.events();
@@ -60,7 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{l}");
     }
     let live: Vec<String> =
-        members.current_data().into_iter().map(|c| String::from_utf8_lossy(&c.data).to_string()).collect();
+        members.current().into_iter().map(|c| String::from_utf8_lossy(&c.data).to_string()).collect();
     println!("live members: {live:?}");
     for s in sessions {
         s.close().await?;

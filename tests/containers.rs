@@ -59,7 +59,7 @@ async fn latch_has_one_leader(cs: &str) {
     assert_eq!(participants[0].id, leader.id(), "the first node leads");
     // The leader leaves: exactly one of the other two takes over.
     let old = latches.remove(latches.iter().position(|l| l.has_leadership()).unwrap());
-    old.close(CloseMode::NotifyLeader).await;
+    old.close_with_mode(CloseMode::NotifyLeader).await;
     within(20, "the next leader", async {
         while leaders(&latches) != 1 {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -68,7 +68,7 @@ async fn latch_has_one_leader(cs: &str) {
     .await;
     assert_ne!(latches[0].leader().await.unwrap().unwrap().id, old.id());
     for l in &latches {
-        l.close(CloseMode::Silent).await;
+        l.close().await;
     }
     within(20, "latch nodes gone", async {
         while !fws[0].get_children("/latch").await.unwrap().is_empty() {
@@ -99,7 +99,7 @@ async fn children_cache_sees_another_client(cs: &str) {
     writer.delete("/services/s4", None).await.unwrap();
     let want = |c: &PathChildrenCache| {
         let got: Vec<(String, Vec<u8>)> =
-            c.current_data().into_iter().map(|d| (d.path, d.data.to_vec())).collect();
+            c.current().into_iter().map(|d| (d.path, d.data.to_vec())).collect();
         got == vec![
             ("/services/s0".to_string(), b"moved".to_vec()),
             ("/services/s1".to_string(), b"host1".to_vec()),
@@ -152,7 +152,7 @@ async fn children_cache_sees_another_client(cs: &str) {
     // sees that too.
     writer.close().await.unwrap();
     within(20, "the cache empties", async {
-        while !cache.current_data().is_empty() {
+        while !cache.current().is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
@@ -240,6 +240,7 @@ async fn paused_container_loses_the_session_and_the_latch_leads_again() {
         .retry_policy(ExponentialBackoffRetry::new(Duration::from_millis(50), 3))
         .build();
     within(20, "framework start", fw.start()).await.unwrap();
+    assert!(fw.block_until_connected(Duration::from_secs(20)).await, "connected");
     assert_eq!(fw.client().unwrap().session_timeout(), session, "the server grants 2 s");
     let mut states = fw.connection_state_events();
     let latch = LeaderLatch::new(&fw, "/paused/leader", "solo");
@@ -288,7 +289,7 @@ async fn paused_container_loses_the_session_and_the_latch_leads_again() {
     // The server expired the old session: its ephemeral latch node is gone.
     let kids = fw.get_children("/paused/leader").await.unwrap();
     assert_eq!(kids.len(), 1, "only the new latch node: {kids:?}");
-    latch.close(CloseMode::Silent).await;
+    latch.close().await;
     fw.close().await;
     within(60, "remove the container", zk.remove()).await;
 }

@@ -39,6 +39,7 @@ async fn framework(cs: &str) -> Framework {
         .retry_policy(ExponentialBackoffRetry::new(Duration::from_millis(50), 5))
         .build();
     fw.start().await.unwrap();
+    assert!(fw.block_until_connected(Duration::from_secs(20)).await, "connected");
     fw
 }
 
@@ -709,7 +710,7 @@ async fn shared_latch(cs: &str, cp: &str) {
     })
     .await;
     assert!(rust.has_leadership());
-    rust.close(CloseMode::NotifyLeader).await;
+    rust.close_with_mode(CloseMode::NotifyLeader).await;
     tokio::task::spawn_blocking(move || java2.expect_line("LEADER java-2", 30)).await.unwrap();
     fw.close().await;
 }
@@ -756,6 +757,7 @@ async fn curator_keeps_its_session_and_lock_when_its_server_dies() {
         .retry_policy(ExponentialBackoffRetry::new(Duration::from_millis(100), 10))
         .build();
     fw.start().await.unwrap();
+    assert!(fw.block_until_connected(Duration::from_secs(20)).await, "connected");
     fw.create().creating_parents_if_needed().for_path("/failover/counter", b"0").await.unwrap();
     let (java_rounds, rust_rounds) = (100u64, 60u64);
     let peer =

@@ -480,6 +480,7 @@ async fn curator_and_our_client_share_a_lock_on_a_mixed_ensemble() {
         .retry_policy(zk_recipes::retry::ExponentialBackoffRetry::new(Duration::from_millis(50), 5))
         .build();
     fw.start().await.unwrap();
+    assert!(fw.block_until_connected(Duration::from_secs(20)).await, "connected");
     fw.create().creating_parents_if_needed().for_path("/mixed/counter", b"0").await.unwrap();
     let rounds = 40u64;
     let java =

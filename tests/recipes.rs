@@ -99,7 +99,7 @@ async fn latch_has_one_leader(cs: &str) {
         let i = latches.iter().position(|l| l.has_leadership()).unwrap();
         let old = latches.remove(i);
         let id = old.id().to_string();
-        old.close(CloseMode::NotifyLeader).await;
+        old.close_with_mode(CloseMode::NotifyLeader).await;
         assert!(!old.has_leadership());
         within(20, "next leader", async {
             while leaders(&latches) != 1 {
@@ -117,7 +117,7 @@ async fn latch_has_one_leader(cs: &str) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    latches[0].close(CloseMode::Silent).await;
+    latches[0].close().await;
     assert!(fws[0].get_children("/latch").await.unwrap().is_empty(), "no latch node left");
     for fw in fws {
         fw.close().await;
@@ -153,7 +153,7 @@ async fn selectors_take_turns(cs: &str) {
             Arc::new(Turn { leading: leading.clone(), turns: turns.clone() }),
         );
         s.auto_requeue();
-        s.start().unwrap();
+        s.start().await.unwrap();
         fws.push(fw);
         selectors.push(s);
     }
@@ -238,8 +238,8 @@ async fn caches_converge(cs: &str) {
         loop {
             let t = settled(tree.current(), &|_| true);
             let c = settled(curator.current(), &|_| true);
-            let k = settled(children.current_data(), &|p| p.matches('/').count() == 2);
-            let n = settled(node.current().into_iter().collect(), &|p| p == "/cache/n0");
+            let k = settled(children.current(), &|p| p.matches('/').count() == 2);
+            let n = settled(node.node().into_iter().collect(), &|p| p == "/cache/n0");
             if t && c && k && n {
                 break;
             }
@@ -325,6 +325,7 @@ async fn connection_states_and_new_session(cs: &str, proxy: &zk_test_support::pr
         .retry_policy(ExponentialBackoffRetry::new(Duration::from_millis(50), 3))
         .build();
     fw.start().await.unwrap();
+    assert!(fw.block_until_connected(Duration::from_secs(20)).await, "connected");
     let mut states = fw.connection_state_events();
     let latch = LeaderLatch::new(&fw, "/statelatch", "solo");
     latch.start().await.unwrap();
@@ -362,7 +363,7 @@ async fn connection_states_and_new_session(cs: &str, proxy: &zk_test_support::pr
         latch.await_leadership(Some(Duration::from_secs(10))).await,
         "leadership comes back on the new session"
     );
-    latch.close(CloseMode::Silent).await;
+    latch.close().await;
     fw.close().await;
     let _ = cs;
 }
@@ -387,7 +388,7 @@ async fn dropped_handles_let_go(cs: &str) {
     drop(a2);
     assert!(b.await_leadership(Some(Duration::from_secs(10))).await, "leadership passed on after the drop");
     assert_eq!(b.participants().await.unwrap().len(), 1, "the dropped latch's node is gone");
-    b.close(CloseMode::Silent).await;
+    b.close().await;
     // The framework: its session closes when its last handle goes.
     let session = fw_a.client().unwrap().session_id();
     let watcher = Client::connect(cs).await.unwrap();

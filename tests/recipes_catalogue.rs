@@ -29,7 +29,7 @@ use zk_recipes::nodes::{GroupMember, PersistentNode, PersistentTtlNode, Persiste
 use zk_recipes::queue::{ErrorMode, QueueBuilder, QueueConsumer, SimpleDistributedQueue, StringSerializer};
 use zk_recipes::retry::{ExponentialBackoffRetry, RetryNTimes};
 use zk_recipes::shared::{SharedCount, SharedValueEvent};
-use zk_recipes::{CreateMode, Error, Framework};
+use zk_recipes::{AclProvider, ConnectionStateErrorPolicy, CreateMode, Error, Framework, TransactionOp};
 use zk_test_support::apache::{ApacheZk, ApacheZkOptions};
 use zk_test_support::proxy::Proxy;
 
@@ -892,7 +892,207 @@ async fn discovery(cs: &str) {
     fw.close().await;
 }
 
+#[derive(Debug)]
+struct ReadOnlyUnder(&'static str);
+
+impl AclProvider for ReadOnlyUnder {
+    fn default_acl(&self) -> Vec<zk_recipes::Acl> {
+        zk_recipes::Acl::open_unsafe()
+    }
+    /// Under the prefix: read and create only (no writes, no deletes).
+    fn acl_for_path(&self, path: &str) -> Vec<zk_recipes::Acl> {
+        if path.starts_with(self.0) {
+            vec![zk_recipes::Acl::new(
+                zk_proto::types::perms::READ | zk_proto::types::perms::CREATE,
+                zk_recipes::Id::anyone(),
+            )]
+        } else {
+            self.default_acl()
+        }
+    }
+}
+
+async fn framework_options(cs: &str) {
+    // start() returns at once, even with nothing to connect to; calls
+    // made before the connection wait for it.
+    let nowhere = Framework::builder("127.0.0.1:1").connection_timeout(Duration::from_millis(300)).build();
+    within(2, "start returns at once", nowhere.start()).await.unwrap();
+    assert!(!nowhere.block_until_connected(Duration::from_millis(300)).await);
+    assert_eq!(nowhere.connection_state(), None);
+    nowhere.close().await;
+    let fw = Framework::builder(cs)
+        .retry_policy(ExponentialBackoffRetry::new(Duration::from_millis(50), 5))
+        .acl_provider(ReadOnlyUnder("/fo/frozen"))
+        .build();
+    fw.start().await.unwrap();
+    fw.create().creating_parents_if_needed().for_path("/fo/early", b"").await.unwrap();
+    assert!(fw.block_until_connected(Duration::from_secs(1)).await);
+    // The ACL provider, for the node and its parents.
+    fw.create().creating_parents_if_needed().for_path("/fo/frozen/a/b", b"").await.unwrap();
+    let (acl, _) = fw.client().unwrap().get_acl("/fo/frozen/a").await.unwrap();
+    assert_eq!(acl[0].perms, 5, "a parent under the rule: {acl:?}");
+    let (acl, _) = fw.client().unwrap().get_acl("/fo/frozen/a/b").await.unwrap();
+    assert_eq!(acl[0].perms, 5, "the node under the rule: {acl:?}");
+    let (acl, _) = fw.client().unwrap().get_acl("/fo/early").await.unwrap();
+    assert_eq!(acl, zk_recipes::Acl::open_unsafe());
+    assert!(matches!(
+        fw.set_data("/fo/frozen/a/b", b"x", None).await,
+        Err(Error::Zk(zk_recipes::ZkError::NoAuth))
+    ));
+    // or_set_data, the Stat, compression.
+    let (p, stat) = fw.create().for_path_with_stat("/fo/n", b"one").await.unwrap();
+    assert_eq!((p.as_str(), stat.version), ("/fo/n", 0));
+    assert!(matches!(
+        fw.create().for_path("/fo/n", b"two").await,
+        Err(Error::Zk(zk_recipes::ZkError::NodeExists))
+    ));
+    let (_, stat) = fw.create().or_set_data().for_path_with_stat("/fo/n", b"two").await.unwrap();
+    assert_eq!(stat.version, 1);
+    assert_eq!(&fw.get_data("/fo/n").await.unwrap().0[..], b"two");
+    let text = b"compressible compressible compressible compressible".repeat(20);
+    fw.create().compressed().for_path("/fo/z", &text).await.unwrap();
+    let (raw, _) = fw.get_data("/fo/z").await.unwrap();
+    assert!(raw.len() < text.len() / 4 && raw[..2] == [0x1f, 0x8b], "gzip on the wire: {} bytes", raw.len());
+    assert_eq!(fw.get_data_decompressed("/fo/z").await.unwrap().0, text);
+    fw.set_data_compressed("/fo/z", b"short", None).await.unwrap();
+    assert_eq!(fw.get_data_decompressed("/fo/z").await.unwrap().0, b"short");
+    assert!(matches!(fw.get_data_decompressed("/fo/n").await, Err(Error::CorruptData(_))));
+    // Deletes: quietly.
+    assert!(matches!(fw.delete().for_path("/fo/none").await, Err(Error::Zk(zk_recipes::ZkError::NoNode))));
+    fw.delete().quietly().for_path("/fo/none").await.unwrap();
+    // Typed transactions with per-op results.
+    let r = fw
+        .transaction_builder()
+        .create("/fo/seq-", b"a", CreateMode::PersistentSequential)
+        .set_data("/fo/n", b"three", Some(1))
+        .check("/fo/early", Some(0))
+        .delete("/fo/z", None)
+        .commit()
+        .await
+        .unwrap();
+    assert_eq!(r.len(), 4);
+    assert_eq!(r[0].op, TransactionOp::Create);
+    assert!(r[0].result_path.as_deref().unwrap().starts_with("/fo/seq-00000"), "{:?}", r[0]);
+    assert_eq!(r[1].result_stat.as_ref().unwrap().version, 2);
+    assert_eq!((r[2].op, r[2].for_path.as_str()), (TransactionOp::Check, "/fo/early"));
+    let failed = fw
+        .transaction_builder()
+        .create("/fo/t1", b"", CreateMode::Persistent)
+        .check("/fo/n", Some(99))
+        .commit()
+        .await;
+    assert!(failed.is_err());
+    assert!(fw.exists("/fo/t1").await.unwrap().is_none(), "all or nothing");
+    fw.close().await;
+}
+
+/// Idempotent creates and deletes: a retried op whose first reply was lost
+/// is done, not NodeExists/NoNode.
+async fn idempotent_ops(server: std::net::SocketAddr) {
+    let proxy = Proxy::start(server);
+    let fw = cut_framework(&proxy.connect_string(), Duration::from_secs(10)).await;
+    fw.ensure_path("/idem").await.unwrap();
+    proxy.drop_replies_after(0);
+    fw.create().idempotent().for_path("/idem/a", b"x").await.unwrap();
+    assert_eq!(proxy.replies_dropped(), 1, "the first reply was lost");
+    proxy.drop_replies_after(0);
+    let plain = fw.create().for_path("/idem/b", b"x").await;
+    assert!(
+        matches!(plain, Err(Error::Zk(zk_recipes::ZkError::NodeExists))),
+        "without idempotent: {plain:?}"
+    );
+    proxy.drop_replies_after(0);
+    fw.delete().idempotent().for_path("/idem/a").await.unwrap();
+    assert!(fw.exists("/idem/a").await.unwrap().is_none());
+    fw.close().await;
+}
+
+/// Under the session-based policy a leader keeps leadership through a
+/// short disconnection; under the standard one it steps down.
+async fn error_policies(server: std::net::SocketAddr) {
+    for (policy, keeps) in
+        [(ConnectionStateErrorPolicy::SessionBased, true), (ConnectionStateErrorPolicy::Standard, false)]
+    {
+        let proxy = Proxy::start(server);
+        let fw = Framework::builder(&proxy.connect_string())
+            .session_timeout(Duration::from_secs(20))
+            .retry_policy(ExponentialBackoffRetry::new(Duration::from_millis(50), 10))
+            .connection_state_error_policy(policy)
+            .build();
+        fw.start().await.unwrap();
+        assert!(fw.block_until_connected(Duration::from_secs(10)).await);
+        let latch = zk_recipes::leader::LeaderLatch::new(&fw, &format!("/policy/{policy:?}"), "only");
+        latch.start().await.unwrap();
+        assert!(latch.await_leadership(Some(Duration::from_secs(10))).await);
+        let mut leadership = latch.leadership();
+        leadership.borrow_and_update();
+        let mut states = fw.connection_state_events();
+        proxy.cut();
+        within(20, "suspended and back", async {
+            while states.next().await != Some(zk_recipes::ConnectionState::Suspended) {}
+            while states.next().await != Some(zk_recipes::ConnectionState::Reconnected) {}
+        })
+        .await;
+        wait_until(10, "leading again, or still", || latch.has_leadership()).await;
+        let changed = leadership.has_changed().unwrap();
+        assert_eq!(!changed, keeps, "{policy:?}: leadership kept through SUSPENDED: {}", !changed);
+        latch.close().await;
+        fw.close().await;
+    }
+}
+
+/// LeaderSelector: interrupt_leadership ends a leadership; leader() names
+/// the leader.
+async fn selector_controls(cs: &str) {
+    struct Lead(tokio::sync::mpsc::UnboundedSender<&'static str>);
+    #[zk_recipes::async_trait]
+    impl zk_recipes::leader::LeaderSelectorListener for Lead {
+        async fn take_leadership(&self, _fw: &Framework) {
+            let _ = self.0.send("took");
+            std::future::pending::<()>().await;
+        }
+    }
+    let fw = framework(cs).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let s = zk_recipes::leader::LeaderSelector::new(&fw, "/sel/ctl", "me", Arc::new(Lead(tx)));
+    s.auto_requeue();
+    s.start().await.unwrap();
+    assert_eq!(within(10, "leads", rx.recv()).await, Some("took"));
+    assert_eq!(s.leader().await.unwrap().unwrap().id, "me");
+    s.interrupt_leadership();
+    // Interrupted, then (auto-requeue) leading again: a second "took".
+    assert_eq!(within(10, "leads again after the interrupt", rx.recv()).await, Some("took"));
+    s.close().await;
+    fw.close().await;
+}
+
+/// Curator's ensemble tracker: a framework given one server learns them
+/// all from /zookeeper/config.
+async fn ensemble_tracker() {
+    let cluster = zk_server::TestingCluster::start(3).await.unwrap();
+    cluster.wait_for_leader(Duration::from_secs(30)).await.unwrap();
+    let one = cluster.addr(0).to_string();
+    let fw = framework(&one).await;
+    wait_until(10, "the tracker learns the ensemble", || fw.current_connect_string().split(',').count() == 3)
+        .await;
+    for i in 0..3 {
+        assert!(
+            fw.current_connect_string().contains(&cluster.addr(i).to_string()),
+            "{}",
+            fw.current_connect_string()
+        );
+    }
+    let off = Framework::builder(&one).ensemble_tracker(false).build();
+    off.start().await.unwrap();
+    assert!(off.block_until_connected(Duration::from_secs(10)).await);
+    assert_eq!(off.current_connect_string(), one);
+    off.close().await;
+    fw.close().await;
+}
+
 async fn suite(cs: &str) {
+    framework_options(cs).await;
+    selector_controls(cs).await;
     discovery(cs).await;
     nodes(cs).await;
     queues(cs).await;
@@ -912,6 +1112,7 @@ async fn cut_framework(cs: &str, session: Duration) -> Framework {
         .retry_policy(ExponentialBackoffRetry::new(Duration::from_millis(100), 10))
         .build();
     within(20, "start", fw.start()).await.unwrap();
+    assert!(fw.block_until_connected(Duration::from_secs(20)).await, "connected");
     fw
 }
 
@@ -1018,6 +1219,9 @@ async fn catalogue_against_zk_server() {
     let server = zk_server::Server::start_temp_with(cfg).await.unwrap();
     within(300, "suite", suite(&server.connect_string())).await;
     within(120, "faults", faults(server.addr(), &server.connect_string(), Duration::from_millis(1500))).await;
+    within(60, "idempotent", idempotent_ops(server.addr())).await;
+    within(120, "error policies", error_policies(server.addr())).await;
+    within(60, "ensemble tracker", ensemble_tracker()).await;
     server.stop().await;
 }
 
@@ -1028,4 +1232,6 @@ async fn catalogue_against_apache_zookeeper() {
     };
     within(300, "suite", suite(&zk.connect_string())).await;
     within(120, "faults", faults(zk.addr(), &zk.connect_string(), Duration::from_millis(1500))).await;
+    within(60, "idempotent", idempotent_ops(zk.addr())).await;
+    within(120, "error policies", error_policies(zk.addr())).await;
 }

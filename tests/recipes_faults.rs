@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{wait_until_async, within};
 use zk_client::{Client, CreateMode};
 use zk_recipes::Framework;
-use zk_recipes::leader::{CloseMode, LeaderLatch};
+use zk_recipes::leader::LeaderLatch;
 use zk_recipes::locks::InterProcessMutex;
 use zk_recipes::retry::ExponentialBackoffRetry;
 use zk_test_support::proxy::Proxy;
@@ -24,6 +24,7 @@ async fn framework(cs: &str, session: Duration) -> Framework {
         .retry_policy(ExponentialBackoffRetry::new(Duration::from_millis(100), 10))
         .build();
     within(20, "start", fw.start()).await.unwrap();
+    assert!(fw.block_until_connected(Duration::from_secs(20)).await, "connected");
     fw
 }
 
@@ -158,9 +159,9 @@ async fn a_leader_cut_off_steps_down_and_exactly_one_other_leads() {
     .await;
     assert!(!cut.has_leadership());
     assert_eq!(others.iter().filter(|l| l.has_leadership()).count(), 1);
-    cut.close(CloseMode::Silent).await;
+    cut.close().await;
     for l in &others {
-        l.close(CloseMode::Silent).await;
+        l.close().await;
     }
     for fw in fws {
         fw.close().await;
@@ -243,7 +244,7 @@ async fn locks_and_latches_hold_through_the_ensemble_leader_s_death() {
     let waiter = within(30, "the waiter gets the lock", waiting).await.unwrap();
     assert!(waiter.is_acquired());
     for l in &latches {
-        l.close(CloseMode::Silent).await;
+        l.close().await;
     }
     cluster.stop_all().await;
 }

@@ -518,7 +518,7 @@ impl ServiceCache {
 
     /// The instances now (unreadable nodes skipped).
     pub fn instances(&self) -> Vec<ServiceInstance> {
-        self.cache.current_data().iter().filter_map(|c| ServiceInstance::from_json(&c.data).ok()).collect()
+        self.cache.current().iter().filter_map(|c| ServiceInstance::from_json(&c.data).ok()).collect()
     }
 
     /// Every change from now on (Curator's `cacheChanged`).

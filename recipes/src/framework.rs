@@ -16,8 +16,8 @@ use uuid::Uuid;
 use zk_client::{Acl, Client, CreateMode, CreateOptions, Error as ZkError, Op, OpResult, SessionState, Stat};
 
 use crate::error::{Error, Result};
-use crate::retry::{ExponentialBackoffRetry, RetryPolicy, retry_loop};
-use crate::state::ConnectionState;
+use crate::retry::{ExponentialBackoffRetry, RetryPolicy};
+use crate::state::{ConnectionState, ConnectionStateErrorPolicy};
 
 /// The data Curator's recipes store when given none (Curator uses the
 /// local IP address as text).
@@ -31,8 +31,96 @@ pub struct FrameworkBuilder {
     session_timeout: Duration,
     connection_timeout: Duration,
     retry: Arc<dyn RetryPolicy>,
-    default_acl: Vec<Acl>,
+    acl_provider: Arc<dyn AclProvider>,
     auth: Vec<(String, Vec<u8>)>,
+    error_policy: ConnectionStateErrorPolicy,
+    can_be_read_only: bool,
+    compression: Arc<dyn CompressionProvider>,
+    ensemble_tracker: bool,
+}
+
+/// The ACL of each node the framework creates without an explicit one
+/// (Curator's `ACLProvider`). Paths are as the framework sees them
+/// (inside its namespace).
+///
+/// ```
+/// use zk_recipes::{Acl, AclProvider};
+///
+/// #[derive(Debug)]
+/// struct SecretsReadOnly;
+/// impl AclProvider for SecretsReadOnly {
+///     fn default_acl(&self) -> Vec<Acl> {
+///         Acl::open_unsafe()
+///     }
+///     fn acl_for_path(&self, path: &str) -> Vec<Acl> {
+///         if path.starts_with("/secrets") { Acl::read_unsafe() } else { self.default_acl() }
+///     }
+/// }
+/// ```
+pub trait AclProvider: Send + Sync + std::fmt::Debug {
+    /// The ACL where no path rule applies.
+    fn default_acl(&self) -> Vec<Acl>;
+    /// The ACL for a node at `path`.
+    fn acl_for_path(&self, path: &str) -> Vec<Acl> {
+        let _ = path;
+        self.default_acl()
+    }
+}
+
+/// One ACL for every path.
+#[derive(Debug, Clone)]
+struct FixedAcl(Vec<Acl>);
+
+impl AclProvider for FixedAcl {
+    fn default_acl(&self) -> Vec<Acl> {
+        self.0.clone()
+    }
+}
+
+/// Compresses node data for `create().compressed()` and
+/// [`Framework::get_data_decompressed`] (Curator's
+/// `CompressionProvider`; [`GzipCompressionProvider`] by default, as
+/// Curator).
+pub trait CompressionProvider: Send + Sync + std::fmt::Debug {
+    /// The compressed form of `data` for `path`.
+    fn compress(&self, path: &str, data: &[u8]) -> Vec<u8>;
+    /// `data` decompressed.
+    ///
+    /// # Errors
+    /// [`Error::CorruptData`] when it is not compressed data.
+    fn decompress(&self, path: &str, data: &[u8]) -> Result<Vec<u8>>;
+}
+
+/// Gzip, as Curator's `GzipCompressionProvider` (Java's
+/// `GZIPOutputStream` format): Java and Rust read each other's data.
+///
+/// ```
+/// use zk_recipes::{CompressionProvider, GzipCompressionProvider};
+/// let g = GzipCompressionProvider;
+/// let z = g.compress("/a", b"hello hello hello");
+/// assert_eq!(&z[..2], &[0x1f, 0x8b]);
+/// assert_eq!(g.decompress("/a", &z).unwrap(), b"hello hello hello");
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GzipCompressionProvider;
+
+impl CompressionProvider for GzipCompressionProvider {
+    fn compress(&self, _path: &str, data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        // Writing to a Vec cannot fail.
+        let _ = e.write_all(data);
+        e.finish().unwrap_or_default()
+    }
+
+    fn decompress(&self, path: &str, data: &[u8]) -> Result<Vec<u8>> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(data)
+            .read_to_end(&mut out)
+            .map_err(|e| Error::CorruptData(format!("{path}: not gzip data: {e}")))?;
+        Ok(out)
+    }
 }
 
 impl FrameworkBuilder {
@@ -66,7 +154,41 @@ impl FrameworkBuilder {
     /// The ACL of nodes created without one (Curator's ACL provider
     /// default: open).
     pub fn default_acl(mut self, acl: Vec<Acl>) -> Self {
-        self.default_acl = acl;
+        self.acl_provider = Arc::new(FixedAcl(acl));
+        self
+    }
+
+    /// A per-path ACL provider (replaces [`FrameworkBuilder::default_acl`]).
+    pub fn acl_provider(mut self, provider: impl AclProvider + 'static) -> Self {
+        self.acl_provider = Arc::new(provider);
+        self
+    }
+
+    /// Which connection states end leadership and locks (default:
+    /// [`ConnectionStateErrorPolicy::Standard`]).
+    pub fn connection_state_error_policy(mut self, policy: ConnectionStateErrorPolicy) -> Self {
+        self.error_policy = policy;
+        self
+    }
+
+    /// Accept read-only servers (state READ_ONLY) when no quorum is
+    /// reachable (Curator's `canBeReadOnly`).
+    pub fn can_be_read_only(mut self, allowed: bool) -> Self {
+        self.can_be_read_only = allowed;
+        self
+    }
+
+    /// The compression of `compressed()` creates and decompressed reads.
+    pub fn compression_provider(mut self, provider: impl CompressionProvider + 'static) -> Self {
+        self.compression = Arc::new(provider);
+        self
+    }
+
+    /// Follow the ensemble's configuration (`/zookeeper/config`) and use
+    /// its servers for new sessions (Curator's `ensembleTracker`, on by
+    /// default).
+    pub fn ensemble_tracker(mut self, on: bool) -> Self {
+        self.ensemble_tracker = on;
         self
     }
 
@@ -79,6 +201,7 @@ impl FrameworkBuilder {
     /// The framework, not yet started.
     pub fn build(self) -> Framework {
         let inner = Arc::new(Inner {
+            tracked: RwLock::new(self.connect_string.clone()),
             cfg: self,
             client: RwLock::new(None),
             state: watch::Sender::new(None),
@@ -93,6 +216,8 @@ impl FrameworkBuilder {
 #[derive(Debug)]
 struct Inner {
     cfg: FrameworkBuilder,
+    /// The connect string for new sessions (the ensemble tracker's).
+    tracked: RwLock<String>,
     client: RwLock<Option<Client>>,
     state: watch::Sender<Option<ConnectionState>>,
     listeners: Mutex<Vec<mpsc::UnboundedSender<ConnectionState>>>,
@@ -179,8 +304,12 @@ impl Framework {
             session_timeout: Duration::from_secs(60),
             connection_timeout: Duration::from_secs(15),
             retry: Arc::new(ExponentialBackoffRetry::new(Duration::from_secs(1), 3)),
-            default_acl: Acl::open_unsafe(),
+            acl_provider: Arc::new(FixedAcl(Acl::open_unsafe())),
             auth: Vec::new(),
+            error_policy: ConnectionStateErrorPolicy::Standard,
+            can_be_read_only: false,
+            compression: Arc::new(GzipCompressionProvider),
+            ensemble_tracker: true,
         }
     }
 
@@ -191,49 +320,166 @@ impl Framework {
 
     async fn new_client(&self) -> Result<Client> {
         let cfg = &self.inner.cfg;
+        let base = self.current_connect_string();
         if let Some(ns) = &cfg.namespace {
             // The namespace root, created lazily as Curator does.
-            let root = self.connect_client(&cfg.connect_string).await?;
-            let r = create_parents(&root, &format!("{ns}/x"), true, &cfg.default_acl).await;
+            let root = self.connect_client(&base).await?;
+            let r = create_parents(&root, &format!("{ns}/x"), true, &|_: &str| self.default_acl()).await;
             let _ = root.close().await;
             r?;
         }
         let cs = match &cfg.namespace {
-            Some(ns) => format!("{}{ns}", cfg.connect_string),
-            None => cfg.connect_string.clone(),
+            Some(ns) => format!("{base}{ns}"),
+            None => base,
         };
         self.connect_client(&cs).await
+    }
+
+    /// The servers new sessions use: the configured connect string, or
+    /// the ensemble tracker's latest view of `/zookeeper/config`.
+    pub fn current_connect_string(&self) -> String {
+        self.inner.tracked.read().map(|s| s.clone()).unwrap_or_else(|_| self.inner.cfg.connect_string.clone())
+    }
+
+    /// Reads `/zookeeper/config` and keeps its client addresses for new
+    /// sessions (3.5+ servers; nothing changes when it has none).
+    async fn track_ensemble(&self) {
+        let Ok(c) = self.client() else { return };
+        let Ok((data, _)) = c.get_config().await else { return };
+        if let Some(cs) = connect_string_from_config(&String::from_utf8_lossy(&data)) {
+            if let Ok(mut t) = self.inner.tracked.write() {
+                if *t != cs {
+                    info!(connect_string = %cs, "ensemble tracker: servers from /zookeeper/config");
+                    *t = cs;
+                }
+            }
+        }
+    }
+
+    /// Whether `state` ends leadership and locks under this framework's
+    /// [`ConnectionStateErrorPolicy`].
+    pub fn is_error_state(&self, state: ConnectionState) -> bool {
+        self.inner.cfg.error_policy.is_error_state(state)
+    }
+
+    /// The connection state error policy.
+    pub fn connection_state_error_policy(&self) -> ConnectionStateErrorPolicy {
+        self.inner.cfg.error_policy
+    }
+
+    /// The ACL for a node at `path` (the ACL provider's).
+    pub fn acl_for_path(&self, path: &str) -> Vec<Acl> {
+        self.inner.cfg.acl_provider.acl_for_path(path)
+    }
+
+    /// The compression provider.
+    pub fn compression_provider(&self) -> Arc<dyn CompressionProvider> {
+        self.inner.cfg.compression.clone()
+    }
+
+    /// The node's data, decompressed by the compression provider
+    /// (Curator's `getData().decompressed()`).
+    ///
+    /// # Errors
+    /// [`Error::CorruptData`] when the data is not compressed; client
+    /// errors after retries.
+    pub async fn get_data_decompressed(&self, path: &str) -> Result<(Vec<u8>, Stat)> {
+        let (d, stat) = self.get_data(path).await?;
+        Ok((self.inner.cfg.compression.decompress(path, &d)?, stat))
+    }
+
+    /// Sets the node's data compressed (Curator's `setData().compressed()`).
+    ///
+    /// # Errors
+    /// As [`Framework::set_data`].
+    pub async fn set_data_compressed(&self, path: &str, data: &[u8], version: Option<i32>) -> Result<Stat> {
+        let z = self.inner.cfg.compression.compress(path, data);
+        self.set_data(path, &z, version).await
+    }
+
+    /// A transaction builder with typed ops and per-op results (Curator's
+    /// `transaction()` / `transactionOp()`).
+    pub fn transaction_builder(&self) -> TransactionBuilder {
+        TransactionBuilder { fw: self.clone(), ops: Vec::new() }
     }
 
     async fn connect_client(&self, cs: &str) -> Result<Client> {
         let cfg = &self.inner.cfg;
         let mut b = Client::builder(cs)
             .session_timeout(cfg.session_timeout)
-            .connection_timeout(cfg.connection_timeout);
+            .connection_timeout(cfg.connection_timeout)
+            .read_only(cfg.can_be_read_only);
         for (s, a) in &cfg.auth {
             b = b.auth(s.clone(), a.clone());
         }
         Ok(b.connect().await?)
     }
 
-    /// Connects; returns once connected (or after the connection timeout).
+    /// Starts connecting in the background and returns at once, as
+    /// Curator's `start()`: calls made before the connection is up wait
+    /// for it (up to the connection timeout, then the retry policy
+    /// decides), and [`Framework::block_until_connected`] waits for it
+    /// explicitly. The first connection posts CONNECTED; until then the
+    /// framework keeps trying the ensemble.
     ///
     /// # Errors
-    /// The client's connect errors.
+    /// [`Error::NotStarted`] after [`Framework::close`].
     pub async fn start(&self) -> Result<()> {
-        let client = self.new_client().await?;
+        if self.is_closed() {
+            return Err(Error::NotStarted);
+        }
+        let Ok(mut monitor) = self.inner.monitor.lock() else { return Err(Error::NotStarted) };
+        if monitor.is_some() {
+            return Ok(());
+        }
+        // The background task does not keep the framework open.
+        let me = Framework { inner: self.inner.clone(), _owner: None };
+        *monitor = Some(tokio::spawn(async move { me.run().await }));
+        Ok(())
+    }
+
+    /// The first connection (retried until it succeeds or the framework
+    /// is closed), then the monitor.
+    async fn run(self) {
+        let mut wait = Duration::from_millis(100);
+        let client = loop {
+            if self.is_closed() {
+                return;
+            }
+            match self.new_client().await {
+                Ok(c) => break c,
+                Err(e) => {
+                    warn!(error = %e, "cannot connect yet; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
         let events = client.state_events();
+        let read_only = client.state() == SessionState::ConnectedReadOnly;
         if let Ok(mut c) = self.inner.client.write() {
             *c = Some(client);
         }
-        self.inner.post(ConnectionState::Connected);
-        // The monitor does not keep the framework open.
-        let me = Framework { inner: self.inner.clone(), _owner: None };
-        let handle = tokio::spawn(async move { me.monitor(events).await });
-        if let Ok(mut m) = self.inner.monitor.lock() {
-            *m = Some(handle);
+        self.inner.post(if read_only { ConnectionState::ReadOnly } else { ConnectionState::Connected });
+        if self.inner.cfg.ensemble_tracker {
+            self.track_ensemble().await;
         }
-        Ok(())
+        self.monitor(events).await;
+    }
+
+    /// The current client, waiting for the first connection (at most the
+    /// connection timeout) if there is none yet.
+    pub(crate) async fn ready_client(&self) -> Result<Client, ZkError> {
+        if let Ok(c) = self.client() {
+            return Ok(c);
+        }
+        let started = self.inner.monitor.lock().map(|m| m.is_some()).unwrap_or(false);
+        if self.is_closed() || !started {
+            return Err(ZkError::ClientClosed);
+        }
+        let mut rx = self.state_receiver();
+        let _ = tokio::time::timeout(self.inner.cfg.connection_timeout, rx.wait_for(|s| s.is_some())).await;
+        self.client().map_err(|_| ZkError::ConnectionLoss)
     }
 
     async fn monitor(self, mut events: zk_client::StateEvents) {
@@ -261,6 +507,9 @@ impl Framework {
                     suspended_at = None;
                     lost = false;
                     self.inner.post(ConnectionState::Reconnected);
+                    if self.inner.cfg.ensemble_tracker {
+                        self.track_ensemble().await;
+                    }
                 }
                 Some(SessionState::ConnectedReadOnly) => {
                     suspended_at = None;
@@ -335,9 +584,9 @@ impl Framework {
         self.inner.cfg.retry.clone()
     }
 
-    /// The default ACL.
+    /// The default ACL (the ACL provider's).
     pub fn default_acl(&self) -> Vec<Acl> {
-        self.inner.cfg.default_acl.clone()
+        self.inner.cfg.acl_provider.default_acl()
     }
 
     /// The latest connection state (`None` before `start`).
@@ -377,18 +626,26 @@ impl Framework {
         Fut: std::future::Future<Output = Result<T, ZkError>>,
     {
         let policy = self.retry_policy();
-        let r = retry_loop(policy.as_ref(), |_| {
-            let c = self.client();
-            let fut = c.map(&mut op);
-            async move {
-                match fut {
-                    Ok(f) => f.await,
-                    Err(_) => Err(ZkError::ClientClosed),
-                }
+        let started = std::time::Instant::now();
+        let mut count = 0u32;
+        loop {
+            let r = match self.ready_client().await {
+                Ok(c) => op(c).await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_retriable() => match policy.allow_retry(count, started.elapsed(), &e) {
+                    Some(sleep) => {
+                        debug!(error = %e, retry = count, ?sleep, "retrying");
+                        tokio::time::sleep(sleep).await;
+                        count += 1;
+                    }
+                    None => return Err(e.into()),
+                },
+                Err(e) => return Err(e.into()),
             }
-        })
-        .await;
-        r.map_err(Error::from)
+        }
     }
 
     /// A create builder.
@@ -400,12 +657,22 @@ impl Framework {
             ttl: None,
             parents: None,
             protected: false,
+            or_set_data: false,
+            idempotent: false,
+            compressed: false,
         }
     }
 
     /// A delete builder.
     pub fn delete(&self) -> DeleteBuilder {
-        DeleteBuilder { fw: self.clone(), guaranteed: false, children: false, version: None }
+        DeleteBuilder {
+            fw: self.clone(),
+            guaranteed: false,
+            children: false,
+            version: None,
+            quietly: false,
+            idempotent: false,
+        }
     }
 
     /// The node's data and Stat.
@@ -463,15 +730,13 @@ impl Framework {
     /// # Errors
     /// Client errors, after retries.
     pub async fn ensure_path(&self, path: &str) -> Result<()> {
-        let acl = self.default_acl();
-        self.with_retry(|c| {
-            let acl = acl.clone();
-            async move {
-                create_parents(&c, &format!("{path}/x"), false, &acl).await.map_err(|e| match e {
+        self.with_retry(|c| async move {
+            create_parents(&c, &format!("{path}/x"), false, &|p: &str| self.acl_for_path(p)).await.map_err(
+                |e| match e {
                     Error::Zk(z) => z,
                     _ => ZkError::ClientClosed,
-                })
-            }
+                },
+            )
         })
         .await
     }
@@ -530,8 +795,21 @@ impl Framework {
         acl: &[Acl],
         parents: Option<bool>,
     ) -> Result<String> {
+        self.create_prefixed(path, format!("_c_{}-", Uuid::new_v4()), data, mode, acl, parents).await
+    }
+
+    /// As [`Framework::create_protected`], with the caller's unique
+    /// `prefix` (kazoo's locks use `<uuid hex>`).
+    pub(crate) async fn create_prefixed(
+        &self,
+        path: &str,
+        prefix: String,
+        data: &[u8],
+        mode: CreateMode,
+        acl: &[Acl],
+        parents: Option<bool>,
+    ) -> Result<String> {
         let parent = zk_parent(path).to_string();
-        let prefix = format!("_c_{}-", Uuid::new_v4());
         let full = format!("{}/{prefix}{}", if parent == "/" { "" } else { &parent }, zk_basename(path));
         let policy = self.retry_policy();
         let started = std::time::Instant::now();
@@ -543,7 +821,18 @@ impl Framework {
         // the create, so it sees it.
         let mut in_doubt = InDoubt { fw: self, parent: parent.clone(), prefix: prefix.clone(), armed: true };
         loop {
-            let client = self.client()?;
+            let client = match self.ready_client().await {
+                Ok(c) => c,
+                Err(e) if e.is_retriable() => match policy.allow_retry(attempt, started.elapsed(), &e) {
+                    Some(sleep) => {
+                        tokio::time::sleep(sleep).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    None => return Err(e.into()),
+                },
+                Err(e) => return Err(e.into()),
+            };
             if first_session.is_none() {
                 first_session = Some(client.session_id());
             }
@@ -573,12 +862,14 @@ impl Framework {
                 let opts = CreateOptions::new(mode).with_acl(acl.to_vec());
                 match client.create(&full, data, opts.clone()).await {
                     Err(ZkError::NoNode) if parents.is_some() => {
-                        create_parents(&client, &full, parents == Some(true), acl).await.map_err(
-                            |e| match e {
-                                Error::Zk(z) => z,
-                                _ => ZkError::ClientClosed,
-                            },
-                        )?;
+                        create_parents(&client, &full, parents == Some(true), &|p: &str| {
+                            self.acl_for_path(p)
+                        })
+                        .await
+                        .map_err(|e| match e {
+                            Error::Zk(z) => z,
+                            _ => ZkError::ClientClosed,
+                        })?;
                         client.create(&full, data, opts).await.map(|(p, _)| p)
                     }
                     r => r.map(|(p, _)| p),
@@ -668,7 +959,12 @@ pub(crate) fn zk_basename(path: &str) -> &str {
 }
 
 /// Creates every missing ancestor of `path` (containers or persistent).
-pub(crate) async fn create_parents(client: &Client, path: &str, containers: bool, acl: &[Acl]) -> Result<()> {
+pub(crate) async fn create_parents(
+    client: &Client,
+    path: &str,
+    containers: bool,
+    acl_for: &(dyn Fn(&str) -> Vec<Acl> + Send + Sync),
+) -> Result<()> {
     let parent = zk_parent(path);
     if parent == "/" {
         return Ok(());
@@ -678,7 +974,7 @@ pub(crate) async fn create_parents(client: &Client, path: &str, containers: bool
     for component in parent.split('/').skip(1) {
         prefix.push('/');
         prefix.push_str(component);
-        match client.create(&prefix, b"", CreateOptions::new(mode).with_acl(acl.to_vec())).await {
+        match client.create(&prefix, b"", CreateOptions::new(mode).with_acl(acl_for(&prefix))).await {
             Ok(_) | Err(ZkError::NodeExists) => {}
             Err(e) => return Err(e.into()),
         }
@@ -696,6 +992,9 @@ pub struct CreateBuilder {
     ttl: Option<Duration>,
     parents: Option<bool>,
     protected: bool,
+    or_set_data: bool,
+    idempotent: bool,
+    compressed: bool,
 }
 
 impl CreateBuilder {
@@ -735,40 +1034,96 @@ impl CreateBuilder {
         self
     }
 
+    /// If the node exists, set its data instead (Curator's `orSetData`).
+    pub fn or_set_data(mut self) -> Self {
+        self.or_set_data = true;
+        self
+    }
+
+    /// A retried create that finds the node already there with the same
+    /// data counts as done (Curator's `idempotent`): a create whose reply
+    /// was lost is not reported as NodeExists.
+    pub fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
+
+    /// Store the data compressed by the framework's compression provider
+    /// (Curator's `compressed`).
+    pub fn compressed(mut self) -> Self {
+        self.compressed = true;
+        self
+    }
+
     /// Creates the node; returns the path created.
     ///
     /// # Errors
     /// Client errors after retries (NodeExists, NoNode without parents ...).
     pub async fn for_path(self, path: &str, data: &[u8]) -> Result<String> {
-        let acl = self.acl.clone().unwrap_or_else(|| self.fw.default_acl());
+        self.for_path_with_stat(path, data).await.map(|(p, _)| p)
+    }
+
+    /// As [`CreateBuilder::for_path`], with the new node's Stat (Curator's
+    /// `storingStatIn`).
+    ///
+    /// # Errors
+    /// As [`CreateBuilder::for_path`].
+    pub async fn for_path_with_stat(self, path: &str, data: &[u8]) -> Result<(String, Stat)> {
+        let acl = self.acl.clone().unwrap_or_else(|| self.fw.acl_for_path(path));
+        let compressed;
+        let data = if self.compressed {
+            compressed = self.fw.inner.cfg.compression.compress(path, data);
+            &compressed[..]
+        } else {
+            data
+        };
         if self.protected {
-            return self.fw.create_protected(path, data, self.mode, &acl, self.parents).await;
+            let p = self.fw.create_protected(path, data, self.mode, &acl, self.parents).await?;
+            let stat = self.fw.exists(&p).await?.ok_or(Error::Zk(ZkError::NoNode))?;
+            return Ok((p, stat));
         }
         let mut opts = CreateOptions::new(self.mode).with_acl(acl.clone());
         if let Some(t) = self.ttl {
             opts = opts.with_ttl(t);
         }
         let parents = self.parents;
-        self.fw
-            .with_retry(|c| {
-                let opts = opts.clone();
-                let acl = acl.clone();
-                async move {
-                    match c.create(path, data, opts.clone()).await {
-                        Err(ZkError::NoNode) if parents.is_some() => {
-                            create_parents(&c, path, parents == Some(true), &acl).await.map_err(
-                                |e| match e {
-                                    Error::Zk(z) => z,
-                                    _ => ZkError::ClientClosed,
-                                },
-                            )?;
-                            c.create(path, data, opts).await.map(|(p, _)| p)
-                        }
-                        r => r.map(|(p, _)| p),
+        let fw = &self.fw;
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let (or_set_data, idempotent) = (self.or_set_data, self.idempotent);
+        fw.with_retry(|c| {
+            let opts = opts.clone();
+            let attempt = attempts.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let r = match c.create(path, data, opts.clone()).await {
+                    Err(ZkError::NoNode) if parents.is_some() => {
+                        create_parents(&c, path, parents == Some(true), &|p: &str| fw.acl_for_path(p))
+                            .await
+                            .map_err(|e| match e {
+                                Error::Zk(z) => z,
+                                _ => ZkError::ClientClosed,
+                            })?;
+                        c.create(path, data, opts).await
                     }
+                    r => r,
+                };
+                match r {
+                    Err(ZkError::NodeExists) if or_set_data => {
+                        let stat = c.set_data(path, data, None).await?;
+                        Ok((path.to_string(), stat))
+                    }
+                    Err(ZkError::NodeExists) if idempotent && attempt > 0 => {
+                        let (existing, stat) = c.get_data(path).await?;
+                        if existing.as_ref() == data {
+                            Ok((path.to_string(), stat))
+                        } else {
+                            Err(ZkError::NodeExists)
+                        }
+                    }
+                    r => r,
                 }
-            })
-            .await
+            }
+        })
+        .await
     }
 }
 
@@ -780,6 +1135,8 @@ pub struct DeleteBuilder {
     guaranteed: bool,
     children: bool,
     version: Option<i32>,
+    quietly: bool,
+    idempotent: bool,
 }
 
 impl DeleteBuilder {
@@ -801,6 +1158,20 @@ impl DeleteBuilder {
         self
     }
 
+    /// A node that does not exist is not an error (Curator's `quietly`).
+    pub fn quietly(mut self) -> Self {
+        self.quietly = true;
+        self
+    }
+
+    /// A retried delete that finds the node gone counts as done (Curator's
+    /// `idempotent`): a delete whose reply was lost is not reported as
+    /// NoNode.
+    pub fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
+
     /// Deletes `path`.
     ///
     /// # Errors
@@ -809,13 +1180,21 @@ impl DeleteBuilder {
     pub async fn for_path(self, path: &str) -> Result<()> {
         let version = self.version;
         let children = self.children;
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let (quietly, idempotent) = (self.quietly, self.idempotent);
         let r = self
             .fw
-            .with_retry(|c| async move {
-                if children {
-                    delete_children(&c, path).await?;
+            .with_retry(|c| {
+                let attempt = attempts.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if children {
+                        delete_children(&c, path).await?;
+                    }
+                    match c.delete(path, version).await {
+                        Err(ZkError::NoNode) if quietly || (idempotent && attempt > 0) => Ok(()),
+                        r => r,
+                    }
                 }
-                c.delete(path, version).await
             })
             .await;
         if let Err(Error::Zk(e)) = &r {
@@ -858,5 +1237,145 @@ mod tests {
         assert_eq!(zk_parent("/a/b"), "/a");
         assert_eq!(zk_parent("/a"), "/");
         assert_eq!(zk_basename("/a/lock-"), "lock-");
+    }
+}
+
+/// The client addresses in a `/zookeeper/config` text, as a connect
+/// string: `server.N=host:quorum:election[:role];[clientHost:]clientPort`
+/// (a wildcard client host means the server's host).
+pub(crate) fn connect_string_from_config(config: &str) -> Option<String> {
+    let mut out = Vec::new();
+    for line in config.lines() {
+        let Some((key, value)) = line.split_once('=') else { continue };
+        if !key.trim().starts_with("server.") {
+            continue;
+        }
+        let Some((server, client)) = value.split_once(';') else { continue };
+        let server_host = server.split(':').next().unwrap_or("");
+        let (host, port) = match client.trim().rsplit_once(':') {
+            Some((h, p)) => (h, p),
+            None => ("", client.trim()),
+        };
+        let host = if host.is_empty() || host == "0.0.0.0" || host == "[::]" { server_host } else { host };
+        if !host.is_empty() && port.parse::<u16>().is_ok() {
+            out.push(format!("{host}:{port}"));
+        }
+    }
+    (!out.is_empty()).then(|| out.join(","))
+}
+
+/// What one op of a transaction did (Curator's `CuratorTransactionResult`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionResult {
+    /// The op's kind.
+    pub op: TransactionOp,
+    /// The path given to the op.
+    pub for_path: String,
+    /// The path created (a create: with its sequence suffix).
+    pub result_path: Option<String>,
+    /// The node's Stat after a create or a set.
+    pub result_stat: Option<Stat>,
+}
+
+/// The kinds of transaction ops (Curator's `OperationType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionOp {
+    /// A create.
+    Create,
+    /// A delete.
+    Delete,
+    /// A set of data.
+    SetData,
+    /// A version check.
+    Check,
+}
+
+/// Builds an all-or-nothing transaction with typed ops; the results carry
+/// each op's path and Stat.
+///
+/// ```no_run
+/// # async fn f(fw: zk_recipes::Framework) -> zk_recipes::Result<()> {
+/// use zk_recipes::{CreateMode, TransactionOp};
+///
+/// let results = fw
+///     .transaction_builder()
+///     .create("/jobs/job-", b"payload", CreateMode::PersistentSequential)
+///     .set_data("/jobs", b"1 job", None)
+///     .check("/config", Some(3))
+///     .commit()
+///     .await?;
+/// assert_eq!(results[0].op, TransactionOp::Create);
+/// println!("created {:?}", results[0].result_path);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[must_use = "call commit to run the transaction"]
+pub struct TransactionBuilder {
+    fw: Framework,
+    ops: Vec<(TransactionOp, String, Op)>,
+}
+
+impl TransactionBuilder {
+    /// Creates `path` in `mode` with the framework's ACL for it.
+    pub fn create(mut self, path: &str, data: &[u8], mode: CreateMode) -> Self {
+        let acl = self.fw.acl_for_path(path);
+        let op = Op::create(path.to_string(), data.to_vec(), CreateOptions::new(mode).with_acl(acl));
+        self.ops.push((TransactionOp::Create, path.to_string(), op));
+        self
+    }
+
+    /// Deletes `path` (at `version`, or any).
+    pub fn delete(mut self, path: &str, version: Option<i32>) -> Self {
+        self.ops.push((TransactionOp::Delete, path.to_string(), Op::delete(path.to_string(), version)));
+        self
+    }
+
+    /// Sets `path`'s data (at `version`, or any).
+    pub fn set_data(mut self, path: &str, data: &[u8], version: Option<i32>) -> Self {
+        let op = Op::set_data(path.to_string(), data.to_vec(), version);
+        self.ops.push((TransactionOp::SetData, path.to_string(), op));
+        self
+    }
+
+    /// Requires `path` to exist (at `version`, or any).
+    pub fn check(mut self, path: &str, version: Option<i32>) -> Self {
+        self.ops.push((TransactionOp::Check, path.to_string(), Op::check(path.to_string(), version)));
+        self
+    }
+
+    /// Runs the transaction.
+    ///
+    /// # Errors
+    /// The failing op's error (nothing was applied); client errors after
+    /// retries.
+    pub async fn commit(self) -> Result<Vec<TransactionResult>> {
+        let ops: Vec<Op> = self.ops.iter().map(|(_, _, o)| o.clone()).collect();
+        let results = self.fw.transaction(&ops).await?;
+        Ok(self
+            .ops
+            .into_iter()
+            .zip(results)
+            .map(|((op, for_path, _), r)| {
+                let (result_path, result_stat) = match r {
+                    OpResult::Create { path, stat } => (Some(path), Some(stat)),
+                    OpResult::SetData { stat } => (None, Some(stat)),
+                    _ => (None, None),
+                };
+                TransactionResult { op, for_path, result_path, result_stat }
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::connect_string_from_config;
+
+    #[test]
+    fn client_addresses_from_the_dynamic_config() {
+        let cfg = "server.1=10.0.0.1:2888:3888:participant;0.0.0.0:2181\nserver.2=10.0.0.2:2888:3888;10.1.0.2:2182\nversion=100000000";
+        assert_eq!(connect_string_from_config(cfg).as_deref(), Some("10.0.0.1:2181,10.1.0.2:2182"));
+        assert_eq!(connect_string_from_config("server.1=h:1:2\n"), None);
+        assert_eq!(connect_string_from_config(""), None);
     }
 }

@@ -21,6 +21,8 @@
 //! - [`barriers`] — `DistributedBarrier`, `DistributedDoubleBarrier`.
 //! - [`discovery`] — `ServiceDiscovery`, `ServiceInstance` (Curator's
 //!   JSON), `ServiceCache`, `ServiceProvider` and its strategies.
+//! - [`kazoo`] — kazoo's `SetPartitioner`, `Party`, `ShallowParty`,
+//!   `NonBlockingLease`, `MultiNonBlockingLease` and `Lock`.
 //! - [`nodes`] — `PersistentNode`, `PersistentTtlNode`, `GroupMember`,
 //!   `PersistentWatcher`.
 //! - [`queue`] — `DistributedQueue`, `DistributedIdQueue`,
@@ -53,6 +55,7 @@ pub mod cache;
 pub mod discovery;
 mod error;
 mod framework;
+pub mod kazoo;
 pub mod leader;
 pub mod locks;
 pub mod nodes;
@@ -62,8 +65,12 @@ pub mod shared;
 mod state;
 
 pub use error::{Error, Result};
-pub use framework::{CreateBuilder, DEFAULT_DATA, DeleteBuilder, Framework, FrameworkBuilder, StateStream};
-pub use state::ConnectionState;
+pub use framework::{
+    AclProvider, CompressionProvider, CreateBuilder, DEFAULT_DATA, DeleteBuilder, Framework,
+    FrameworkBuilder, GzipCompressionProvider, StateStream, TransactionBuilder, TransactionOp,
+    TransactionResult,
+};
+pub use state::{ConnectionState, ConnectionStateErrorPolicy};
 
 /// What the recipes' API needs from the client, so that `zk-recipes` is
 /// the only dependency a user adds: create modes, the client's error

@@ -449,7 +449,7 @@ impl GroupMember {
     pub fn current_members(&self) -> BTreeMap<String, Vec<u8>> {
         let mut m: BTreeMap<String, Vec<u8>> = self
             .cache
-            .current_data()
+            .current()
             .into_iter()
             .map(|c| (zk_basename(&c.path).to_string(), c.data.to_vec()))
             .collect();

@@ -32,3 +32,38 @@ impl ConnectionState {
         matches!(self, ConnectionState::Connected | ConnectionState::Reconnected | ConnectionState::ReadOnly)
     }
 }
+
+/// Which connection states end what a recipe holds (Curator's
+/// `ConnectionStateErrorPolicy`): leadership, and the lock a mutex's
+/// [`lost`](crate::locks::InterProcessMutex::lost) reports.
+///
+/// ```
+/// use zk_recipes::{ConnectionState, ConnectionStateErrorPolicy};
+/// assert!(ConnectionStateErrorPolicy::Standard.is_error_state(ConnectionState::Suspended));
+/// assert!(!ConnectionStateErrorPolicy::SessionBased.is_error_state(ConnectionState::Suspended));
+/// assert!(ConnectionStateErrorPolicy::SessionBased.is_error_state(ConnectionState::Lost));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConnectionStateErrorPolicy {
+    /// SUSPENDED and LOST are errors (Curator's
+    /// `StandardConnectionStateErrorPolicy`, the default): a leader steps
+    /// down as soon as the connection drops.
+    #[default]
+    Standard,
+    /// Only LOST is an error (Curator's `SessionConnectionStateErrorPolicy`):
+    /// leadership and locks are kept through SUSPENDED until the session is
+    /// actually lost.
+    SessionBased,
+}
+
+impl ConnectionStateErrorPolicy {
+    /// Whether `state` ends what a recipe holds.
+    pub fn is_error_state(self, state: ConnectionState) -> bool {
+        match self {
+            ConnectionStateErrorPolicy::Standard => {
+                matches!(state, ConnectionState::Suspended | ConnectionState::Lost)
+            }
+            ConnectionStateErrorPolicy::SessionBased => state == ConnectionState::Lost,
+        }
+    }
+}

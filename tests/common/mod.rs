@@ -245,6 +245,7 @@ pub mod recipes {
             .retry_policy(ExponentialBackoffRetry::new(Duration::from_millis(50), 5))
             .build();
         within(20, "framework start", fw.start()).await.unwrap();
+        assert!(fw.block_until_connected(Duration::from_secs(20)).await, "connected");
         fw
     }
 
@@ -383,6 +384,29 @@ pub mod java {
         }
     }
 
+    /// A python3 that can `import kazoo` (`$ZK_PYTHON`, `python3`,
+    /// `/usr/bin/python3`); `None` (loudly) when there is none.
+    pub fn kazoo_python() -> Option<String> {
+        let mut candidates: Vec<String> = std::env::var("ZK_PYTHON").into_iter().collect();
+        candidates.extend(["python3".to_string(), "/usr/bin/python3".to_string()]);
+        for py in candidates {
+            let ok = Command::new(&py)
+                .args(["-c", "import kazoo.client"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return Some(py);
+            }
+        }
+        zk_test_support::external::missing(
+            "kazoo (PyPI `kazoo` or Debian `python3-kazoo`)",
+            "no python3 (ZK_PYTHON, python3 on PATH, /usr/bin/python3) can `import kazoo`",
+        );
+        None
+    }
+
     pub struct Peer {
         child: Child,
         stdin: Option<ChildStdin>,
@@ -391,8 +415,14 @@ pub mod java {
 
     impl Peer {
         pub fn spawn(cp: &str, args: &[&str]) -> Peer {
-            let mut child = Command::new("java")
-                .args(["-Xmx256m", "-cp", cp, "CuratorPeer"])
+            let mut all = vec!["-Xmx256m", "-cp", cp, "CuratorPeer"];
+            all.extend_from_slice(args);
+            Peer::spawn_program("java", &all)
+        }
+
+        /// Any line-oriented peer program (the kazoo peer runs on python3).
+        pub fn spawn_program(program: &str, args: &[&str]) -> Peer {
+            let mut child = Command::new(program)
                 .args(args)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())

@@ -115,9 +115,12 @@ impl TestingCluster {
         let servers: String = ports
             .iter()
             .enumerate()
-            .map(|(i, (_, q, e))| {
+            .map(|(i, (client, q, e))| {
                 let kind = if i >= voters { ":observer" } else { "" };
-                format!("server.{}=127.0.0.1:{q}:{e}{kind}\n", i + 1)
+                // With the client address, as Apache's dynamic config
+                // writes it: clients (Curator's ensemble tracker) learn
+                // every server from /zookeeper/config.
+                format!("server.{}=127.0.0.1:{q}:{e}{kind};127.0.0.1:{client}\n", i + 1)
             })
             .collect();
         let mut members = Vec::new();

@@ -66,6 +66,17 @@ macro_rules! facade {
             pub async fn initialized(&self) {
                 self.engine.initialized().await
             }
+
+            /// Every cached node, sorted by path (the same call on every
+            /// cache).
+            pub fn current(&self) -> Vec<ChildData> {
+                self.engine.all()
+            }
+
+            /// One cached node, by full path.
+            pub fn get(&self, path: &str) -> Option<ChildData> {
+                self.engine.get(path)
+            }
         }
     };
 }
@@ -77,7 +88,7 @@ facade! {
     /// # async fn f(fw: zk_recipes::Framework) -> zk_recipes::Result<()> {
     /// let cache = zk_recipes::cache::NodeCache::new(&fw, "/config/flags");
     /// cache.start().await?;
-    /// if let Some(node) = cache.current() { println!("{:?}", node.data); }
+    /// if let Some(node) = cache.node() { println!("{:?}", node.data); }
     /// # Ok(()) }
     /// ```
     NodeCache
@@ -89,8 +100,8 @@ impl NodeCache {
         NodeCache { engine: Engine::new(fw, path, Mode::PerNode { max_depth: 0 }, true) }
     }
 
-    /// The node, if it exists.
-    pub fn current(&self) -> Option<ChildData> {
+    /// The node, if it exists (Curator's `getCurrentData`).
+    pub fn node(&self) -> Option<ChildData> {
         self.engine.get(self.engine.root())
     }
 }
@@ -116,11 +127,6 @@ impl PathChildrenCache {
     pub fn new(fw: &Framework, path: &str) -> Self {
         PathChildrenCache { engine: Engine::new(fw, path, Mode::PerNode { max_depth: 1 }, false) }
     }
-
-    /// The children, sorted by path.
-    pub fn current_data(&self) -> Vec<ChildData> {
-        self.engine.all()
-    }
 }
 
 facade! {
@@ -139,16 +145,6 @@ impl TreeCache {
     pub fn with_max_depth(fw: &Framework, path: &str, max_depth: usize) -> Self {
         TreeCache { engine: Engine::new(fw, path, Mode::PerNode { max_depth }, true) }
     }
-
-    /// Every cached node, sorted by path.
-    pub fn current(&self) -> Vec<ChildData> {
-        self.engine.all()
-    }
-
-    /// One cached node.
-    pub fn get(&self, path: &str) -> Option<ChildData> {
-        self.engine.get(path)
-    }
 }
 
 facade! {
@@ -162,15 +158,5 @@ impl CuratorCache {
     /// A cache of the subtree at `path`.
     pub fn new(fw: &Framework, path: &str) -> Self {
         CuratorCache { engine: Engine::new(fw, path, Mode::Recursive, true) }
-    }
-
-    /// Every cached node, sorted by path.
-    pub fn current(&self) -> Vec<ChildData> {
-        self.engine.all()
-    }
-
-    /// One cached node.
-    pub fn get(&self, path: &str) -> Option<ChildData> {
-        self.engine.get(path)
     }
 }

@@ -52,7 +52,7 @@ struct Inner {
 /// if latch.await_leadership(Some(Duration::from_secs(30))).await {
 ///     // lead, while latch.has_leadership()
 /// }
-/// latch.close(CloseMode::NotifyLeader).await;
+/// latch.close_with_mode(CloseMode::NotifyLeader).await;
 /// # Ok(()) }
 /// ```
 ///
@@ -160,8 +160,15 @@ impl LeaderLatch {
         }
     }
 
-    /// Leaves the election and deletes the latch node.
-    pub async fn close(&self, mode: CloseMode) {
+    /// Leaves the election and deletes the latch node, silently (Curator's
+    /// `close()`: no `false` is sent on [`LeaderLatch::leadership`]).
+    pub async fn close(&self) {
+        self.close_with_mode(CloseMode::Silent).await;
+    }
+
+    /// Leaves the election, telling listeners or not (Curator's
+    /// `close(CloseMode)`).
+    pub async fn close_with_mode(&self, mode: CloseMode) {
         self.inner.closed.notify_one();
         let task = self.inner.task.lock().ok().and_then(|mut t| t.take());
         if let Some(t) = task {
@@ -278,11 +285,20 @@ impl LeaderLatch {
         w: zk_client::OneshotWatcher,
         states: &mut watch::Receiver<Option<ConnectionState>>,
     ) -> Wake {
+        let fw = &self.inner.fw;
         tokio::select! {
             ev = w => {
-                if ev.event_type == zk_client::EventType::None { Wake::Suspended } else { Wake::Changed }
+                // A session event (disconnect) ends leadership only where
+                // the error policy says so; otherwise look again (the
+                // reads wait for the connection).
+                let state = fw.connection_state().unwrap_or(ConnectionState::Suspended);
+                if ev.event_type == zk_client::EventType::None && fw.is_error_state(state) {
+                    Wake::Suspended
+                } else {
+                    Wake::Changed
+                }
             }
-            r = states.wait_for(|s| matches!(s, Some(ConnectionState::Suspended | ConnectionState::Lost))) => {
+            r = states.wait_for(|s| s.is_some_and(|s| fw.is_error_state(s))) => {
                 if r.is_err() { Wake::Closed } else { Wake::Suspended }
             }
             _ = self.inner.closed.notified() => Wake::Closed,

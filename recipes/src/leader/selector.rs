@@ -32,6 +32,7 @@ struct Inner {
     auto_requeue: AtomicBool,
     leading: AtomicBool,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    interrupt: tokio::sync::Notify,
 }
 
 /// A leader selector, compatible with Curator's `LeaderSelector` (same
@@ -51,7 +52,7 @@ struct Inner {
 /// }
 /// let selector = LeaderSelector::new(&fw, "/services/batch/leader", "node-1", Arc::new(Work));
 /// selector.auto_requeue();
-/// selector.start()?;
+/// selector.start().await?;
 /// # Ok(()) }
 /// ```
 pub struct LeaderSelector {
@@ -76,6 +77,7 @@ impl LeaderSelector {
                 auto_requeue: AtomicBool::new(false),
                 leading: AtomicBool::new(false),
                 task: Mutex::new(None),
+                interrupt: tokio::sync::Notify::new(),
             }),
             listener,
         }
@@ -86,12 +88,30 @@ impl LeaderSelector {
         self.inner.auto_requeue.store(true, Ordering::SeqCst);
     }
 
-    /// Joins the queue.
+    /// Joins the queue (returns at once; leadership comes through the
+    /// listener).
     ///
     /// # Errors
-    /// None yet.
-    pub fn start(&self) -> Result<()> {
+    /// [`crate::Error::Closed`] if the selector is poisoned.
+    pub async fn start(&self) -> Result<()> {
         self.requeue()
+    }
+
+    /// Ends the current leadership (the listener's `take_leadership` is
+    /// cancelled), as Curator's `interruptLeadership`; with auto-requeue
+    /// the selector queues again.
+    pub fn interrupt_leadership(&self) {
+        if self.has_leadership() {
+            self.inner.interrupt.notify_one();
+        }
+    }
+
+    /// The current leader (the first participant), if any.
+    ///
+    /// # Errors
+    /// Client errors after retries.
+    pub async fn leader(&self) -> Result<Option<Participant>> {
+        Ok(self.participants().await?.into_iter().next())
     }
 
     /// Queues again if not queued (after leadership ended without
@@ -158,10 +178,13 @@ async fn run(inner: Arc<Inner>, listener: Arc<dyn LeaderSelectorListener>) {
         let fw = inner.fw.clone();
         tokio::select! {
             _ = listener.take_leadership(&fw) => {}
-            _ = states.wait_for(|s| matches!(s, Some(ConnectionState::Suspended | ConnectionState::Lost))) => {
-                info!(id = %inner.id, "connection suspended or lost: leadership cancelled");
+            _ = states.wait_for(|s| s.is_some_and(|s| fw.is_error_state(s))) => {
+                info!(id = %inner.id, "connection state is an error under the policy: leadership cancelled");
             }
             _ = mutex.lost() => {}
+            _ = inner.interrupt.notified() => {
+                info!(id = %inner.id, "leadership interrupted");
+            }
         }
         inner.leading.store(false, Ordering::SeqCst);
         let _ = mutex.release().await;

@@ -18,7 +18,6 @@ use crate::error::{Error, Result};
 use crate::framework::{DEFAULT_DATA, Framework};
 use crate::locks::InterProcessLock;
 use crate::locks::internals::{Driver, Held, HeldCell, LockInternals};
-use crate::state::ConnectionState;
 
 const LOCK_NAME: &str = "lock-";
 
@@ -226,9 +225,11 @@ impl InterProcessMutex {
         h.as_ref().map(|h| FencingToken { path: h.node.clone(), czxid: h.czxid })
     }
 
-    /// Completes when the connection is SUSPENDED or LOST, or the lock
-    /// node is deleted, while held: from then on the lock may be held by
-    /// another process.
+    /// Completes when the connection enters an error state of the
+    /// framework's [`ConnectionStateErrorPolicy`](crate::ConnectionStateErrorPolicy)
+    /// (SUSPENDED or LOST by default; only LOST when session-based), or the
+    /// lock node is deleted, while held: from then on the lock may be held
+    /// by another process.
     pub async fn lost(&self) {
         let Some(token) = self.fencing_token() else { return };
         let fw = &self.internals.fw;
@@ -243,7 +244,7 @@ impl InterProcessMutex {
             }
         };
         tokio::select! {
-            _ = states.wait_for(|s| matches!(s, Some(ConnectionState::Suspended | ConnectionState::Lost))) => {}
+            _ = states.wait_for(|s| s.is_some_and(|s| fw.is_error_state(s))) => {}
             _ = gone => {}
         }
     }
