@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::java::{Peer, java_peer};
-use common::{wait_until_async, within};
+use common::{wait_until, wait_until_async, within};
 use zk_recipes::atomic::DistributedAtomicLong;
 use zk_recipes::barriers::{DistributedBarrier, DistributedDoubleBarrier};
 use zk_recipes::discovery::{ProviderStrategy, ServiceDiscovery, ServiceInstance, ServiceType};
@@ -27,6 +27,7 @@ use zk_recipes::locks::{
     InterProcessLock, InterProcessMultiLock, InterProcessMutex, InterProcessReadWriteLock,
     InterProcessSemaphoreMutex, InterProcessSemaphoreV2,
 };
+use zk_recipes::nodes::GroupMember;
 use zk_recipes::queue::{QueueBuilder, QueueConsumer, SimpleDistributedQueue, StringSerializer};
 use zk_recipes::retry::{ExponentialBackoffRetry, RetryNTimes};
 use zk_recipes::shared::SharedCount;
@@ -530,6 +531,9 @@ async fn shared_discovery(cs: &str, cp: &str) {
     assert_eq!((j.id.as_str(), j.address.as_deref(), j.port), ("java-1", Some("10.9.8.7"), Some(7000)));
     assert_eq!(j.string_payload(), Some("from-java"), "{:?}", j.payload);
     assert_eq!(j.service_type, ServiceType::Dynamic);
+    // Byte for byte: what Rust writes for Java's instance is what Curator wrote.
+    let (raw, _) = fw.get_data("/interop/services/java-svc/java-1").await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&j.to_json()), String::from_utf8_lossy(&raw), "Curator's JSON, byte for byte");
     for (id, port) in [("rust-1", 8001), ("rust-2", 8002)] {
         let i = ServiceInstance::builder("rust-svc")
             .id(id)
@@ -579,6 +583,45 @@ async fn shared_discovery(cs: &str, cp: &str) {
     .await;
     d.close().await;
     assert!(fw.get_children("/interop/services/rust-svc").await.unwrap().is_empty(), "unregistered on close");
+    fw.close().await;
+}
+
+/// GroupMember across languages: a Java member and a Rust member each
+/// see the other with its payload; when Java leaves, Rust sees it go.
+async fn shared_group(cs: &str, cp: &str) {
+    let fw = framework(cs).await;
+    let mut java = Peer::spawn(cp, &["groupmember", cs, "/interop/group", "java"]);
+    java = tokio::task::spawn_blocking(move || {
+        java.expect_line("JOINED", 60);
+        java
+    })
+    .await
+    .unwrap();
+    let rust = GroupMember::new(&fw, "/interop/group", "rust", b"payload-rust");
+    rust.start().await.unwrap();
+    wait_until(20, "Rust sees the Java member", || rust.current_members().contains_key("java")).await;
+    assert_eq!(rust.current_members()["java"], b"payload-java");
+    // Java's cache sees the Rust member (it may need a moment).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        java.say("list");
+        let (j, line) = tokio::task::spawn_blocking(move || {
+            let l = java.expect_prefix("MEMBERS ", 30);
+            (java, l)
+        })
+        .await
+        .unwrap();
+        java = j;
+        if line == "java=payload-java,rust=payload-rust" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "Java sees {line}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    java.say("close");
+    tokio::task::spawn_blocking(move || java.expect_line("CLOSED", 30)).await.unwrap();
+    wait_until(20, "Rust sees Java leave", || !rust.current_members().contains_key("java")).await;
+    rust.close().await;
     fw.close().await;
 }
 
@@ -725,6 +768,7 @@ async fn curator_and_rust_share_locks_and_leadership_on_zk_server() {
     within(120, "barriers", shared_barriers(&server.connect_string(), &cp)).await;
     within(120, "queues", shared_queues(&server.connect_string(), &cp)).await;
     within(120, "discovery", shared_discovery(&server.connect_string(), &cp)).await;
+    within(120, "group member", shared_group(&server.connect_string(), &cp)).await;
     within(200, "latch", shared_latch(&server.connect_string(), &cp)).await;
     server.stop().await;
 }
@@ -739,6 +783,7 @@ async fn curator_and_rust_share_locks_and_leadership_on_apache() {
     within(120, "barriers", shared_barriers(&zk.connect_string(), &cp)).await;
     within(120, "queues", shared_queues(&zk.connect_string(), &cp)).await;
     within(120, "discovery", shared_discovery(&zk.connect_string(), &cp)).await;
+    within(120, "group member", shared_group(&zk.connect_string(), &cp)).await;
     within(200, "latch", shared_latch(&zk.connect_string(), &cp)).await;
 }
 

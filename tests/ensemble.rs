@@ -389,6 +389,21 @@ async fn without_a_quorum_a_server_in_read_only_mode_serves_reads() {
     let s = ro.sync("/").await;
     assert!(matches!(s, Err(Error::NotReadOnly)), "a sync in read-only mode: {s:?}");
     let ro_session = ro.session_id();
+    // The recipes' framework likewise: READ_ONLY with can_be_read_only,
+    // not connected without it.
+    let fw_ro = zk_recipes::Framework::builder(&cluster.connect_string())
+        .session_timeout(Duration::from_secs(6))
+        .can_be_read_only(true)
+        .build();
+    fw_ro.start().await.expect("start");
+    assert!(fw_ro.block_until_connected(Duration::from_secs(20)).await, "a read-only framework connects");
+    assert_eq!(fw_ro.connection_state(), Some(zk_recipes::ConnectionState::ReadOnly));
+    assert_eq!(&fw_ro.get_data("/ro-data").await.expect("a read").0[..], b"before");
+    let fw_rw = zk_recipes::Framework::builder(&cluster.connect_string()).build();
+    fw_rw.start().await.expect("start");
+    assert!(!fw_rw.block_until_connected(Duration::from_secs(3)).await, "served without can_be_read_only");
+    fw_rw.close().await;
+    fw_ro.close().await;
 
     // The quorum is back: the server leaves read-only mode and the client
     // finds a read-write server, on a new session (its first was local).

@@ -79,6 +79,32 @@ fn check_all(connect: Option<&str>) {
     assert_eq!(out.matches("  + ").count(), 3, "{out}");
     assert!(out.contains("member-0000000001 left"), "{out}");
     assert!(out.contains(r#"live members: ["10.0.0.1:8080", "10.0.0.3:8080"]"#), "{out}");
+    let out = run("locks", connect);
+    let readers: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("read-write lock: at most ").and_then(|r| r.split(' ').next()))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(readers >= 2, "readers share the read lock:\n{out}");
+    assert!(out.contains("at most 1 writer at once, 0 overlaps of a writer with anyone"), "{out}");
+    assert!(out.contains("semaphore of 2 leases: at most 2 holders at once"), "{out}");
+    assert!(out.contains("lock and lease nodes left behind: 0"), "{out}");
+    let out = run("counters", connect);
+    assert!(out.contains("shared count: 100 (expected 100); the observer saw 100"), "{out}");
+    assert!(out.contains("atomic long: 100 (expected 100)"), "{out}");
+    let out = run("queues", connect);
+    assert!(out.contains("60 jobs put; consumed 60 distinct"), "{out}");
+    assert!(out.contains("items left in the queue: 0"), "{out}");
+    assert!(out.contains("priority order: page the on-call > send digest > rebuild index"), "{out}");
+    let out = run("discovery", connect);
+    let first = out.lines().find_map(|l| l.strip_prefix("round robin: ")).unwrap_or_default().to_string();
+    for id in ["orders-0", "orders-1", "orders-2"] {
+        assert_eq!(first.matches(id).count(), 2, "{id} twice in six round-robin picks:\n{out}");
+    }
+    let after =
+        out.lines().find_map(|l| l.strip_prefix("round robin after: ")).unwrap_or_default().to_string();
+    assert!(!after.contains("orders-1") && after.matches("orders-").count() == 4, "{out}");
+    assert!(out.contains("\"serviceType\":\"DYNAMIC\""), "Curator's JSON:\n{out}");
     let out = run("wire_dump", None);
     assert!(out.contains("watch event NodeDataChanged on /golden"), "{out}");
 }

@@ -19,6 +19,12 @@ use crate::retry::{RetryNTimes, RetryPolicy};
 
 /// What an atomic operation did (Curator's `AtomicValue`): whether it
 /// succeeded, the value before and after, and how hard it tried.
+///
+/// ```
+/// use zk_recipes::atomic::{AtomicStats, AtomicValue};
+/// let v = AtomicValue { succeeded: true, pre_value: 1i64, post_value: 2, stats: AtomicStats::default() };
+/// assert_eq!(v.post_value - v.pre_value, 1);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AtomicValue<T> {
     /// Whether the operation took effect. When `false` the value is
@@ -33,6 +39,11 @@ pub struct AtomicValue<T> {
 }
 
 /// How an atomic operation went (Curator's `AtomicStats`).
+///
+/// ```
+/// let s = zk_recipes::atomic::AtomicStats::default();
+/// assert_eq!(s.optimistic_tries, 0);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AtomicStats {
     /// Optimistic compare-and-set attempts.
@@ -47,6 +58,16 @@ pub struct AtomicStats {
 
 /// Curator's `PromotedToLock`: when optimistic tries run out, take a mutex
 /// at `lock_path` (at most `timeout`) and try again under it.
+///
+/// ```
+/// use std::time::Duration;
+/// use zk_recipes::atomic::PromotedToLock;
+/// use zk_recipes::retry::RetryNTimes;
+/// let p = PromotedToLock::new("/counters/hits-lock")
+///     .timeout(Duration::from_secs(5))
+///     .retry_policy(RetryNTimes::new(3, Duration::from_millis(10)));
+/// # let _ = p;
+/// ```
 #[derive(Debug, Clone)]
 pub struct PromotedToLock {
     lock_path: String,
@@ -79,6 +100,12 @@ impl PromotedToLock {
 }
 
 /// A number stored big-endian in a node.
+///
+/// ```
+/// use zk_recipes::atomic::AtomicNumber;
+/// assert_eq!(7i64.to_bytes(), vec![0, 0, 0, 0, 0, 0, 0, 7]);
+/// assert_eq!(<i32 as AtomicNumber>::from_bytes(&[0, 0, 1, 0]), Some(256));
+/// ```
 pub trait AtomicNumber: Copy + Default + Send + Sync + std::fmt::Debug + PartialEq + 'static {
     /// The encoding.
     fn to_bytes(self) -> Vec<u8>;
@@ -391,8 +418,24 @@ pub struct DistributedAtomicNumber<T: AtomicNumber> {
 }
 
 /// Curator's `DistributedAtomicLong`: an `i64`, 8 bytes big-endian.
+///
+/// ```no_run
+/// # async fn f(fw: zk_recipes::Framework) -> zk_recipes::Result<()> {
+/// use std::time::Duration;
+/// let n = zk_recipes::atomic::DistributedAtomicLong::new(&fw, "/n", zk_recipes::retry::RetryNTimes::new(5, Duration::ZERO));
+/// n.add(10).await?;
+/// # Ok(()) }
+/// ```
 pub type DistributedAtomicLong = DistributedAtomicNumber<i64>;
 /// Curator's `DistributedAtomicInteger`: an `i32`, 4 bytes big-endian.
+///
+/// ```no_run
+/// # async fn f(fw: zk_recipes::Framework) -> zk_recipes::Result<()> {
+/// use std::time::Duration;
+/// let n = zk_recipes::atomic::DistributedAtomicInteger::new(&fw, "/i", zk_recipes::retry::RetryNTimes::new(5, Duration::ZERO));
+/// n.decrement().await?;
+/// # Ok(()) }
+/// ```
 pub type DistributedAtomicInteger = DistributedAtomicNumber<i32>;
 
 fn decode<T: AtomicNumber>(path: &str, b: Option<&[u8]>) -> Result<T> {

@@ -31,6 +31,12 @@ use crate::framework::{Framework, zk_basename};
 use crate::state::ConnectionState;
 
 /// How an instance's node lives (Curator's `ServiceType`).
+///
+/// ```
+/// use zk_recipes::discovery::{ServiceInstance, ServiceType};
+/// let i = ServiceInstance::builder("db").service_type(ServiceType::Static).build();
+/// assert_eq!(i.service_type, ServiceType::Static);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ServiceType {
     /// An ephemeral node (the default): gone with the session.
@@ -107,6 +113,11 @@ pub struct ServiceInstance {
 }
 
 /// Builds a [`ServiceInstance`].
+///
+/// ```
+/// let i = zk_recipes::discovery::ServiceInstance::builder("api").id("api-1").port(80).ssl_port(443).build();
+/// assert_eq!((i.id.as_str(), i.ssl_port), ("api-1", Some(443)));
+/// ```
 #[derive(Debug, Clone)]
 pub struct ServiceInstanceBuilder(ServiceInstance);
 
@@ -497,6 +508,15 @@ impl Drop for ServiceDiscovery {
 }
 
 /// The instances of one service, kept current (Curator's `ServiceCache`).
+///
+/// ```no_run
+/// # async fn f(d: zk_recipes::discovery::ServiceDiscovery) -> zk_recipes::Result<()> {
+/// let cache = d.service_cache("orders");
+/// cache.start().await?;
+/// cache.initialized().await;
+/// println!("{} instances", cache.instances().len());
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct ServiceCache {
     cache: PathChildrenCache,
@@ -533,6 +553,11 @@ impl ServiceCache {
 }
 
 /// How a [`ServiceProvider`] picks (Curator's strategies).
+///
+/// ```
+/// use zk_recipes::discovery::ProviderStrategy;
+/// assert_eq!(ProviderStrategy::default(), ProviderStrategy::RoundRobin);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProviderStrategy {
     /// In turn (the default).
@@ -546,6 +571,13 @@ pub enum ProviderStrategy {
 
 /// When an instance counts as down (Curator's `DownInstancePolicy`): after
 /// `error_threshold` errors noted, for `timeout`.
+///
+/// ```
+/// use std::time::Duration;
+/// use zk_recipes::discovery::DownInstancePolicy;
+/// let p = DownInstancePolicy { timeout: Duration::from_secs(10), ..DownInstancePolicy::default() };
+/// assert_eq!(p.error_threshold, 2);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DownInstancePolicy {
     /// How long an instance stays down.
@@ -656,6 +688,10 @@ impl ServiceProvider {
 }
 
 /// The instance id of a node path.
+///
+/// ```
+/// assert_eq!(zk_recipes::discovery::instance_id("/services/api/api-1"), "api-1");
+/// ```
 pub fn instance_id(path: &str) -> &str {
     zk_basename(path)
 }

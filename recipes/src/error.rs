@@ -1,6 +1,12 @@
 //! The recipes' error type.
 
 /// What a framework call or a recipe can fail with.
+///
+/// ```
+/// use zk_recipes::{Error, ZkError};
+/// let e: Error = ZkError::NoNode.into();
+/// assert_eq!(e.zk(), Some(&ZkError::NoNode));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -40,4 +46,9 @@ impl Error {
 }
 
 /// Shorthand for results of this crate.
+///
+/// ```
+/// fn check() -> zk_recipes::Result<u32> { Ok(1) }
+/// assert_eq!(check().unwrap_or(0), 1);
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -21,9 +21,25 @@ use crate::state::{ConnectionState, ConnectionStateErrorPolicy};
 
 /// The data Curator's recipes store when given none (Curator uses the
 /// local IP address as text).
+///
+/// ```
+/// assert_eq!(zk_recipes::DEFAULT_DATA, b"127.0.0.1");
+/// ```
 pub const DEFAULT_DATA: &[u8] = b"127.0.0.1";
 
 /// Builds a [`Framework`] (Curator's `CuratorFrameworkFactory.builder()`).
+///
+/// ```
+/// use std::time::Duration;
+/// use zk_recipes::{ConnectionStateErrorPolicy, Framework};
+/// let fw = Framework::builder("zk1:2181,zk2:2181")
+///     .namespace("billing")
+///     .session_timeout(Duration::from_secs(30))
+///     .connection_state_error_policy(ConnectionStateErrorPolicy::SessionBased)
+///     .can_be_read_only(true)
+///     .build();
+/// # drop(fw);
+/// ```
 #[derive(Debug, Clone)]
 pub struct FrameworkBuilder {
     connect_string: String,
@@ -81,6 +97,20 @@ impl AclProvider for FixedAcl {
 /// [`Framework::get_data_decompressed`] (Curator's
 /// `CompressionProvider`; [`GzipCompressionProvider`] by default, as
 /// Curator).
+///
+/// ```
+/// use zk_recipes::{CompressionProvider, Result};
+///
+/// /// Stores data as is (for a team that compresses elsewhere).
+/// #[derive(Debug)]
+/// struct Identity;
+/// impl CompressionProvider for Identity {
+///     fn compress(&self, _path: &str, data: &[u8]) -> Vec<u8> { data.to_vec() }
+///     fn decompress(&self, _path: &str, data: &[u8]) -> Result<Vec<u8>> { Ok(data.to_vec()) }
+/// }
+/// let fw = zk_recipes::Framework::builder("127.0.0.1:2181").compression_provider(Identity).build();
+/// # drop(fw);
+/// ```
 pub trait CompressionProvider: Send + Sync + std::fmt::Debug {
     /// The compressed form of `data` for `path`.
     fn compress(&self, path: &str, data: &[u8]) -> Vec<u8>;
@@ -285,6 +315,16 @@ impl Drop for Owner {
 }
 
 /// Connection states as a stream.
+///
+/// ```no_run
+/// # async fn f(fw: zk_recipes::Framework) {
+/// use futures::StreamExt;
+/// let mut states = fw.connection_state_events();
+/// while let Some(s) = states.next().await {
+///     println!("{s:?}");
+/// }
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct StateStream(mpsc::UnboundedReceiver<ConnectionState>);
 
@@ -983,6 +1023,18 @@ pub(crate) async fn create_parents(
 }
 
 /// Builds a create (Curator's `create()...forPath`).
+///
+/// ```no_run
+/// # async fn f(fw: zk_recipes::Framework) -> zk_recipes::Result<()> {
+/// use zk_recipes::CreateMode;
+/// let path = fw.create()
+///     .creating_parent_containers_if_needed()
+///     .with_protection()
+///     .with_mode(CreateMode::EphemeralSequential)
+///     .for_path("/workers/w-", b"")
+///     .await?;
+/// # let _ = path; Ok(()) }
+/// ```
 #[derive(Debug)]
 #[must_use = "call for_path to create"]
 pub struct CreateBuilder {
@@ -1128,6 +1180,12 @@ impl CreateBuilder {
 }
 
 /// Builds a delete (Curator's `delete()...forPath`).
+///
+/// ```no_run
+/// # async fn f(fw: zk_recipes::Framework) -> zk_recipes::Result<()> {
+/// fw.delete().guaranteed().deleting_children_if_needed().quietly().for_path("/old-job").await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 #[must_use = "call for_path to delete"]
 pub struct DeleteBuilder {
@@ -1265,6 +1323,15 @@ pub(crate) fn connect_string_from_config(config: &str) -> Option<String> {
 }
 
 /// What one op of a transaction did (Curator's `CuratorTransactionResult`).
+///
+/// ```no_run
+/// # async fn f(fw: zk_recipes::Framework) -> zk_recipes::Result<()> {
+/// use zk_recipes::CreateMode;
+/// for r in fw.transaction_builder().create("/t", b"", CreateMode::Persistent).commit().await? {
+///     println!("{:?} {} -> {:?} {:?}", r.op, r.for_path, r.result_path, r.result_stat.map(|s| s.czxid));
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionResult {
     /// The op's kind.
@@ -1278,6 +1345,10 @@ pub struct TransactionResult {
 }
 
 /// The kinds of transaction ops (Curator's `OperationType`).
+///
+/// ```
+/// assert_ne!(zk_recipes::TransactionOp::Create, zk_recipes::TransactionOp::Delete);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransactionOp {
     /// A create.

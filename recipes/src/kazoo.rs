@@ -398,6 +398,16 @@ impl ShallowParty {
 }
 
 /// The states of a [`SetPartitioner`] (kazoo's `PartitionState`).
+///
+/// ```no_run
+/// # async fn f(p: zk_recipes::kazoo::SetPartitioner) {
+/// use zk_recipes::kazoo::PartitionState;
+/// let mut states = p.states();
+/// while states.changed().await.is_ok() {
+///     if *states.borrow() == PartitionState::Release { p.release_set().await; }
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PartitionState {
     /// Waiting for the group to settle and taking this member's items.
@@ -413,9 +423,28 @@ pub enum PartitionState {
 }
 
 /// Divides the set among the members: the items this member gets.
+///
+/// ```
+/// use zk_recipes::kazoo::PartitionFunc;
+/// // Everything to the first member (sorted).
+/// fn first_takes_all(id: &str, members: &[String], set: &[String]) -> Vec<String> {
+///     let mut m = members.to_vec();
+///     m.sort();
+///     if m.first().map(String::as_str) == Some(id) { set.to_vec() } else { Vec::new() }
+/// }
+/// let f: PartitionFunc = first_takes_all;
+/// assert_eq!(f("a", &["a".into(), "b".into()], &["x".into()]), ["x"]);
+/// ```
 pub type PartitionFunc = fn(identifier: &str, members: &[String], set: &[String]) -> Vec<String>;
 
 /// kazoo's default: sorted items dealt round the sorted members.
+///
+/// ```
+/// use zk_recipes::kazoo::default_partitioner;
+/// let members = vec!["w1".to_string(), "w2".to_string()];
+/// let set: Vec<String> = ["q1", "q2", "q3"].iter().map(|s| s.to_string()).collect();
+/// assert_eq!(default_partitioner("w1", &members, &set), ["q1", "q3"]);
+/// ```
 pub fn default_partitioner(identifier: &str, members: &[String], set: &[String]) -> Vec<String> {
     let mut items = set.to_vec();
     items.sort();
@@ -786,6 +815,17 @@ impl NonBlockingLease {
 
 /// kazoo's `MultiNonBlockingLease`: one of `count` leases at
 /// `<path>/0` .. `<path>/<count-1>`.
+///
+/// ```no_run
+/// # async fn f(fw: zk_recipes::Framework) -> zk_recipes::Result<()> {
+/// use std::time::Duration;
+/// use zk_recipes::kazoo::MultiNonBlockingLease;
+/// // At most three hosts run the report this hour.
+/// if MultiNonBlockingLease::obtain(&fw, 3, "/leases/report", Duration::from_secs(3600), "host-a").await? {
+///     // ... run it ...
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct MultiNonBlockingLease;
 

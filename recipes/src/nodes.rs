@@ -305,6 +305,10 @@ pub struct PersistentTtlNode {
 
 /// The child a [`PersistentTtlNode`] touches (Curator's
 /// `DEFAULT_CHILD_NODE_NAME`).
+///
+/// ```
+/// assert_eq!(zk_recipes::nodes::TTL_CHILD_NODE_NAME, "touch");
+/// ```
 pub const TTL_CHILD_NODE_NAME: &str = "touch";
 
 impl PersistentTtlNode {
@@ -465,6 +469,16 @@ impl GroupMember {
 }
 
 /// The events of a [`PersistentWatcher`], as a stream.
+///
+/// ```no_run
+/// # async fn f(fw: zk_recipes::Framework) -> zk_recipes::Result<()> {
+/// use futures::StreamExt;
+/// let w = zk_recipes::nodes::PersistentWatcher::new(&fw, "/flags", false);
+/// let mut events = w.events();
+/// w.start().await?;
+/// let _first = events.next().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct PersistentWatcherEvents(mpsc::UnboundedReceiver<WatchedEvent>);
 

@@ -40,6 +40,21 @@ const ITEM_OPCODE: u8 = 0x01;
 const EOF_OPCODE: u8 = 0x02;
 
 /// Turns items into bytes and back (Curator's `QueueSerializer`).
+///
+/// ```
+/// use zk_recipes::queue::QueueSerializer;
+/// use zk_recipes::{Error, Result};
+///
+/// /// Numbers as decimal text.
+/// struct Decimal;
+/// impl QueueSerializer<u64> for Decimal {
+///     fn serialize(&self, n: &u64) -> Vec<u8> { n.to_string().into_bytes() }
+///     fn deserialize(&self, b: &[u8]) -> Result<u64> {
+///         std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).ok_or_else(|| Error::CorruptData("not a number".into()))
+///     }
+/// }
+/// assert_eq!(Decimal.deserialize(&Decimal.serialize(&42)).unwrap(), 42);
+/// ```
 pub trait QueueSerializer<T>: Send + Sync + 'static {
     /// The item's bytes.
     fn serialize(&self, item: &T) -> Vec<u8>;
@@ -51,6 +66,11 @@ pub trait QueueSerializer<T>: Send + Sync + 'static {
 }
 
 /// Items that are bytes, unchanged.
+///
+/// ```
+/// use zk_recipes::queue::{BytesSerializer, QueueSerializer};
+/// assert_eq!(BytesSerializer.serialize(&vec![1, 2]), vec![1, 2]);
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BytesSerializer;
 
@@ -64,6 +84,12 @@ impl QueueSerializer<Vec<u8>> for BytesSerializer {
 }
 
 /// Items that are UTF-8 strings (as Java's `new String(bytes, UTF_8)`).
+///
+/// ```
+/// use zk_recipes::queue::{QueueSerializer, StringSerializer};
+/// assert_eq!(StringSerializer.deserialize(b"job").unwrap(), "job");
+/// assert!(StringSerializer.deserialize(&[0xff]).is_err());
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StringSerializer;
 
@@ -128,6 +154,20 @@ pub(crate) fn unframe_items(mut b: &[u8]) -> Result<Vec<Vec<u8>>> {
 /// Consumes queue items (Curator's `QueueConsumer`). An error means the
 /// item was not consumed: with a lock path and [`ErrorMode::Requeue`] it
 /// goes back to the queue.
+///
+/// ```
+/// use zk_recipes::async_trait;
+/// use zk_recipes::queue::QueueConsumer;
+///
+/// struct Mailer;
+/// #[async_trait]
+/// impl QueueConsumer<String> for Mailer {
+///     async fn consume_message(&self, to: String) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+///         if to.is_empty() { return Err("no recipient".into()); }
+///         Ok(())
+///     }
+/// }
+/// ```
 #[async_trait::async_trait]
 pub trait QueueConsumer<T>: Send + Sync + 'static {
     /// Handles one item.
@@ -142,6 +182,13 @@ pub trait QueueConsumer<T>: Send + Sync + 'static {
 
 /// What a lock-safe queue does with an item whose consumer failed
 /// (Curator's `ErrorMode`).
+///
+/// ```no_run
+/// # async fn f(fw: zk_recipes::Framework) {
+/// use zk_recipes::queue::{ErrorMode, QueueBuilder, StringSerializer};
+/// let q = QueueBuilder::new(&fw, None, StringSerializer, "/q").lock_path("/q-locks").error_mode(ErrorMode::Delete).build_queue();
+/// # drop(q); }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ErrorMode {
     /// Put it back at the end of the queue (the default).
@@ -645,6 +692,16 @@ macro_rules! queue_common {
 
 /// A FIFO queue (Curator's `DistributedQueue`); see the [module](self)
 /// for delivery guarantees and [`QueueBuilder`] for an example.
+///
+/// ```no_run
+/// # async fn f(fw: zk_recipes::Framework) -> zk_recipes::Result<()> {
+/// use zk_recipes::queue::{QueueBuilder, StringSerializer};
+/// let q = QueueBuilder::new(&fw, None, StringSerializer, "/queues/out").max_items(1000).build_queue();
+/// q.start().await?;
+/// let (a, b) = ("first".to_string(), "second".to_string());
+/// q.put_multi(&[&a, &b]).await?; // one node, consumed in order
+/// # Ok(()) }
+/// ```
 pub struct DistributedQueue<T>(Queue<T>);
 queue_common!(DistributedQueue);
 

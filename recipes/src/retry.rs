@@ -31,6 +31,11 @@ pub trait RetryPolicy: Send + Sync + Debug {
 }
 
 /// Whether `e` is one a retry can fix.
+///
+/// ```
+/// assert!(zk_recipes::retry::is_retriable(&zk_recipes::ZkError::ConnectionLoss));
+/// assert!(!zk_recipes::retry::is_retriable(&zk_recipes::ZkError::NoNode));
+/// ```
 pub fn is_retriable(e: &ZkError) -> bool {
     e.is_retriable()
 }
@@ -38,6 +43,12 @@ pub fn is_retriable(e: &ZkError) -> bool {
 /// Curator's `ExponentialBackoffRetry`: sleeps
 /// `base * max(1, random(0 .. 2^(retry+1)))`, capped at `max_sleep`, at
 /// most `max_retries` (capped at 29) times.
+///
+/// ```
+/// use std::time::Duration;
+/// let p = zk_recipes::retry::ExponentialBackoffRetry::new(Duration::from_millis(100), 5);
+/// assert!(p.sleep_for(3) >= Duration::from_millis(100));
+/// ```
 #[derive(Debug, Clone)]
 pub struct ExponentialBackoffRetry {
     base_sleep: Duration,
@@ -71,6 +82,13 @@ impl RetryPolicy for ExponentialBackoffRetry {
 }
 
 /// Curator's `BoundedExponentialBackoffRetry`.
+///
+/// ```
+/// use std::time::Duration;
+/// use zk_recipes::retry::{BoundedExponentialBackoffRetry, RetryPolicy};
+/// let p = BoundedExponentialBackoffRetry::new(Duration::from_millis(100), Duration::from_secs(1), 10);
+/// assert!(p.allow_retry(9, Duration::ZERO, &zk_recipes::ZkError::ConnectionLoss).unwrap() <= Duration::from_secs(1));
+/// ```
 #[derive(Debug, Clone)]
 pub struct BoundedExponentialBackoffRetry(ExponentialBackoffRetry);
 
@@ -92,6 +110,14 @@ impl RetryPolicy for BoundedExponentialBackoffRetry {
 }
 
 /// Curator's `RetryNTimes`: `n` retries, a fixed sleep between them.
+///
+/// ```
+/// use std::time::Duration;
+/// use zk_recipes::retry::{RetryNTimes, RetryPolicy};
+/// let p = RetryNTimes::new(2, Duration::from_millis(50));
+/// assert!(p.allow_retry(1, Duration::ZERO, &zk_recipes::ZkError::ConnectionLoss).is_some());
+/// assert!(p.allow_retry(2, Duration::ZERO, &zk_recipes::ZkError::ConnectionLoss).is_none());
+/// ```
 #[derive(Debug, Clone)]
 pub struct RetryNTimes {
     n: u32,
@@ -112,6 +138,13 @@ impl RetryPolicy for RetryNTimes {
 }
 
 /// Curator's `RetryOneTime`.
+///
+/// ```
+/// use std::time::Duration;
+/// use zk_recipes::retry::{RetryOneTime, RetryPolicy};
+/// let p = RetryOneTime::new(Duration::from_millis(10));
+/// assert!(p.allow_retry(1, Duration::ZERO, &zk_recipes::ZkError::ConnectionLoss).is_none());
+/// ```
 #[derive(Debug, Clone)]
 pub struct RetryOneTime(RetryNTimes);
 
@@ -129,6 +162,13 @@ impl RetryPolicy for RetryOneTime {
 }
 
 /// Curator's `RetryUntilElapsed`: retries until `max_elapsed` passed.
+///
+/// ```
+/// use std::time::Duration;
+/// use zk_recipes::retry::{RetryPolicy, RetryUntilElapsed};
+/// let p = RetryUntilElapsed::new(Duration::from_secs(1), Duration::from_millis(100));
+/// assert!(p.allow_retry(0, Duration::from_secs(2), &zk_recipes::ZkError::ConnectionLoss).is_none());
+/// ```
 #[derive(Debug, Clone)]
 pub struct RetryUntilElapsed {
     max_elapsed: Duration,
@@ -149,6 +189,13 @@ impl RetryPolicy for RetryUntilElapsed {
 }
 
 /// Curator's `RetryForever`.
+///
+/// ```
+/// use std::time::Duration;
+/// use zk_recipes::retry::{RetryForever, RetryPolicy};
+/// let p = RetryForever::new(Duration::from_millis(100));
+/// assert!(p.allow_retry(1_000_000, Duration::ZERO, &zk_recipes::ZkError::ConnectionLoss).is_some());
+/// ```
 #[derive(Debug, Clone)]
 pub struct RetryForever {
     sleep: Duration,
@@ -169,6 +216,13 @@ impl RetryPolicy for RetryForever {
 
 /// Curator's `SessionFailedRetryPolicy`: never retries a session
 /// expiry, otherwise defers to `inner`.
+///
+/// ```
+/// use std::time::Duration;
+/// use zk_recipes::retry::{RetryNTimes, RetryPolicy, SessionFailedRetryPolicy};
+/// let p = SessionFailedRetryPolicy(RetryNTimes::new(3, Duration::ZERO));
+/// assert!(p.allow_retry(0, Duration::ZERO, &zk_recipes::ZkError::SessionExpired).is_none());
+/// ```
 #[derive(Debug)]
 pub struct SessionFailedRetryPolicy<P>(pub P);
 

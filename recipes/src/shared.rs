@@ -21,6 +21,13 @@ use crate::state::ConnectionState;
 
 /// A value with the node version and mzxid it was read at: what
 /// [`SharedValue::try_set_value`] compares against.
+///
+/// ```no_run
+/// # async fn f(count: zk_recipes::shared::SharedCount) -> zk_recipes::Result<()> {
+/// let seen = count.versioned_value();
+/// let updated = count.try_set_count(&seen, seen.value * 2).await?;
+/// # let _ = updated; Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionedValue<T> {
     /// The node's mzxid when this value was read (-1 before the first read).
@@ -32,6 +39,17 @@ pub struct VersionedValue<T> {
 }
 
 /// A change seen by a shared value or count.
+///
+/// ```no_run
+/// # async fn f(count: zk_recipes::shared::SharedCount) {
+/// use futures::StreamExt;
+/// use zk_recipes::shared::SharedValueEvent;
+/// let mut events = count.events();
+/// while let Some(ev) = events.next().await {
+///     if let SharedValueEvent::Changed(n) = ev { println!("now {n}"); }
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SharedValueEvent<T> {
@@ -42,6 +60,14 @@ pub enum SharedValueEvent<T> {
 }
 
 /// The events of a [`SharedValue`] or [`SharedCount`], as a stream.
+///
+/// ```no_run
+/// # async fn f(v: zk_recipes::shared::SharedValue) {
+/// use futures::StreamExt;
+/// let mut events = v.events();
+/// let _next = events.next().await;
+/// # }
+/// ```
 pub struct SharedValueEvents<T> {
     rx: mpsc::UnboundedReceiver<SharedValueEvent<Vec<u8>>>,
     decode: fn(&[u8]) -> Option<T>,

@@ -49,6 +49,10 @@
 //     "INSTANCE <id> <address> <port> <payload>" for each instance of the
 //     service and "END"; on "provider <name>" prints "PICK <id>" for six
 //     round-robin picks of a ServiceProvider and "END"; "close" closes.
+//   java CuratorPeer groupmember <connect> <path> <id>
+//     joins a GroupMember with payload "payload-<id>" and prints "JOINED";
+//     on "list" prints "MEMBERS <id>=<payload>,..." (sorted by id); on
+//     "close" leaves and prints "CLOSED".
 //   java CuratorPeer latch <connect> <latchPath> <id>
 //     joins the LeaderLatch and prints "LEADER <id>" / "FOLLOWER <id>" on
 //     every change; a line "close" on stdin closes the latch and exits.
@@ -74,6 +78,9 @@ import org.apache.curator.framework.recipes.locks.InterProcessReadWriteLock;
 import org.apache.curator.framework.recipes.locks.InterProcessSemaphoreMutex;
 import org.apache.curator.framework.recipes.locks.InterProcessSemaphoreV2;
 import org.apache.curator.framework.recipes.locks.Lease;
+import java.util.Map;
+import java.util.TreeMap;
+import org.apache.curator.framework.recipes.nodes.GroupMember;
 import org.apache.curator.framework.recipes.queue.DistributedDelayQueue;
 import org.apache.curator.framework.recipes.queue.DistributedIdQueue;
 import org.apache.curator.framework.recipes.queue.DistributedPriorityQueue;
@@ -263,6 +270,25 @@ public class CuratorPeer {
             }
             System.out.println("DONE");
             System.out.flush();
+        } else if (args[0].equals("groupmember")) {
+            GroupMember member = new GroupMember(client, args[2], args[3],
+                ("payload-" + args[3]).getBytes(StandardCharsets.UTF_8));
+            member.start();
+            out("JOINED");
+            BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
+            String line;
+            while ((line = in.readLine()) != null && !line.equals("close")) {
+                if (line.equals("list")) {
+                    StringBuilder sb = new StringBuilder();
+                    for (Map.Entry<String, byte[]> e : new TreeMap<>(member.getCurrentMembers()).entrySet()) {
+                        if (sb.length() > 0) sb.append(',');
+                        sb.append(e.getKey()).append('=').append(new String(e.getValue(), StandardCharsets.UTF_8));
+                    }
+                    out("MEMBERS " + sb);
+                }
+            }
+            member.close();
+            out("CLOSED");
         } else if (args[0].equals("discovery")) {
             discovery(client, args[2]);
         } else if (args[0].equals("queues")) {

@@ -17,6 +17,16 @@ use crate::framework::Framework;
 use crate::state::ConnectionState;
 
 /// A cached node.
+///
+/// ```no_run
+/// # async fn f(fw: zk_recipes::Framework) -> zk_recipes::Result<()> {
+/// let cache = zk_recipes::cache::TreeCache::new(&fw, "/app");
+/// cache.start().await?;
+/// for node in cache.current() {
+///     println!("{} v{} {} bytes", node.path, node.stat.version, node.data.len());
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildData {
     /// Its path.
@@ -29,6 +39,17 @@ pub struct ChildData {
 
 /// What changed (Curator's `TreeCacheEvent` / `PathChildrenCacheEvent`
 /// types).
+///
+/// ```
+/// use zk_recipes::cache::CacheEvent;
+/// fn describe(ev: &CacheEvent) -> &'static str {
+///     match ev {
+///         CacheEvent::Initialized => "initialized",
+///         _ => "changed",
+///     }
+/// }
+/// assert_eq!(describe(&CacheEvent::Initialized), "initialized");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CacheEvent {

@@ -24,6 +24,16 @@ use crate::framework::Framework;
 use engine::{Engine, Mode};
 
 /// Cache events as a stream.
+///
+/// ```no_run
+/// # async fn f(fw: zk_recipes::Framework) -> zk_recipes::Result<()> {
+/// use futures::StreamExt;
+/// let cache = zk_recipes::cache::PathChildrenCache::new(&fw, "/jobs");
+/// let mut events = cache.events();
+/// cache.start().await?;
+/// if let Some(ev) = events.next().await { println!("{ev:?}"); }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct CacheEvents(mpsc::UnboundedReceiver<CacheEvent>);
 

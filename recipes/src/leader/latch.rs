@@ -21,6 +21,14 @@ use crate::state::ConnectionState;
 const LATCH_NAME: &str = "latch-";
 
 /// What [`LeaderLatch::close`] tells listeners.
+///
+/// ```no_run
+/// # async fn f(latch: zk_recipes::leader::LeaderLatch) {
+/// use zk_recipes::leader::CloseMode;
+/// // Tell this process's listeners that leadership ended.
+/// latch.close_with_mode(CloseMode::NotifyLeader).await;
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseMode {
     /// Leadership listeners are not told about losing leadership.

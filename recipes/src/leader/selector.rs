@@ -16,6 +16,19 @@ use crate::locks::InterProcessMutex;
 use crate::state::ConnectionState;
 
 /// What a leader does while it leads.
+///
+/// ```
+/// use zk_recipes::{Framework, async_trait, leader::LeaderSelectorListener};
+///
+/// struct Scheduler;
+/// #[async_trait]
+/// impl LeaderSelectorListener for Scheduler {
+///     async fn take_leadership(&self, fw: &Framework) {
+///         // Lead until this returns (or leadership is cancelled).
+///         let _ = fw.get_children("/jobs").await;
+///     }
+/// }
+/// ```
 #[async_trait]
 pub trait LeaderSelectorListener: Send + Sync {
     /// Called when this participant becomes leader; leadership ends when it

@@ -28,6 +28,15 @@ pub(crate) const REVOKE_MESSAGE: &[u8] = b"__REVOKE__";
 /// Proof of holding a lock, for fencing writes: the lock node's path and
 /// czxid. [`FencingToken::check_op`] fails a transaction if the lock node is
 /// gone (the lock was lost).
+///
+/// ```no_run
+/// # async fn f(fw: zk_recipes::Framework, lock: zk_recipes::locks::InterProcessMutex) -> zk_recipes::Result<()> {
+/// use zk_recipes::zk_client::Op;
+/// let token = lock.fencing_token().expect("held");
+/// // The write happens only if the lock node still exists.
+/// fw.transaction(&[token.check_op(), Op::set_data("/ledger", &b"entry"[..], None)]).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FencingToken {
     /// The lock node's path.
@@ -313,6 +322,17 @@ impl InterProcessMutex {
 
 /// Revocation requests for a lock made revocable with
 /// [`InterProcessMutex::make_revocable`], as a stream.
+///
+/// ```no_run
+/// # async fn f(lock: zk_recipes::locks::InterProcessMutex) -> zk_recipes::Result<()> {
+/// use futures::StreamExt;
+/// let mut requests = lock.make_revocable();
+/// lock.acquire().await?;
+/// if requests.next().await.is_some() {
+///     lock.release().await?;
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct RevocationRequests(mpsc::UnboundedReceiver<()>);
 
@@ -325,6 +345,15 @@ impl Stream for RevocationRequests {
 
 /// Asks the holder of a revocable lock to release it (Curator's
 /// `Revoker`).
+///
+/// ```no_run
+/// # async fn f(fw: zk_recipes::Framework, lock: zk_recipes::locks::InterProcessMutex) -> zk_recipes::Result<()> {
+/// use zk_recipes::locks::Revoker;
+/// if let Some(holder) = lock.participant_nodes().await?.first() {
+///     Revoker::attempt_revoke(&fw, &format!("{}/{holder}", lock.path())).await?;
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Revoker;
 

@@ -30,6 +30,14 @@ const LEASE_BASE_NAME: &str = "lease-";
 /// One lease of an [`InterProcessSemaphoreV2`]: its node under `leases`.
 /// Return it with [`Lease::close`]; dropping it returns it in the
 /// background.
+///
+/// ```no_run
+/// # async fn f(sem: zk_recipes::locks::InterProcessSemaphoreV2) -> zk_recipes::Result<()> {
+/// let lease = sem.acquire().await?;
+/// println!("holding {}", lease.node_name());
+/// lease.close().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Lease {
     fw: Framework,
