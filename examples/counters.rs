@@ -56,10 +56,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let long =
                 DistributedAtomicLong::new(&fw, &long_path, RetryNTimes::new(3, Duration::from_millis(5)))
                     .with_promoted_to_lock(
-                    PromotedToLock::new(&lock_path)
-                        .timeout(Duration::from_secs(30))
-                        .retry_policy(RetryNTimes::new(10, Duration::from_millis(2))),
-                );
+                        PromotedToLock::new(&lock_path)
+                            .timeout(Duration::from_secs(30))
+                            .retry_policy(RetryNTimes::new(10, Duration::from_millis(2))),
+                    );
             let mut retries = 0;
             for _ in 0..ROUNDS {
                 // Compare-and-set on the version read; retried when another

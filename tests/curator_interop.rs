@@ -533,7 +533,11 @@ async fn shared_discovery(cs: &str, cp: &str) {
     assert_eq!(j.service_type, ServiceType::Dynamic);
     // Byte for byte: what Rust writes for Java's instance is what Curator wrote.
     let (raw, _) = fw.get_data("/interop/services/java-svc/java-1").await.unwrap();
-    assert_eq!(String::from_utf8_lossy(&j.to_json()), String::from_utf8_lossy(&raw), "Curator's JSON, byte for byte");
+    assert_eq!(
+        String::from_utf8_lossy(&j.to_json()),
+        String::from_utf8_lossy(&raw),
+        "Curator's JSON, byte for byte"
+    );
     for (id, port) in [("rust-1", 8001), ("rust-2", 8002)] {
         let i = ServiceInstance::builder("rust-svc")
             .id(id)

@@ -1090,7 +1090,65 @@ async fn ensemble_tracker() {
     fw.close().await;
 }
 
+/// Whether `fw`'s session holds a watch of `t` on `path` (checkWatches).
+async fn has_watch(fw: &Framework, path: &str, t: zk_recipes::zk_client::WatcherType) -> bool {
+    match fw.client().unwrap().check_watches(path, t).await {
+        Ok(()) => true,
+        Err(zk_recipes::ZkError::NoWatcher) => false,
+        Err(e) => panic!("checkWatches {path}: {e:?}"),
+    }
+}
+
+/// A wait that times out, or a recipe that is closed, leaves no watch on
+/// the server: dropped one-shot watches are removed.
+async fn no_watch_left_behind(cs: &str) {
+    use zk_recipes::zk_client::WatcherType;
+    let a = framework(cs).await;
+    let b = framework(cs).await;
+    let la = InterProcessMutex::new(&a, "/wl/lock");
+    la.acquire().await.unwrap();
+    let holder = format!("/wl/lock/{}", la.participant_nodes().await.unwrap()[0]);
+    let lb = InterProcessMutex::new(&b, "/wl/lock");
+    assert!(!lb.try_acquire(Duration::from_millis(300)).await.unwrap());
+    wait_until_async(10, "no watch on the holder after a timed-out acquire", || async {
+        !has_watch(&b, &holder, WatcherType::Data).await
+    })
+    .await;
+    let barrier = DistributedBarrier::new(&a, "/wl/barrier");
+    barrier.set_barrier().await.unwrap();
+    let waiter = DistributedBarrier::new(&b, "/wl/barrier");
+    assert!(!waiter.wait_on_barrier_timeout(Duration::from_millis(200)).await.unwrap());
+    wait_until_async(10, "no watch on the barrier after a timed-out wait", || async {
+        !has_watch(&b, "/wl/barrier", WatcherType::Data).await
+    })
+    .await;
+    let count = SharedCount::new(&b, "/wl/count", 0);
+    count.start().await.unwrap();
+    assert!(has_watch(&b, "/wl/count", WatcherType::Data).await, "a started shared count watches");
+    count.close();
+    wait_until_async(10, "no watch once the shared count is closed", || async {
+        !has_watch(&b, "/wl/count", WatcherType::Data).await
+    })
+    .await;
+    // A watch still wanted stays: two waiters on one path, one gives up.
+    let c = b.client().unwrap();
+    let (_, keep) = c.exists_watch("/wl/barrier").await.unwrap();
+    let (_, gone) = c.exists_watch("/wl/barrier").await.unwrap();
+    drop(gone);
+    // The session task handles the drop before this request: after its
+    // reply, a removal (if any) has been made.
+    c.exists("/wl").await.unwrap();
+    assert!(has_watch(&b, "/wl/barrier", WatcherType::Data).await, "the other waiter's watch stays");
+    barrier.remove_barrier().await.unwrap();
+    let ev = within(10, "the remaining watch fires", keep).await;
+    assert_eq!(ev.event_type, zk_recipes::EventType::NodeDeleted);
+    la.release().await.unwrap();
+    a.close().await;
+    b.close().await;
+}
+
 async fn suite(cs: &str) {
+    no_watch_left_behind(cs).await;
     framework_options(cs).await;
     selector_controls(cs).await;
     discovery(cs).await;

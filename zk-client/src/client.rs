@@ -260,6 +260,14 @@ impl Client {
 
     /// Sends a request now; the future yields the body of a successful
     /// reply or the error code as an [`Error`].
+    /// A one-shot watch registration whose watcher, dropped unfired,
+    /// removes the server watch.
+    fn oneshot_watch(&self, kind: WatchKind, path: &str) -> (WatchRegistration, OneshotWatcher) {
+        let server_path = self.chroot.to_server(path);
+        let (reg, w) = WatchRegistration::oneshot(kind, server_path.clone());
+        (reg, w.cancel_on_drop(self.tx.clone(), kind, server_path))
+    }
+
     fn send<R: Record>(
         &self,
         opcode: OpCode,
@@ -399,7 +407,7 @@ impl Client {
         &self,
         path: &str,
     ) -> impl Future<Output = Result<(Option<Stat>, OneshotWatcher)>> + Send + 'static + use<> {
-        let (reg, w) = WatchRegistration::oneshot(WatchKind::Exist, self.chroot.to_server(path));
+        let (reg, w) = self.oneshot_watch(WatchKind::Exist, path);
         let fut = self.exists_inner(path, Some(reg));
         async move { Ok((fut.await?, w)) }
     }
@@ -437,7 +445,7 @@ impl Client {
         &self,
         path: &str,
     ) -> impl Future<Output = Result<(Bytes, Stat, OneshotWatcher)>> + Send + 'static + use<> {
-        let (reg, w) = WatchRegistration::oneshot(WatchKind::Data, self.chroot.to_server(path));
+        let (reg, w) = self.oneshot_watch(WatchKind::Data, path);
         let fut = self.get_data_inner(path, Some(reg));
         async move {
             let (data, stat) = fut.await?;
@@ -550,7 +558,7 @@ impl Client {
         &self,
         path: &str,
     ) -> impl Future<Output = Result<(Vec<String>, OneshotWatcher)>> + Send + 'static + use<> {
-        let (reg, w) = WatchRegistration::oneshot(WatchKind::Child, self.chroot.to_server(path));
+        let (reg, w) = self.oneshot_watch(WatchKind::Child, path);
         let fut = self.children1_inner(path, Some(reg));
         async move { Ok((fut.await?, w)) }
     }
@@ -574,7 +582,7 @@ impl Client {
         &self,
         path: &str,
     ) -> impl Future<Output = Result<(Vec<String>, Stat, OneshotWatcher)>> + Send + 'static + use<> {
-        let (reg, w) = WatchRegistration::oneshot(WatchKind::Child, self.chroot.to_server(path));
+        let (reg, w) = self.oneshot_watch(WatchKind::Child, path);
         let fut = self.children_inner(path, Some(reg));
         async move {
             let (c, s) = fut.await?;

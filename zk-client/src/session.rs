@@ -25,15 +25,15 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, warn};
 use zk_proto::frame::{decode_frame_len, split_frame};
 use zk_proto::records::{
-    AuthPacket, ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader, SetWatches, SetWatches2,
-    WatcherEvent,
+    AuthPacket, ConnectRequest, ConnectResponse, RemoveWatchesRequest, ReplyHeader, RequestHeader,
+    SetWatches, SetWatches2, WatcherEvent,
 };
 use zk_proto::{ErrorCode, EventType, KeeperState, OpCode, Record, WatcherType, xid};
 
 use crate::connect_string::Chroot;
 use crate::error::{Error, Result};
 use crate::state::SessionState;
-use crate::watch::{WatchRegistration, WatchRegistry, WatchedEvent};
+use crate::watch::{WatchKind, WatchRegistration, WatchRegistry, WatchedEvent};
 
 /// A reply as the session task hands it over: header and raw body.
 pub(crate) type Reply = (ReplyHeader, Bytes);
@@ -73,6 +73,11 @@ pub(crate) enum Command {
     /// Register auth info to replay on reconnects (sent with the request).
     RememberAuth(AuthPacket),
     Close(oneshot::Sender<Result<()>>),
+    /// A one-shot watch was dropped before it fired.
+    WatchDropped {
+        kind: WatchKind,
+        server_path: String,
+    },
 }
 
 /// Session facts the handles can read.
@@ -239,7 +244,7 @@ impl Driver {
                         let _ = tx.send(Err(err.clone()));
                     }
                 }
-                Command::RememberAuth(_) => {}
+                Command::RememberAuth(_) | Command::WatchDropped { .. } => {}
                 Command::Close(tx) => {
                     let _ = tx.send(Ok(()));
                 }
@@ -363,6 +368,9 @@ impl Driver {
                         }
                         Some(Command::Request(req)) => self.held.push_back(req),
                         Some(Command::RememberAuth(a)) => self.auths.push(a),
+                        // Not connected: the replay after reconnecting skips
+                        // dropped watches.
+                        Some(Command::WatchDropped { .. }) => {}
                         Some(Command::Close(tx)) => {
                             self.close_waiters.push(tx);
                             self.terminate(SessionState::Closed);
@@ -433,6 +441,7 @@ impl Driver {
         match cmd {
             Some(Command::Request(req)) => self.enqueue(conn, req),
             Some(Command::RememberAuth(a)) => self.auths.push(a),
+            Some(Command::WatchDropped { kind, server_path }) => self.drop_watch(conn, kind, server_path),
             Some(Command::Close(tx)) => {
                 self.close_waiters.push(tx);
                 self.start_close(conn);
@@ -440,6 +449,26 @@ impl Driver {
             // Every handle is gone: close the session so its ephemerals go now.
             None => self.start_close(conn),
         }
+    }
+
+    /// Removes the server watch a dropped one-shot watch held, unless this
+    /// session still needs it (another live watch, or a request in flight
+    /// that sets one: the server handles requests in order, so a removal
+    /// sent after it would undo it).
+    fn drop_watch(&mut self, conn: &mut Conn, kind: WatchKind, server_path: String) {
+        if conn.closing.is_some() || self.watches.server_watch_needed(kind, &server_path) {
+            return;
+        }
+        let data_side = |k: WatchKind| matches!(k, WatchKind::Data | WatchKind::Exist);
+        let same = |k: WatchKind| data_side(k) == data_side(kind) || matches!(k, WatchKind::Persistent);
+        let setting = |a: &Action| matches!(a, Action::Watch(r) if r.path == server_path && same(r.kind));
+        if conn.pending.iter().any(|p| setting(&p.action)) || self.held.iter().any(|r| setting(&r.action)) {
+            return;
+        }
+        let watcher_type = if data_side(kind) { WatcherType::Data } else { WatcherType::Children };
+        let body = RemoveWatchesRequest { path: server_path, watcher_type: watcher_type.code() };
+        let frame = frame_of(0, OpCode::RemoveWatches, &body);
+        self.enqueue(conn, Req { frame, fixed_xid: None, action: Action::None, reply: None });
     }
 
     fn start_close(&mut self, conn: &mut Conn) {

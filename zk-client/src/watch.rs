@@ -22,6 +22,8 @@ use futures::Stream;
 use tokio::sync::{mpsc, oneshot};
 use zk_proto::{EventType, KeeperState, WatcherType};
 
+use crate::session::Command;
+
 /// A watch notification, or the end of a session for the watches it held.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchedEvent {
@@ -46,22 +48,56 @@ impl WatchedEvent {
 /// triggered the watch.
 ///
 /// If the session ends first (expired, closed, auth failed), it completes
-/// with an event of type [`EventType::None`] carrying that state. Dropping
-/// it simply discards the event; the server-side watch is removed when it
-/// fires or with [`crate::Client::remove_watches`].
+/// with an event of type [`EventType::None`] carrying that state.
+///
+/// Dropping it before it fires cancels the watch: when no other watch of
+/// this session needs the server-side watch on that path (no other live
+/// one-shot watch of the same type, none being set, no persistent watch on
+/// the path), the client removes it on the server (`removeWatches`), so a
+/// dropped recipe or a timed-out wait leaves no watch behind.
 #[derive(Debug)]
 #[must_use = "a watcher does nothing unless awaited"]
 pub struct OneshotWatcher {
     rx: oneshot::Receiver<WatchedEvent>,
+    on_drop: Option<(mpsc::UnboundedSender<Command>, WatchKind, String)>,
+}
+
+impl OneshotWatcher {
+    /// Asks the session task to remove the server watch if this one is
+    /// dropped unfired.
+    pub(crate) fn cancel_on_drop(
+        mut self,
+        tx: mpsc::UnboundedSender<Command>,
+        kind: WatchKind,
+        path: String,
+    ) -> Self {
+        self.on_drop = Some((tx, kind, path));
+        self
+    }
 }
 
 impl Future for OneshotWatcher {
     type Output = WatchedEvent;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WatchedEvent> {
-        Pin::new(&mut self.rx)
+        let r = Pin::new(&mut self.rx)
             .poll(cx)
-            .map(|r| r.unwrap_or_else(|_| WatchedEvent::session(KeeperState::Closed)))
+            .map(|r| r.unwrap_or_else(|_| WatchedEvent::session(KeeperState::Closed)));
+        if r.is_ready() {
+            self.on_drop = None;
+        }
+        r
+    }
+}
+
+impl Drop for OneshotWatcher {
+    fn drop(&mut self) {
+        let Some((tx, kind, server_path)) = self.on_drop.take() else { return };
+        // Fired but never read, or the session ended: nothing to remove.
+        if matches!(self.rx.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
+            self.rx.close();
+            let _ = tx.send(Command::WatchDropped { kind, server_path });
+        }
     }
 }
 
@@ -118,7 +154,10 @@ pub(crate) struct WatchRegistration {
 impl WatchRegistration {
     pub(crate) fn oneshot(kind: WatchKind, path: String) -> (Self, OneshotWatcher) {
         let (tx, rx) = oneshot::channel();
-        (WatchRegistration { kind, path, sender: WatchSender::Oneshot(tx) }, OneshotWatcher { rx })
+        (
+            WatchRegistration { kind, path, sender: WatchSender::Oneshot(tx) },
+            OneshotWatcher { rx, on_drop: None },
+        )
     }
 
     pub(crate) fn stream(kind: WatchKind, path: String) -> (Self, PersistentWatcher) {
@@ -185,6 +224,32 @@ impl WatchRegistry {
             _ => return false,
         }
         true
+    }
+
+    /// Whether the server watch that a one-shot watch of `kind` on `path`
+    /// shares is still needed here: a live one-shot watch of the same
+    /// server type, or a persistent watch on the path (the server keeps
+    /// those in the same tables). Dropped watches are pruned on the way.
+    pub(crate) fn server_watch_needed(&mut self, kind: WatchKind, path: &str) -> bool {
+        fn live(m: &mut Oneshots, path: &str) -> bool {
+            let Some(v) = m.get_mut(path) else { return false };
+            v.retain(|tx| !tx.is_closed());
+            if v.is_empty() {
+                m.remove(path);
+                return false;
+            }
+            true
+        }
+        let persistent = self.persistent.get(path).is_some_and(|v| v.iter().any(|tx| !tx.is_closed()));
+        match kind {
+            WatchKind::Data | WatchKind::Exist => {
+                let data = live(&mut self.data, path);
+                let exist = live(&mut self.exist, path);
+                data || exist || persistent
+            }
+            WatchKind::Child => live(&mut self.child, path) || persistent,
+            WatchKind::Persistent | WatchKind::PersistentRecursive => true,
+        }
     }
 
     /// Delivers a notification for server path `server_path`; `event`
