@@ -1232,6 +1232,43 @@ async fn faults(server: std::net::SocketAddr, cs: &str, session: Duration) {
     x.unwrap();
     y.unwrap();
 
+    // A reader whose session is lost lets the queued writer in.
+    let reader_fw = cut_framework(&proxy.connect_string(), session).await;
+    let reader = InterProcessReadWriteLock::new(&reader_fw, "/faults/rw");
+    reader.read_lock().acquire().await.unwrap();
+    let writer = InterProcessReadWriteLock::new(&waiter_fw, "/faults/rw");
+    let writing = tokio::spawn(async move { writer.write_lock().acquire().await.map(|()| writer) });
+    wait_until_async(10, "the writer queues behind the reader", || async {
+        waiter_fw.get_children("/faults/rw").await.unwrap().len() == 2
+    })
+    .await;
+    proxy.set_refuse(true);
+    proxy.cut();
+    let writer =
+        within(60, "the writer gets in once the reader's session expired", writing).await.unwrap().unwrap();
+    assert!(writer.write_lock().is_acquired());
+    writer.write_lock().release().await.unwrap();
+    proxy.set_refuse(false);
+    drop(reader);
+    reader_fw.close().await;
+
+    // A shared count changed while a participant was cut off is seen by it
+    // once it is back (same session).
+    let cut_count_fw = cut_framework(&proxy.connect_string(), Duration::from_secs(20)).await;
+    let cut_count = SharedCount::new(&cut_count_fw, "/faults/count", 0);
+    cut_count.start().await.unwrap();
+    let other_count = SharedCount::new(&waiter_fw, "/faults/count", 0);
+    other_count.start().await.unwrap();
+    proxy.stall(true);
+    other_count.set_count(41).await.unwrap();
+    other_count.set_count(42).await.unwrap();
+    proxy.cut();
+    proxy.stall(false);
+    wait_until(20, "the cut-off participant sees the latest count", || cut_count.count() == 42).await;
+    cut_count.close();
+    other_count.close();
+    cut_count_fw.close().await;
+
     // A lock-safe consumer whose session is lost mid-item leaves the item
     // for another consumer (at least once).
     let hold = Arc::new(tokio::sync::Notify::new());
