@@ -42,9 +42,19 @@ pub struct ClientBuilder {
     read_only: bool,
     auth: Vec<(String, Vec<u8>)>,
     max_frame: usize,
+    resume: Option<(i64, Bytes)>,
 }
 
 impl ClientBuilder {
+    /// Attaches to an existing session instead of making one (Apache's
+    /// `ZooKeeper(connectString, timeout, watcher, sessionId, passwd)`): a
+    /// process taking over another's session, or a test expiring it
+    /// (closing the resumed handle ends the session for both).
+    pub fn session(mut self, session_id: i64, password: &[u8]) -> Self {
+        self.resume = Some((session_id, Bytes::copy_from_slice(password)));
+        self
+    }
+
     /// The session timeout to ask for (the server clamps it between its
     /// min and max, by default 2 and 20 ticks). Default 30 s.
     pub fn session_timeout(mut self, timeout: Duration) -> Self {
@@ -97,6 +107,7 @@ impl ClientBuilder {
             connect_timeout: (self.session_timeout / hosts).max(Duration::from_millis(500)),
             can_be_read_only: self.read_only,
             max_frame: self.max_frame,
+            resume: self.resume,
         };
         let shared = Arc::new(Shared::new());
         let (tx, rx) = mpsc::unbounded_channel();
@@ -206,6 +217,7 @@ impl Client {
             read_only: false,
             auth: Vec::new(),
             max_frame: zk_proto::frame::DEFAULT_MAX_FRAME,
+            resume: None,
         }
     }
 

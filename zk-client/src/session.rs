@@ -147,6 +147,8 @@ pub(crate) struct Config {
     pub(crate) connect_timeout: Duration,
     pub(crate) can_be_read_only: bool,
     pub(crate) max_frame: usize,
+    /// An existing session to attach (id and password).
+    pub(crate) resume: Option<(i64, Bytes)>,
 }
 
 struct Pending {
@@ -196,17 +198,20 @@ pub(crate) struct Driver {
 impl Driver {
     pub(crate) fn new(mut cfg: Config, rx: mpsc::UnboundedReceiver<Command>, shared: Arc<Shared>) -> Self {
         cfg.hosts.shuffle(&mut rand::thread_rng());
+        let (session_id, password) = cfg.resume.clone().unwrap_or((0, Bytes::from_static(&[0; 16])));
+        let resuming = cfg.resume.is_some();
         Driver {
             rx,
             shared,
             cfg,
             next_host: 0,
             preferred_host: None,
-            session_id: 0,
-            password: Bytes::from_static(&[0; 16]),
+            session_id,
+            password,
             negotiated: Duration::ZERO,
             read_only: false,
-            seen_rw: false,
+            // A resumed session is a read-write server's.
+            seen_rw: resuming,
             last_zxid: 0,
             auths: Vec::new(),
             watches: WatchRegistry::default(),

@@ -60,3 +60,15 @@ pub use error::{Error, PersistError, Result, ServerError};
 pub use pipeline::core::Recovered;
 pub use server::{Server, recover};
 pub use testing::TestingCluster;
+
+/// The password of session `session_id`, as Apache ZooKeeper derives it
+/// (`new java.util.Random(id ^ 0xB3415C00L).nextBytes(16)`) and this server
+/// does too: with it a test can attach to a session and close it, expiring
+/// it (Curator's `KillSession`; `zk-testing`'s `expire_session`).
+///
+/// ```
+/// assert_eq!(zk_server::session_password(1).len(), 16);
+/// ```
+pub fn session_password(session_id: i64) -> bytes::Bytes {
+    session::password(session_id)
+}
