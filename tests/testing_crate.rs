@@ -15,13 +15,28 @@ use zk_test_support::apache::ApacheZk;
 use zk_testing::{TestingCluster, TestingServer, expire_session};
 
 /// A session with an ephemeral node is expired: the node goes, the
-/// client learns it is expired.
+/// client learns it is expired (from the server dropping its connection,
+/// or at its next request).
 async fn expires(cs: &str) {
+    expires_via(cs, cs).await;
+}
+
+/// As [`expires`], the client on `client_cs` and the expiry through
+/// `killer_cs` (another server of an ensemble).
+async fn expires_via(client_cs: &str, killer_cs: &str) {
+    let cs = client_cs;
     let c = Client::builder(cs).session_timeout(Duration::from_secs(20)).connect().await.unwrap();
     c.create("/mine", b"", CreateMode::Ephemeral).await.unwrap();
     let watcher = Client::connect(cs).await.unwrap();
-    expire_session(cs, c.session_id()).await.unwrap();
-    wait_until(20, "the client sees its session expired", || c.state() == SessionState::Expired).await;
+    expire_session(killer_cs, c.session_id()).await.unwrap();
+    // Our servers drop the session's connection, so its client sees
+    // SESSION_EXPIRED at once; Apache 3.8 keeps the old connection (and
+    // answers its pings), so there the client learns at its next request.
+    common::wait_until_async(20, "the client learns its session expired", || async {
+        c.state() == SessionState::Expired
+            || matches!(c.exists("/").await, Err(zk_client::Error::SessionExpired))
+    })
+    .await;
     assert!(watcher.exists("/mine").await.unwrap().is_none(), "its ephemeral node is gone");
     // A session that is gone cannot be expired again.
     assert!(expire_session(cs, c.session_id()).await.is_err());
@@ -58,8 +73,18 @@ async fn a_testing_server_restarts_with_its_data_and_sessions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expire_session_on_a_cluster_and_on_apache() {
     let cluster = TestingCluster::start(3).await.unwrap();
-    cluster.wait_for_leader(Duration::from_secs(30)).await.unwrap();
-    within(60, "cluster", expires(&cluster.connect_string())).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await.unwrap();
+    let followers: Vec<String> =
+        (0..3).filter(|i| *i != leader).map(|i| cluster.addr(i).to_string()).collect();
+    let on_leader = cluster.addr(leader).to_string();
+    // The client on the leader, the session closed through a follower (the
+    // leader must drop its connection), and the reverse, and between two
+    // followers.
+    within(60, "client on the leader", expires_via(&on_leader, &followers[0])).await;
+    within(60, "client on a follower", expires_via(&followers[0], &on_leader)).await;
+    within(60, "between followers", expires_via(&followers[0], &followers[1])).await;
+    within(60, "both on the leader", expires_via(&on_leader, &on_leader)).await;
+    within(60, "both on a follower", expires_via(&followers[1], &followers[1])).await;
     let Some(zk) = ApacheZk::start() else { return };
     within(60, "apache", expires(&zk.connect_string())).await;
 }

@@ -95,7 +95,9 @@ impl ClientBuilder {
     /// # Errors
     /// [`Error::InvalidConnectString`] / [`Error::InvalidPath`] for a bad
     /// connect string, [`Error::ConnectTimeout`] when no server answered in
-    /// time, [`Error::AuthFailed`] when the configured auth was refused.
+    /// time, [`Error::AuthFailed`] when the configured auth was refused,
+    /// [`Error::SessionExpired`] when a session given to
+    /// [`ClientBuilder::session`] is gone.
     pub async fn connect(self) -> Result<Client> {
         let cs = ConnectString::parse(&self.connect_string)?;
         let hosts = cs.hosts.len().max(1) as u32;
@@ -133,6 +135,8 @@ impl ClientBuilder {
         match outcome {
             Some(s) if s.is_connected() => Ok(client),
             Some(SessionState::AuthFailed) => Err(Error::AuthFailed),
+            // A resumed session the server no longer knows.
+            Some(SessionState::Expired) => Err(Error::SessionExpired),
             Some(_) => Err(Error::ConnectTimeout),
             None => {
                 let _ = client.close().await;

@@ -31,6 +31,15 @@ use std::time::Duration;
 pub use zk_server::TestingCluster;
 
 /// What a testing helper can fail with.
+///
+/// ```no_run
+/// # async fn f() {
+/// match zk_testing::expire_session("127.0.0.1:2181", 0x1234).await {
+///     Err(zk_testing::Error::Client(e)) => println!("no such session: {e}"),
+///     other => println!("{other:?}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -43,13 +52,18 @@ pub enum Error {
     /// Local I/O (temporary dir, free port).
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-    /// [`TestingServer::restart`] or a call that needs the server while it
-    /// is stopped... or the reverse.
+    /// A call that needs a running server was made while it is stopped,
+    /// or a restart did not come up.
     #[error("{0}")]
     State(&'static str),
 }
 
 /// Shorthand for results of this crate.
+///
+/// ```
+/// fn check() -> zk_testing::Result<()> { Ok(()) }
+/// assert!(check().is_ok());
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Ends session `session_id` on the ensemble at `connect_string`, as
@@ -68,13 +82,26 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// ```
 pub async fn expire_session(connect_string: &str, session_id: i64) -> Result<()> {
     let password = zk_server::session_password(session_id);
-    let handle = zk_client::Client::builder(connect_string)
-        .session(session_id, &password)
-        .connection_timeout(Duration::from_secs(10))
-        .connect()
-        .await?;
-    handle.close().await?;
-    Ok(())
+    // The session's own client may take it back (reconnecting) between
+    // our attach and our close, which cuts our close off: attach and close
+    // again until the server says the session is gone.
+    let mut closed_once = false;
+    for _ in 0..50 {
+        let attached = zk_client::Client::builder(connect_string)
+            .session(session_id, &password)
+            .connection_timeout(Duration::from_secs(10))
+            .connect()
+            .await;
+        match attached {
+            Ok(handle) => {
+                let _ = handle.close().await;
+                closed_once = true;
+            }
+            Err(zk_client::Error::SessionExpired) if closed_once => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::State("the session kept coming back"))
 }
 
 /// The bundled server for tests (Curator's `TestingServer`): loopback, a

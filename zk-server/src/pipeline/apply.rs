@@ -89,6 +89,15 @@ impl Core {
                     self.close_conn(conn);
                 }
             }
+            // A session closed through another server (a learner forwarded
+            // the closeSession to this leader): its connection here goes
+            // too, as Apache's FinalRequestProcessor closes it on every
+            // server, so its client learns the session is gone.
+            Origin::Internal if matches!(txn.body, TxnBody::CloseSession(_)) => {
+                if let Some(conn) = self.session_conn.remove(&txn.header.client_id) {
+                    self.close_conn(conn);
+                }
+            }
             Origin::Internal => {}
         }
     }
