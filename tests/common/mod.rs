@@ -357,11 +357,15 @@ pub mod java {
         "/usr/share/java/zookeeper-jute.jar",
     ];
 
-    /// Compiles the Java peer once; `None` (loudly) when Curator or javac is missing.
+    /// Compiles the Java peer once per test process (into a directory of
+    /// its own: a second compile would rewrite class files a running peer
+    /// is loading); `None` (loudly) when Curator or javac is missing.
     pub fn java_peer() -> Option<(PathBuf, String)> {
-        // Both tests may get here at once: compile under a lock.
-        static COMPILE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _guard = COMPILE.lock().unwrap_or_else(|e| e.into_inner());
+        static PEER: std::sync::OnceLock<Option<(PathBuf, String)>> = std::sync::OnceLock::new();
+        PEER.get_or_init(compile_peer).clone()
+    }
+
+    fn compile_peer() -> Option<(PathBuf, String)> {
         let missing: Vec<_> = CURATOR_JARS.iter().filter(|j| !Path::new(j).exists()).collect();
         if !missing.is_empty() {
             zk_test_support::external::missing(
@@ -371,7 +375,7 @@ pub mod java {
             return None;
         }
         let cp = CURATOR_JARS.join(":");
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("curator-peer");
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("curator-peer-{}", std::process::id()));
         std::fs::create_dir_all(&out).unwrap();
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/CuratorPeer.java");
         let status = Command::new("javac").args(["-cp", &cp, "-d"]).arg(&out).arg(&src).status();
