@@ -375,7 +375,8 @@ pub mod java {
             return None;
         }
         let cp = CURATOR_JARS.join(":");
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("curator-peer-{}", std::process::id()));
+        let out =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("curator-peer-{}", std::process::id()));
         std::fs::create_dir_all(&out).unwrap();
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/CuratorPeer.java");
         let status = Command::new("javac").args(["-cp", &cp, "-d"]).arg(&out).arg(&src).status();
