@@ -11,22 +11,12 @@ mod common;
 use std::time::Duration;
 
 use futures::StreamExt;
-use zk_recipes::Framework;
 use zk_recipes::atomic::{DistributedAtomicLong, PromotedToLock};
-use zk_recipes::retry::{ExponentialBackoffRetry, RetryNTimes};
+use zk_recipes::retry::RetryNTimes;
 use zk_recipes::shared::{SharedCount, SharedValueEvent};
 
 const WORKERS: usize = 4;
 const ROUNDS: usize = 25;
-
-async fn session(cs: &str) -> Result<Framework, Box<dyn std::error::Error + Send + Sync>> {
-    let fw = Framework::new(cs, ExponentialBackoffRetry::new(Duration::from_millis(100), 3));
-    fw.start().await?;
-    if !fw.block_until_connected(Duration::from_secs(15)).await {
-        return Err("not connected within 15 s".into());
-    }
-    Ok(fw)
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -36,7 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let long_path = format!("{base}/atomic-long");
 
     // An observer sees the count move.
-    let observer_fw = session(&target.connect).await?;
+    let observer_fw = common::session(&target.connect).await?;
     let observer = SharedCount::new(&observer_fw, &count_path, 0);
     let mut changes = observer.events();
     observer.start().await?;
@@ -50,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             format!("{base}/atomic-long-lock"),
         );
         tasks.push(tokio::spawn(async move {
-            let fw = session(&cs).await?;
+            let fw = common::session(&cs).await?;
             let count = SharedCount::new(&fw, &count_path, 0);
             count.start().await?;
             let long =
@@ -99,7 +89,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     })
     .await
     .map_err(|_| "the observer never saw the final count")?;
-    let fw = session(&target.connect).await?;
+    let fw = common::session(&target.connect).await?;
     let long = DistributedAtomicLong::new(&fw, &long_path, RetryNTimes::new(0, Duration::ZERO))
         .get()
         .await?

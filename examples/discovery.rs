@@ -10,28 +10,17 @@ mod common;
 
 use std::time::Duration;
 
-use zk_recipes::Framework;
 use zk_recipes::discovery::{ProviderStrategy, ServiceDiscovery, ServiceInstance};
-use zk_recipes::retry::ExponentialBackoffRetry;
-
-async fn session(cs: &str) -> Result<Framework, Box<dyn std::error::Error>> {
-    let fw = Framework::new(cs, ExponentialBackoffRetry::new(Duration::from_millis(100), 3));
-    fw.start().await?;
-    if !fw.block_until_connected(Duration::from_secs(15)).await {
-        return Err("not connected within 15 s".into());
-    }
-    Ok(fw)
-}
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let target = common::target().await?;
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let target = common::target().await.map_err(|e| e.to_string())?;
     let base = format!("{}/services", common::base("discovery"));
 
     // Three servers of "orders", each with its own session.
     let mut servers = Vec::new();
     for (i, port) in [8081u16, 8082, 8083].into_iter().enumerate() {
-        let fw = session(&target.connect).await?;
+        let fw = common::session(&target.connect).await?;
         let d = ServiceDiscovery::new(&fw, &base);
         d.start().await?;
         let me = ServiceInstance::builder("orders")
@@ -45,7 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         servers.push((d, me, fw));
     }
 
-    let client_fw = session(&target.connect).await?;
+    let client_fw = common::session(&target.connect).await?;
     let discovery = ServiceDiscovery::new(&client_fw, &base);
     println!("services: {:?}", discovery.query_for_names().await?);
     let provider = discovery.service_provider("orders", ProviderStrategy::RoundRobin);

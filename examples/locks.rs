@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use zk_recipes::Framework;
 use zk_recipes::locks::{InterProcessReadWriteLock, InterProcessSemaphoreV2, Locker};
-use zk_recipes::retry::ExponentialBackoffRetry;
 
 /// How many are inside now, and the most ever.
 #[derive(Default)]
@@ -34,15 +32,6 @@ impl Gauge {
     }
 }
 
-async fn session(cs: &str) -> Result<Framework, Box<dyn std::error::Error + Send + Sync>> {
-    let fw = Framework::new(cs, ExponentialBackoffRetry::new(Duration::from_millis(100), 3));
-    fw.start().await?;
-    if !fw.block_until_connected(Duration::from_secs(15)).await {
-        return Err("not connected within 15 s".into());
-    }
-    Ok(fw)
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let target = common::target().await.map_err(|e| e.to_string())?;
@@ -59,7 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let (cs, path) = (target.connect.clone(), rw_path.clone());
         let (readers, writers, overlaps) = (readers.clone(), writers.clone(), overlaps.clone());
         tasks.push(tokio::spawn(async move {
-            let fw = session(&cs).await?;
+            let fw = common::session(&cs).await?;
             let rw = InterProcessReadWriteLock::new(&fw, &path);
             for _ in 0..5 {
                 if i < 4 {
@@ -102,7 +91,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     for _ in 0..5 {
         let (cs, path, inside) = (target.connect.clone(), sem_path.clone(), inside.clone());
         tasks.push(tokio::spawn(async move {
-            let fw = session(&cs).await?;
+            let fw = common::session(&cs).await?;
             let sem = InterProcessSemaphoreV2::new(&fw, &path, 2);
             for _ in 0..4 {
                 let lease = sem.acquire().await?;
@@ -119,7 +108,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         t.await??;
     }
     println!("semaphore of 2 leases: at most {} holders at once", inside.max.load(Ordering::SeqCst));
-    let fw = session(&target.connect).await?;
+    let fw = common::session(&target.connect).await?;
     let left =
         fw.get_children(&rw_path).await?.len() + fw.get_children(&format!("{sem_path}/leases")).await?.len();
     println!("lock and lease nodes left behind: {left}");

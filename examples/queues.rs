@@ -13,9 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use zk_recipes::Framework;
 use zk_recipes::queue::{QueueBuilder, QueueConsumer, StringSerializer};
-use zk_recipes::retry::ExponentialBackoffRetry;
 
 /// Reports each job it consumes, with the consumer's number.
 struct Worker(usize, mpsc::UnboundedSender<(usize, String)>);
@@ -29,15 +27,6 @@ impl QueueConsumer<String> for Worker {
     }
 }
 
-async fn session(cs: &str) -> Result<Framework, Box<dyn std::error::Error + Send + Sync>> {
-    let fw = Framework::new(cs, ExponentialBackoffRetry::new(Duration::from_millis(100), 3));
-    fw.start().await?;
-    if !fw.block_until_connected(Duration::from_secs(15)).await {
-        return Err("not connected within 15 s".into());
-    }
-    Ok(fw)
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let target = common::target().await.map_err(|e| e.to_string())?;
@@ -48,14 +37,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (tx, mut done) = mpsc::unbounded_channel();
     let mut consumers = Vec::new();
     for n in 0..3 {
-        let fw = session(&target.connect).await?;
+        let fw = common::session(&target.connect).await?;
         let q = QueueBuilder::new(&fw, Some(Arc::new(Worker(n, tx.clone()))), StringSerializer, &jobs)
             .lock_path(&locks)
             .build_queue();
         q.start().await?;
         consumers.push((q, fw));
     }
-    let producer_fw = session(&target.connect).await?;
+    let producer_fw = common::session(&target.connect).await?;
     let producer =
         QueueBuilder::new(&producer_fw, None, StringSerializer, &jobs).lock_path(&locks).build_queue();
     producer.start().await?;

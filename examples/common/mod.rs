@@ -49,3 +49,18 @@ pub fn base(name: &str) -> String {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("/examples/{name}-{:x}", nanos & 0xffff_ffff)
 }
+
+/// A started framework with its own session, connected (at most 15 s).
+pub async fn session(cs: &str) -> Result<zk_recipes::Framework, Box<dyn std::error::Error + Send + Sync>> {
+    use std::time::Duration;
+    let fw = zk_recipes::Framework::new(
+        cs,
+        zk_recipes::retry::ExponentialBackoffRetry::new(Duration::from_millis(100), 3),
+    );
+    fw.start().await?;
+    // start() returns at once (as Curator's); calls wait for the connection.
+    if !fw.block_until_connected(Duration::from_secs(15)).await {
+        return Err("not connected within 15 s".into());
+    }
+    Ok(fw)
+}

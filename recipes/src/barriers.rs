@@ -7,21 +7,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use uuid::Uuid;
-use zk_client::{CreateMode, Error as ZkError, OneshotWatcher};
+use zk_client::{CreateMode, Error as ZkError};
 
 use crate::error::{Error, Result};
-use crate::framework::{DEFAULT_DATA, Framework};
-
-/// Waits `w` until `deadline` (for ever when `None`); whether it fired.
-async fn wait_until(w: OneshotWatcher, deadline: Option<Instant>) -> bool {
-    match deadline {
-        None => {
-            w.await;
-            true
-        }
-        Some(d) => tokio::time::timeout_at(d, w).await.is_ok(),
-    }
-}
+use crate::framework::{DEFAULT_DATA, Framework, watch_fired_by};
 
 /// A barrier: closed while its node exists (Curator's
 /// `DistributedBarrier`). Some process sets it; others wait on it; some
@@ -95,7 +84,7 @@ impl DistributedBarrier {
             if stat.is_none() {
                 return Ok(true);
             }
-            if !wait_until(w, deadline).await {
+            if !watch_fired_by(w, deadline).await {
                 return Ok(false);
             }
         }
@@ -195,7 +184,7 @@ impl DistributedDoubleBarrier {
                     Err(e) => return Err(e),
                 }
             }
-            if !wait_until(ready_watch, deadline).await {
+            if !watch_fired_by(ready_watch, deadline).await {
                 return Ok(false);
             }
             // Ready was created (or a spurious session event): re-check.
@@ -265,7 +254,7 @@ impl DistributedDoubleBarrier {
                 ours_should_exist = false;
                 r
             };
-            if stat.is_some() && !wait_until(w, deadline).await {
+            if stat.is_some() && !watch_fired_by(w, deadline).await {
                 result = false;
                 break;
             }

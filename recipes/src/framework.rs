@@ -980,6 +980,21 @@ impl Drop for InDoubt<'_> {
     }
 }
 
+/// Waits for watch `w` until `deadline` (for ever when `None`); whether it
+/// fired in time. Dropped unfired, the watch is removed on the server.
+pub(crate) async fn watch_fired_by(
+    w: zk_client::OneshotWatcher,
+    deadline: Option<tokio::time::Instant>,
+) -> bool {
+    match deadline {
+        None => {
+            w.await;
+            true
+        }
+        Some(d) => tokio::time::timeout_at(d, w).await.is_ok(),
+    }
+}
+
 async fn sleep_until_opt(t: Option<tokio::time::Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t).await,

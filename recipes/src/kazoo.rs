@@ -23,7 +23,7 @@ use uuid::Uuid;
 use zk_client::{CreateMode, Error as ZkError};
 
 use crate::error::{Error, Result};
-use crate::framework::Framework;
+use crate::framework::{Framework, watch_fired_by};
 use crate::state::ConnectionState;
 
 const LOCK_NODE_NAME: &str = "__lock__";
@@ -136,15 +136,8 @@ impl KazooLock {
                     Err(Error::Zk(ZkError::NoNode)) => continue,
                     Err(e) => return Err(e),
                 };
-                match deadline {
-                    None => {
-                        watch.await;
-                    }
-                    Some(d) => {
-                        if tokio::time::timeout_at(d, watch).await.is_err() {
-                            return Ok(false);
-                        }
-                    }
+                if !watch_fired_by(watch, deadline).await {
+                    return Ok(false);
                 }
             }
         };

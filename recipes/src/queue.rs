@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use zk_client::{CreateMode, CreateOptions, Error as ZkError, OneshotWatcher, Op};
 
 use crate::error::{Error, Result};
-use crate::framework::Framework;
+use crate::framework::{Framework, watch_fired_by};
 
 const QUEUE_ITEM_NAME: &str = "queue-";
 const SEPARATOR: char = '|';
@@ -484,15 +484,8 @@ impl<T: Send + 'static> QueueInner<T> {
             if kids.len() < max {
                 return Ok(true);
             }
-            match deadline {
-                None => {
-                    w.await;
-                }
-                Some(d) => {
-                    if tokio::time::timeout_at(d, w).await.is_err() {
-                        return Ok(false);
-                    }
-                }
+            if !watch_fired_by(w, deadline).await {
+                return Ok(false);
             }
         }
     }
@@ -979,15 +972,8 @@ impl SimpleDistributedQueue {
                 return Ok(item);
             }
             let Some(w) = w else { continue };
-            match deadline {
-                None => {
-                    w.await;
-                }
-                Some(d) => {
-                    if tokio::time::timeout_at(d, w).await.is_err() {
-                        return Ok(None);
-                    }
-                }
+            if !watch_fired_by(w, deadline).await {
+                return Ok(None);
             }
         }
     }

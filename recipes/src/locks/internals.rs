@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use zk_client::{CreateMode, Error as ZkError};
 
 use crate::error::{Error, Result};
-use crate::framework::Framework;
+use crate::framework::{Framework, watch_fired_by};
 use crate::locks::{sort_key_all, sorted_all};
 
 /// What a lock value holds: its node, the node's czxid, and how many
@@ -182,15 +182,8 @@ impl LockInternals {
                         Err(Error::Zk(ZkError::NoNode)) => continue,
                         Err(e) => return Err(e),
                     };
-                    match deadline {
-                        None => {
-                            watch.await;
-                        }
-                        Some(d) => {
-                            if tokio::time::timeout_at(d, watch).await.is_err() {
-                                return Ok(None);
-                            }
-                        }
+                    if !watch_fired_by(watch, deadline).await {
+                        return Ok(None);
                     }
                 }
             }
