@@ -169,6 +169,13 @@ async fn recipes_against_a_container() {
     within(180, "mutex counter", mutex_counter(&cs, 4, 25)).await;
     within(60, "leader latch", latch_has_one_leader(&cs)).await;
     within(60, "children cache", children_cache_sees_another_client(&cs)).await;
+    // The probes and the scrape through the published ports.
+    let (status, body) = common::http_get(zk.admin_addr().await, "/ready").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = common::http_get(zk.admin_addr().await, "/commands/mntr").await;
+    assert!(status == 200 && body.contains("\"znode_count\""), "{body}");
+    let (status, body) = common::http_get(zk.metrics_addr().await, "/metrics").await;
+    assert!(status == 200 && body.contains("updatelatency_count"), "{body}");
     within(60, "remove the container", zk.remove()).await;
 }
 
@@ -360,6 +367,14 @@ async fn an_ensemble_of_containers_survives_its_leader_leaving_the_network() {
     within(30, "docker network disconnect", members[old].disconnect(&network)).await;
     let new_leader = wait_leader(&members, &others, 30, "a new leader among the two left").await;
     assert_ne!(new_leader, old);
+    // The readiness probe (the AdminServer's /ready, published from 8080):
+    // the two that kept a quorum serve. (The cut-off one is unreachable
+    // from the host while off its only network; `ready_follows_the_quorum`
+    // in tests/admin_http.rs sees a member without a quorum answer 503.)
+    for i in &others {
+        let (status, body) = common::http_get(members[*i].admin_addr().await, "/ready").await;
+        assert_eq!(status, 200, "container {i}: {body}");
+    }
     let seen = count().await;
     common::wait_until_async(30, "writes flow without the old leader", || async {
         count().await > seen + 20
@@ -370,6 +385,12 @@ async fn an_ensemble_of_containers_survives_its_leader_leaving_the_network() {
     common::wait_until_async(60, "the old leader follows", || {
         let m = &members[old];
         async move { m.mode().await.as_deref() == Some("follower") }
+    })
+    .await;
+    // Read after the reconnect: Docker may publish on another host port.
+    let old_admin = members[old].admin_addr().await;
+    common::wait_until_async(30, "the old leader is ready again", || async move {
+        common::http_get(old_admin, "/ready").await.0 == 200
     })
     .await;
     let seen = count().await;

@@ -57,7 +57,7 @@ impl Partitionable {
             std::fs::write(dir.join("myid"), format!("{}\n", i + 1)).unwrap();
             let cfg = format!(
                 "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n\
-                 4lw.commands.whitelist=*\nmaxClientCnxns=0\nmaxSessionTimeout=60000\n{lines}",
+                 admin.enableServer=false\n4lw.commands.whitelist=*\nmaxClientCnxns=0\nmaxSessionTimeout=60000\n{lines}",
                 dir.display(),
                 real(i).0
             );

@@ -863,7 +863,7 @@ async fn sigkill_keeps_every_acknowledged_write() {
         &cfg,
         format!(
             "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             4lw.commands.whitelist=*\nsnapCount=100\nmaxClientCnxns=0\n",
+             admin.enableServer=false\n4lw.commands.whitelist=*\nsnapCount=100\nmaxClientCnxns=0\n",
             data.display()
         ),
     )
@@ -1258,7 +1258,7 @@ fn fail_stop_cfg(dir: &Path, data: &Path, port: u16) -> PathBuf {
         &cfg,
         format!(
             "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             4lw.commands.whitelist=*\nmaxClientCnxns=0\n",
+             admin.enableServer=false\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n",
             data.display()
         ),
     )

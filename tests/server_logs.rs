@@ -37,7 +37,7 @@ async fn start(lines: &str, env: &[(&str, &str)]) -> Running {
     std::fs::write(
         &cfg,
         format!(
-            "dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=ruok\n{lines}",
+            "dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=ruok\n{lines}",
             data.display()
         ),
     )

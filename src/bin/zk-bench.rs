@@ -189,7 +189,7 @@ impl OurServer {
         std::fs::write(
             &cfg,
             format!(
-                "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n{}",
+                "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\nadmin.enableServer=false\n4lw.commands.whitelist=*\n{}",
                 dir.path().join("data").display(),
                 std::env::var("ZK_BENCH_EXTRA_CFG").unwrap_or_default().replace(';', "\n")
             ),

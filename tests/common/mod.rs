@@ -39,6 +39,24 @@ pub async fn wait_until_async<F: Future<Output = bool>>(secs: u64, what: &str, m
 }
 
 /// Logs to the test output when `RUST_LOG` is set.
+/// `GET path` over HTTP/1.0 (no chunking; the server closes the
+/// connection): the status and the body. Panics after 20 s.
+#[allow(dead_code)]
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    within(20, &format!("GET {path}"), async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        let text = String::from_utf8_lossy(&buf).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+        let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status");
+        (status, body.to_string())
+    })
+    .await
+}
+
 pub fn trace_init() {
     if std::env::var("RUST_LOG").is_ok() {
         let _ = tracing_subscriber::fmt()

@@ -17,6 +17,32 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// Where the AdminServer listens (`admin.*` keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// `admin.serverAddress` (default `0.0.0.0`).
+    pub address: IpAddr,
+    /// `admin.serverPort` (default 8080; 0 picks a free port).
+    pub port: u16,
+    /// `admin.commandURL` (default `/commands`).
+    pub command_url: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            address: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            port: 8080,
+            command_url: "/commands".into(),
+        }
+    }
+}
+
+/// Apache's Prometheus provider class; naming it turns `/metrics` on.
+pub const PROMETHEUS_PROVIDER: &str = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+/// Apache's default provider class (no HTTP endpoint).
+pub const DEFAULT_METRICS_PROVIDER: &str = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider";
+
 /// Everything the server reads from `zoo.cfg`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -87,6 +113,19 @@ pub struct ServerConfig {
     /// `log.format` (ours): `text` (the default) or `json` (one JSON object
     /// a line); `ZK_LOG_FORMAT` overrides it.
     pub log_json: bool,
+    /// The AdminServer (`admin.enableServer`, `admin.serverAddress`,
+    /// `admin.serverPort`, `admin.commandURL`): Apache's JSON commands over
+    /// HTTP and `/ready`. `None`: off. A `zoo.cfg` turns it on at
+    /// `0.0.0.0:8080` unless it says `admin.enableServer=false`, as Apache
+    /// does; [`ServerConfig::new`] leaves it off (an in-process server
+    /// opens no port it was not asked for).
+    pub admin: Option<AdminConfig>,
+    /// The Prometheus endpoint (`metricsProvider.className=
+    /// org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider`,
+    /// `metricsProvider.httpHost` default `0.0.0.0`,
+    /// `metricsProvider.httpPort` default 7000): `GET /metrics`. `None`:
+    /// off (Apache's default provider exports nothing).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// The ensemble, when the file names servers (`server.N=`).
     pub quorum: Option<crate::quorum::config::QuorumConfig>,
     /// Keys the file had that this server does not use (warned about).
@@ -126,6 +165,8 @@ impl ServerConfig {
             log_level: None,
             log_json: false,
             quorum: None,
+            admin: None,
+            metrics_addr: None,
             unknown_keys: Vec::new(),
         }
     }
@@ -206,6 +247,11 @@ impl ServerConfig {
         let mut data_dir = None;
         let mut data_log_dir = None;
         let mut ensemble = crate::quorum::config::EnsembleKeys::default();
+        let mut admin = AdminConfig::default();
+        let mut admin_on = true;
+        let mut prometheus = false;
+        let mut metrics_host = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+        let mut metrics_port = 7000u16;
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -324,17 +370,60 @@ impl ServerConfig {
                         }
                     })
                 }
-                // Accepted for compatibility; they only matter to features
-                // this server does not have (admin server, metrics ...).
-                k if k.starts_with("admin.")
-                    || k.starts_with("metricsProvider.")
-                    || matches!(k, "reconfigEnabled" | "preAllocSize") =>
-                {
-                    cfg.unknown_keys.push(k.to_string())
+                "admin.enableServer" | "zookeeper.admin.enableServer" => admin_on = boolean()?,
+                "admin.serverAddress" | "zookeeper.admin.serverAddress" => {
+                    admin.address = value
+                        .parse()
+                        .map_err(|_| err(format!("{key} must be an IP address, not {value:?}")))?
                 }
+                "admin.serverPort" | "zookeeper.admin.serverPort" => {
+                    admin.port = u16::try_from(num("port")?)
+                        .map_err(|_| err(format!("{key} must be a port number, not {value:?}")))?
+                }
+                "admin.commandURL" | "zookeeper.admin.commandURL" => {
+                    if !value.starts_with('/') || value.len() < 2 || value.contains(['{', '}', '*']) {
+                        return Err(err(format!("{key} must be a path such as /commands, not {value:?}")));
+                    }
+                    admin.command_url = value.trim_end_matches('/').to_string()
+                }
+                // Jetty's idle timeout: connections here are closed by the
+                // HTTP server's own rules.
+                "admin.idleTimeout" | "zookeeper.admin.idleTimeout" => {
+                    num("ms")?;
+                }
+                "metricsProvider.className" => {
+                    prometheus = match value {
+                        PROMETHEUS_PROVIDER => true,
+                        DEFAULT_METRICS_PROVIDER => false,
+                        _ => {
+                            return Err(err(format!(
+                                "metricsProvider.className {value:?} is not available here: use \
+                                 {PROMETHEUS_PROVIDER} or {DEFAULT_METRICS_PROVIDER}"
+                            )));
+                        }
+                    }
+                }
+                "metricsProvider.httpPort" => {
+                    metrics_port = u16::try_from(num("port")?)
+                        .map_err(|_| err(format!("{key} must be a port number, not {value:?}")))?
+                }
+                "metricsProvider.httpHost" => {
+                    metrics_host = value
+                        .parse()
+                        .map_err(|_| err(format!("{key} must be an IP address, not {value:?}")))?
+                }
+                // JVM metrics: there is no JVM.
+                "metricsProvider.exportJvmInfo" => {
+                    boolean()?;
+                }
+                // Accepted for compatibility; they only matter to features
+                // this server does not have.
+                k if matches!(k, "reconfigEnabled" | "preAllocSize") => cfg.unknown_keys.push(k.to_string()),
                 other => cfg.unknown_keys.push(other.to_string()),
             }
         }
+        cfg.admin = admin_on.then_some(admin);
+        cfg.metrics_addr = prometheus.then(|| std::net::SocketAddr::new(metrics_host, metrics_port));
         let Some(data_dir) = data_dir else {
             return Err(ConfigError {
                 file: file.to_string(),
@@ -379,6 +468,34 @@ mod tests {
         assert_eq!(c.min_session(), Duration::from_secs(4));
         assert_eq!(c.max_session(), Duration::from_secs(40));
         assert!(c.unknown_keys.contains(&"foo".to_string()));
+    }
+
+    #[test]
+    fn admin_and_metrics_keys() {
+        let c = ServerConfig::parse("dataDir=/x\n", "zoo.cfg").unwrap();
+        assert_eq!(c.admin, Some(AdminConfig::default()), "on at 8080 as Apache");
+        assert_eq!(c.metrics_addr, None);
+        assert_eq!(ServerConfig::new("/x").admin, None);
+        let c = ServerConfig::parse(
+            "dataDir=/x\nadmin.serverPort=9090\nadmin.serverAddress=127.0.0.1\nadmin.commandURL=/cmd/\n\
+             metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+             metricsProvider.httpPort=7001\nmetricsProvider.exportJvmInfo=false\n",
+            "zoo.cfg",
+        )
+        .unwrap();
+        let a = c.admin.unwrap();
+        assert_eq!(
+            (a.port, a.command_url.as_str(), a.address.to_string()),
+            (9090, "/cmd", "127.0.0.1".into())
+        );
+        assert_eq!(c.metrics_addr, Some("0.0.0.0:7001".parse().unwrap()));
+        assert!(c.unknown_keys.is_empty(), "{:?}", c.unknown_keys);
+        assert_eq!(ServerConfig::parse("dataDir=/x\nadmin.enableServer=false\n", "f").unwrap().admin, None);
+        let e =
+            ServerConfig::parse("dataDir=/x\nmetricsProvider.className=com.example.Nope\n", "f").unwrap_err();
+        assert!(e.line == 2 && e.message.contains("PrometheusMetricsProvider"), "{e}");
+        assert!(ServerConfig::parse("dataDir=/x\nadmin.serverPort=70000\n", "f").is_err());
+        assert!(ServerConfig::parse("dataDir=/x\nadmin.commandURL=nope\n", "f").is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! starve another.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -99,7 +99,7 @@ pub(crate) struct ConnHandle {
 #[derive(Debug)]
 pub(crate) enum CoreMsg {
     /// A new connection's handshake.
-    Connect { conn: ConnId, peer: Option<IpAddr>, req: ConnectRequest, handle: ConnHandle },
+    Connect { conn: ConnId, peer: Option<SocketAddr>, req: ConnectRequest, handle: ConnHandle },
     /// The state read back from disk after the log was cut.
     Reloaded(Result<Box<crate::pipeline::core::Recovered>, String>),
     /// A request after the handshake.

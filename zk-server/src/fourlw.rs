@@ -73,7 +73,7 @@ pub(crate) fn answer(cmd: &str, cfg: &ServerConfig, s: &Report, client_port: u16
             let mut out = format!("Zookeeper version: {VERSION}\nClients:\n");
             for c in &s.connections {
                 out.push_str(&format!(
-                    " /{}:0[1](queued={},recved={},sent={})\n",
+                    " /{}[1](queued={},recved={},sent={})\n",
                     c.peer.map_or("unknown".to_string(), |p| p.to_string()),
                     c.stats.outstanding,
                     c.stats.received,
@@ -100,7 +100,7 @@ pub(crate) fn answer(cmd: &str, cfg: &ServerConfig, s: &Report, client_port: u16
             let mut out = String::new();
             for c in &s.connections {
                 out.push_str(&format!(
-                    " /{}:0[1](queued={},recved={},sent={},sid={:#x},lop={},lzxid={:#x})\n",
+                    " /{}[1](queued={},recved={},sent={},sid={:#x},lop={},lzxid={:#x})\n",
                     c.peer.map_or("unknown".to_string(), |p| p.to_string()),
                     c.stats.outstanding,
                     c.stats.received,
@@ -210,17 +210,17 @@ pub(crate) fn answer(cmd: &str, cfg: &ServerConfig, s: &Report, client_port: u16
     })
 }
 
-fn dir_size(dir: &Path) -> u64 {
+pub(crate) fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir.join("version-2"))
         .map(|it| it.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
         .unwrap_or(0)
 }
 
-fn open_fds() -> usize {
+pub(crate) fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
 }
 
-fn max_fds() -> u64 {
+pub(crate) fn max_fds() -> u64 {
     std::fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|l| {

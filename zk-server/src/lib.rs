@@ -26,6 +26,8 @@
 //! - `tree.rs`: the data tree and txn application (live and replay).
 //! - `session.rs`, `watch.rs`, `acl.rs`: sessions and expiry, watches, auth.
 //! - `stats.rs`, `fourlw.rs`: counters and the four-letter words.
+//! - `http.rs`, `metrics.rs`: the AdminServer (`/commands/<name>` as
+//!   Apache's JSON, `/ready`) and the Prometheus endpoint (`/metrics`).
 //! - [`ServerConfig`] (`config.rs`): `zoo.cfg`; [`Error`] (`error.rs`).
 //!
 //! # Example
@@ -43,7 +45,9 @@ pub mod config;
 mod driver;
 mod error;
 pub(crate) mod fourlw;
+pub(crate) mod http;
 mod javaset;
+pub(crate) mod metrics;
 mod net;
 pub mod persist;
 pub(crate) mod pipeline;
@@ -55,7 +59,7 @@ mod testing;
 pub mod tree;
 pub(crate) mod watch;
 
-pub use config::{ConfigError, ServerConfig};
+pub use config::{AdminConfig, ConfigError, ServerConfig};
 pub use error::{Error, PersistError, Result, ServerError};
 pub use pipeline::core::Recovered;
 pub use server::{Server, recover};

@@ -228,7 +228,7 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, conn: u64, shared: &NetS
     let kill = Arc::new(Notify::new());
     let queued = Arc::new(AtomicUsize::new(0));
     let handle = ConnHandle { out: out_tx, kill: kill.clone(), queued: queued.clone() };
-    let connect = CoreMsg::Connect { conn, peer: Some(peer.ip()), req, handle };
+    let connect = CoreMsg::Connect { conn, peer: Some(peer), req, handle };
     if shared.core.send(connect).is_err() {
         return;
     }
@@ -391,6 +391,24 @@ impl Record for ReplyFrame {
     }
 }
 
+/// The core's report (and a reset of its counters, if asked): what the
+/// four-letter words, the AdminServer and `/metrics` show. `None` when the
+/// core has stopped.
+pub(crate) async fn ask_core(
+    shared: &NetShared,
+    needs: crate::stats::Needs,
+    reset: Option<Reset>,
+) -> Option<crate::stats::Report> {
+    // A report takes a globalOutstandingLimit place like a request: a
+    // flood of them waits its turn.
+    shared.outstanding.acquire().await;
+    let (tx, rx) = oneshot::channel();
+    let sent = shared.core.send(CoreMsg::Report { needs, reset, reply: tx }).is_ok();
+    let r = if sent { rx.await.ok() } else { None };
+    shared.outstanding.release(1);
+    r
+}
+
 async fn four_letter_word(word: &str, stream: &mut TcpStream, shared: &NetShared) {
     let cfg = &shared.cfg;
     // The whitelist first: a word that is not enabled has no effect at all.
@@ -400,19 +418,12 @@ async fn four_letter_word(word: &str, stream: &mut TcpStream, shared: &NetShared
         let report = match crate::fourlw::needs(word) {
             None => Some(crate::stats::Report::default()),
             Some(needs) => {
-                // A four-letter word takes a globalOutstandingLimit place
-                // like a request: a flood of them waits its turn.
-                shared.outstanding.acquire().await;
-                let (tx, rx) = oneshot::channel();
                 let reset = match word {
                     "srst" => Some(Reset::Server),
                     "crst" => Some(Reset::Connections),
                     _ => None,
                 };
-                let sent = shared.core.send(CoreMsg::Report { needs, reset, reply: tx }).is_ok();
-                let r = if sent { rx.await.ok() } else { None };
-                shared.outstanding.release(1);
-                r
+                ask_core(shared, needs, reset).await
             }
         };
         match report {

@@ -31,6 +31,8 @@ pub struct Server {
     log_thread: Option<std::thread::JoinHandle<()>>,
     fatal: watch::Receiver<Option<String>>,
     temp_dir: Option<tempfile::TempDir>,
+    admin_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
 }
 
 /// Loads the newest valid snapshot and replays the log after it.
@@ -104,6 +106,16 @@ fn now() -> Now {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     Now { mono_ms: 0, wall_ms }
+}
+
+/// Drains the metrics' samples every few seconds until shutdown.
+async fn metrics_upkeep(m: Arc<crate::metrics::ServerMetrics>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => m.upkeep(),
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// Reports an essential task's end as fatal unless the server is stopping.
@@ -203,8 +215,14 @@ impl Server {
         let mut recovered = tokio::task::spawn_blocking(move || recover(&cfg2))
             .await
             .map_err(|e| PersistError::Recovery(e.to_string()))??;
-        let log = txnlog::TxnLog::open(&cfg.data_log_dir, cfg.force_sync)
+        let mut log = txnlog::TxnLog::open(&cfg.data_log_dir, cfg.force_sync)
             .map_err(PersistError::io("opening the transaction log in", &cfg.data_log_dir))?;
+        let started = std::time::Instant::now();
+        let metrics = cfg.metrics_addr.map(|_| crate::metrics::ServerMetrics::new());
+        if let Some(m) = &metrics {
+            let m = m.clone();
+            log.on_fsync(move |took| m.fsync_time.record(took.as_secs_f64() * 1000.0));
+        }
         let ip = cfg.client_port_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let bind_addr = SocketAddr::new(ip, cfg.client_port);
         let listener =
@@ -228,6 +246,9 @@ impl Server {
         let last_zxid = recovered.tree.last_zxid;
         let tail = (recovered.tail_base, std::mem::take(&mut recovered.log_tail));
         let mut core = Core::new(cfg.clone(), recovered, seed, now());
+        if let Some(m) = &metrics {
+            core.set_metrics(m.clone());
+        }
         let mut quorum_start = None;
         let mut driver_quorum = None;
         if let Some(q) = &ensemble {
@@ -258,6 +279,8 @@ impl Server {
         supervise("core", tokio::spawn(driver.run()), shutdown_rx.clone(), fatal_tx.clone(), Some(done_tx));
         let shared =
             Arc::new(NetShared::new(core_tx.clone(), cfg.clone(), addr.port(), outstanding, global_queued));
+        let http =
+            Arc::new(crate::http::HttpShared { net: shared.clone(), metrics: metrics.clone(), started });
         supervise(
             "accept loop",
             tokio::spawn(accept_loop(listener, shared, shutdown_rx.clone())),
@@ -266,6 +289,18 @@ impl Server {
             None,
         );
         tokio::spawn(purge_loop(cfg.clone(), shutdown_rx.clone()));
+        let mut admin_addr = None;
+        if let Some(a) = &cfg.admin {
+            let router = crate::http::admin_router(http.clone(), &a.command_url);
+            let at = SocketAddr::new(a.address, a.port);
+            admin_addr = crate::http::serve("AdminServer", at, router, shutdown_rx.clone()).await;
+        }
+        let mut metrics_addr = None;
+        if let (Some(at), Some(m)) = (cfg.metrics_addr, metrics) {
+            let router = crate::http::metrics_router(http.clone());
+            metrics_addr = crate::http::serve("Prometheus endpoint", at, router, shutdown_rx.clone()).await;
+            tokio::spawn(metrics_upkeep(m, shutdown_rx.clone()));
+        }
         if let Some(start) = quorum_start {
             start();
         }
@@ -278,7 +313,21 @@ impl Server {
             log_thread: Some(log_thread),
             fatal: fatal_rx,
             temp_dir,
+            admin_addr,
+            metrics_addr,
         })
+    }
+
+    /// Where the AdminServer listens (`None`: off, or its port could not be
+    /// bound).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Where the Prometheus endpoint listens (`None`: off, or its port
+    /// could not be bound).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The client address.

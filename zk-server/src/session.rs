@@ -189,6 +189,19 @@ impl SessionTracker {
         v
     }
 
+    /// The expiry buckets: (expiry time in monotonic ms, sessions), soonest
+    /// first (the AdminServer's `dump`).
+    pub(crate) fn buckets(&self) -> Vec<(u64, Vec<i64>)> {
+        self.buckets
+            .iter()
+            .map(|(t, ids)| {
+                let mut ids: Vec<i64> = ids.iter().copied().collect();
+                ids.sort_unstable();
+                (*t, ids)
+            })
+            .collect()
+    }
+
     /// Number of sessions.
     pub(crate) fn len(&self) -> usize {
         self.sessions.len()

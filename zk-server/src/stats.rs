@@ -2,7 +2,7 @@
 //! walk to answer `ruok`, `srvr` or `mntr`), and the report the core hands
 //! the four-letter-word code.
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 
 /// Per-connection counters (for `cons` and `stat`).
 #[derive(Debug, Clone, Default)]
@@ -17,6 +17,10 @@ pub(crate) struct ConnStats {
     pub(crate) last_zxid: i64,
     /// Outstanding requests.
     pub(crate) outstanding: u64,
+    /// Last request's xid.
+    pub(crate) last_cxid: i32,
+    /// When the connection was made (wall clock, ms since the epoch).
+    pub(crate) established_ms: i64,
 }
 
 /// Server-wide counters.
@@ -42,7 +46,7 @@ pub(crate) struct ConnInfo {
     /// Connection id.
     pub(crate) id: u64,
     /// Client address.
-    pub(crate) peer: Option<IpAddr>,
+    pub(crate) peer: Option<SocketAddr>,
     /// Session id (0 before the handshake finished).
     pub(crate) session: i64,
     /// Counters.
@@ -109,4 +113,6 @@ pub(crate) struct Report {
     pub(crate) ephemerals_by_session: Vec<(i64, Vec<String>)>,
     /// session → timeout (when [`Needs::session_lists`]).
     pub(crate) session_timeouts: Vec<(i64, i32)>,
+    /// expiry time (monotonic ms) → sessions (when [`Needs::session_lists`]).
+    pub(crate) expiry_buckets: Vec<(u64, Vec<i64>)>,
 }

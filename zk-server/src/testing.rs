@@ -133,7 +133,8 @@ impl TestingCluster {
             let text = format!(
                 "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\n\
                  clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\n\
-                 maxClientCnxns=0\nmaxSessionTimeout=60000\n{peer_type}{servers}{extra}\n",
+                 maxClientCnxns=0\nmaxSessionTimeout=60000\nadmin.serverAddress=127.0.0.1\nadmin.serverPort=0\n\
+                 {peer_type}{servers}{extra}\n",
                 dir.display()
             );
             let cfg_path = dir.join("zoo.cfg");
@@ -169,6 +170,12 @@ impl TestingCluster {
     /// Server `i`'s client address (0-based).
     pub fn addr(&self, i: usize) -> SocketAddr {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.members[i].client_port))
+    }
+
+    /// Server `i`'s AdminServer (`/commands/<name>`, `/ready`), on a free
+    /// loopback port; `None` when the server is stopped.
+    pub fn admin_addr(&self, i: usize) -> Option<SocketAddr> {
+        self.servers[i].as_ref()?.admin_addr()
     }
 
     /// Server `i`'s data dir.

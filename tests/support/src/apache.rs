@@ -25,6 +25,9 @@ use crate::free_port;
 pub const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
 /// An slf4j binding so the server logs somewhere readable.
 const SLF4J_BINDING: &str = "/usr/share/java/slf4j-simple.jar";
+/// The servlet API Jetty needs (Debian's `libservlet-api-java`, pulled in
+/// by the zookeeper package).
+const SERVLET_API: &str = "/usr/share/java/servlet-api.jar";
 
 /// Options for [`ApacheZk::start_with`] and
 /// [`ApacheEnsemble::start_with`](crate::ensemble::ApacheEnsemble::start_with).
@@ -43,6 +46,9 @@ pub struct ApacheZkOptions {
     /// Serve this data dir (kept after the server goes) instead of a fresh
     /// temporary one.
     pub data_dir: Option<PathBuf>,
+    /// Run Apache's AdminServer (Jetty) on this port of 127.0.0.1; off when
+    /// `None`.
+    pub admin_port: Option<u16>,
 }
 
 impl Default for ApacheZkOptions {
@@ -54,6 +60,7 @@ impl Default for ApacheZkOptions {
             max_heap: "512m".into(),
             jvm_args: Vec::new(),
             data_dir: None,
+            admin_port: None,
         }
     }
 }
@@ -183,9 +190,13 @@ impl ApacheZk {
 /// port on 127.0.0.1, no admin server, every four-letter word, no
 /// per-client connection limit, then `opts.extra_config`.
 pub(crate) fn common_config(opts: &ApacheZkOptions, data: &Path, client_port: u16) -> String {
+    let admin = match opts.admin_port {
+        Some(p) => format!("admin.enableServer=true\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={p}\n"),
+        None => "admin.enableServer=false\n".to_string(),
+    };
     let mut cfg = format!(
         "tickTime={}\ndataDir={}\nclientPort={client_port}\nclientPortAddress=127.0.0.1\n\
-         admin.enableServer=false\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n",
+         {admin}4lw.commands.whitelist=*\nmaxClientCnxns=0\n",
         opts.tick_time,
         data.display()
     );
@@ -216,6 +227,12 @@ impl JavaServer {
             cp.push(':');
             cp.push_str(SLF4J_BINDING);
         }
+        // Jetty (the AdminServer) needs the servlet API, which Debian's
+        // zookeeper.jar manifest does not name.
+        if opts.admin_port.is_some() {
+            cp.push(':');
+            cp.push_str(SERVLET_API);
+        }
         // Appending keeps the history of a server that is restarted.
         #[allow(clippy::expect_used)]
         let mut out = OpenOptions::new().create(true).append(true).open(log).expect("log file");
@@ -227,7 +244,7 @@ impl JavaServer {
             .arg("-cp")
             .arg(cp)
             .arg(format!("-Dzookeeper.extendedTypesEnabled={}", opts.extended_types))
-            .arg("-Dzookeeper.admin.enableServer=false")
+            .arg(format!("-Dzookeeper.admin.enableServer={}", opts.admin_port.is_some()))
             .args(&opts.jvm_args)
             .arg(main_class)
             .arg(cfg)

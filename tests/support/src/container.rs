@@ -69,6 +69,10 @@ pub const IMAGE_TAG: &str = "test";
 pub const IMAGE: &str = "zk-rs/zk-server:test";
 /// The client port inside the container.
 pub const CLIENT_PORT: u16 = 2181;
+/// The AdminServer's port inside the container (`/commands/*`, `/ready`).
+pub const ADMIN_PORT: u16 = 8080;
+/// The Prometheus endpoint's port inside the container (`/metrics`).
+pub const METRICS_PORT: u16 = 7000;
 /// Where the server keeps its snapshots and log inside the container (a
 /// `VOLUME`).
 pub const DATA_DIR: &str = "/data";
@@ -85,6 +89,9 @@ clientPortAddress=0.0.0.0
 4lw.commands.whitelist=*
 tickTime=2000
 maxClientCnxns=0
+admin.serverPort=8080
+metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider
+metricsProvider.httpPort=7000
 ";
 
 /// The Dockerfile, compiled in so the helper needs no path at run time.
@@ -308,7 +315,7 @@ pub struct ZkServerImage {
     /// Sources of the copies, by target (the copies cannot be inspected).
     copy_targets: Vec<String>,
     mounts: Vec<Mount>,
-    ports: [ContainerPort; 1],
+    ports: [ContainerPort; 3],
     /// The Docker network to join and the container's name on it.
     network: Option<(String, String)>,
 }
@@ -320,7 +327,11 @@ impl Default for ZkServerImage {
             copies: Vec::new(),
             copy_targets: Vec::new(),
             mounts: Vec::new(),
-            ports: [ContainerPort::Tcp(CLIENT_PORT)],
+            ports: [
+                ContainerPort::Tcp(CLIENT_PORT),
+                ContainerPort::Tcp(ADMIN_PORT),
+                ContainerPort::Tcp(METRICS_PORT),
+            ],
             network: None,
         }
     }
@@ -395,9 +406,14 @@ impl ZkServerImage {
         let network = self.network.clone();
         let req = self.with_startup_timeout(READY_LIMIT).with_host_config_modifier(|hc: &mut HostConfig| {
             hc.publish_all_ports = Some(false);
-            let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
-            hc.port_bindings =
-                Some([(format!("{CLIENT_PORT}/tcp"), Some(vec![binding]))].into_iter().collect());
+            let binding =
+                || PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
+            hc.port_bindings = Some(
+                [CLIENT_PORT, ADMIN_PORT, METRICS_PORT]
+                    .into_iter()
+                    .map(|p| (format!("{p}/tcp"), Some(vec![binding()])))
+                    .collect(),
+            );
         });
         match network {
             Some((network, name)) => req.with_network(network).with_container_name(name),
@@ -580,6 +596,33 @@ impl ZkContainer {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Where the container's AdminServer (8080: `/commands/*`, `/ready`)
+    /// is published on 127.0.0.1.
+    ///
+    /// # Panics
+    /// When Docker does not say.
+    pub async fn admin_addr(&self) -> SocketAddr {
+        self.published(ADMIN_PORT).await
+    }
+
+    /// Where the container's Prometheus endpoint (7000: `/metrics`) is
+    /// published on 127.0.0.1.
+    ///
+    /// # Panics
+    /// When Docker does not say.
+    pub async fn metrics_addr(&self) -> SocketAddr {
+        self.published(METRICS_PORT).await
+    }
+
+    async fn published(&self, port: u16) -> SocketAddr {
+        let host = self
+            .container
+            .get_host_port_ipv4(port)
+            .await
+            .unwrap_or_else(|e| panic!("the host port of {port}: {e}"));
+        SocketAddr::from((Ipv4Addr::LOCALHOST, host))
     }
 
     /// The host port mapped to 2181 (it changes on [`Self::restart`]).

@@ -232,7 +232,7 @@ impl OurEnsemble {
             std::fs::create_dir_all(&dir).expect("data dir");
             std::fs::write(dir.join("myid"), format!("{id}\n")).expect("myid");
             let text = format!(
-                "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n\
+                "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=*\n\
                  maxClientCnxns=0\nmaxSessionTimeout=60000\n{cfg}\n{lines}",
                 dir.display(),
                 client_ports[i]

@@ -80,6 +80,16 @@ pub struct TxnLog {
     scratch: BytesMut,
     last_zxid: Option<i64>,
     failed: bool,
+    on_fsync: Option<FsyncObserver>,
+}
+
+/// Told the duration of each fsync (the `fsynctime` metric).
+struct FsyncObserver(Box<dyn Fn(std::time::Duration) + Send>);
+
+impl std::fmt::Debug for FsyncObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FsyncObserver")
+    }
 }
 
 impl TxnLog {
@@ -105,7 +115,13 @@ impl TxnLog {
             scratch: BytesMut::new(),
             last_zxid: None,
             failed: false,
+            on_fsync: None,
         })
+    }
+
+    /// Calls `f` with the duration of every fsync from now on.
+    pub fn on_fsync(&mut self, f: impl Fn(std::time::Duration) + Send + 'static) {
+        self.on_fsync = Some(FsyncObserver(Box::new(f)));
     }
 
     /// Sets the preallocation step for files: a file is extended with zeros
@@ -338,6 +354,9 @@ impl TxnLog {
             cur.dir_synced = true;
         }
         let took = start.elapsed();
+        if let Some(f) = &self.on_fsync {
+            (f.0)(took);
+        }
         if took > FSYNC_WARN {
             warn!(file = %cur.path.display(), took_ms = took.as_millis(), "fsync of the transaction log was slow");
         }

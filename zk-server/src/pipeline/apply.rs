@@ -112,16 +112,16 @@ impl Core {
                 q.pop_front();
             }
             while let Some(Queued::Read { .. }) = q.front() {
-                if let Some(Queued::Read { conn, xid, req }) = q.pop_front() {
-                    ready.push((conn, xid, req));
+                if let Some(Queued::Read { conn, xid, req, at }) = q.pop_front() {
+                    ready.push((conn, xid, req, at));
                 }
             }
             if q.is_empty() {
                 self.queues.remove(&session);
             }
         }
-        for (c, x, r) in ready {
-            self.answer_read(c, x, r);
+        for (c, x, r, at) in ready {
+            self.answer_read(c, x, r, at);
         }
     }
 
@@ -131,6 +131,9 @@ impl Core {
         s.latency_max = s.latency_max.max(ms);
         s.latency_total = s.latency_total.saturating_add(ms);
         s.latency_count += 1;
+        if let Some(m) = &self.metrics {
+            m.update_latency.record(ms as f64);
+        }
     }
 
     fn fire(&mut self, applied: &Applied, zxid: i64) {

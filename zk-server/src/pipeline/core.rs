@@ -13,7 +13,7 @@
 //! apply, reply) and `reply.rs` (sizes and limits).
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -63,6 +63,8 @@ pub(super) enum Queued {
         conn: ConnId,
         xid: i32,
         req: Request,
+        /// When it was received (monotonic ms).
+        at: u64,
     },
 }
 
@@ -70,7 +72,7 @@ pub(super) enum Queued {
 #[derive(Debug)]
 pub(super) struct Conn {
     pub(super) session: i64,
-    pub(super) peer: Option<IpAddr>,
+    pub(super) peer: Option<SocketAddr>,
     pub(super) auth: Vec<Id>,
     pub(super) stats: ConnStats,
 }
@@ -119,6 +121,9 @@ pub(crate) struct Core {
     pub(super) out: Vec<Output>,
     /// The ensemble's side; `None` standalone.
     pub(super) quorum: Option<super::quorum::QuorumCore>,
+    /// Latency summaries for `/metrics`, when the Prometheus endpoint is on
+    /// (recording is a few atomic operations; nothing when off).
+    pub(super) metrics: Option<Arc<crate::metrics::ServerMetrics>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -167,6 +172,7 @@ impl Core {
             answered: 0,
             out: Vec::new(),
             quorum: None,
+            metrics: None,
         };
         core.snap_threshold = core.next_snap_threshold();
         core
@@ -184,6 +190,11 @@ impl Core {
     /// Makes this core a member of an ensemble, looking for its role.
     pub(crate) fn set_quorum(&mut self, q: super::quorum::QuorumCore) {
         self.quorum = Some(q);
+    }
+
+    /// Records request latencies into `m` from now on.
+    pub(crate) fn set_metrics(&mut self, m: Arc<crate::metrics::ServerMetrics>) {
+        self.metrics = Some(m);
     }
 
     /// Puts the ensemble's membership in `/zookeeper/config`.
@@ -288,7 +299,7 @@ impl Core {
         self.out.push(Output::Fatal(why));
     }
 
-    fn on_connect(&mut self, conn: ConnId, peer: Option<IpAddr>, req: ConnectRequest) {
+    fn on_connect(&mut self, conn: ConnId, peer: Option<SocketAddr>, req: ConnectRequest) {
         if !self.failed && self.read_only_active() {
             return self.connect_read_only(conn, peer, req);
         }
@@ -302,9 +313,10 @@ impl Core {
         let min = self.cfg.min_session().as_millis() as i32;
         let max = self.cfg.max_session().as_millis() as i32;
         let timeout = req.time_out.clamp(min, max);
-        let auth = peer.map(|ip| vec![Id::new("ip", ip.to_string())]).unwrap_or_default();
+        let auth = peer.map(|p| vec![Id::new("ip", p.ip().to_string())]).unwrap_or_default();
         let flag = req.read_only.map(|_| false);
-        self.conns.insert(conn, Conn { session: 0, peer, auth, stats: ConnStats::default() });
+        let stats = ConnStats { established_ms: self.now.wall_ms, ..ConnStats::default() };
+        self.conns.insert(conn, Conn { session: 0, peer, auth, stats });
         if req.session_id == 0 {
             let id = self.sessions.next_id();
             let zxid = self.take_zxid();
@@ -472,6 +484,7 @@ impl Core {
         let session = c.session;
         c.stats.received += 1;
         c.stats.last_op = req.opcode().name();
+        c.stats.last_cxid = xid;
         self.stats.packets_received += 1;
         if session == 0 || !self.sessions.touch(session, now) {
             self.answered += 1;
@@ -487,7 +500,7 @@ impl Core {
         }
         match &req {
             Request::Auth(a) => {
-                let peer = c.peer;
+                let peer = c.peer.map(|p| p.ip());
                 match authenticate(&a.scheme, &a.auth, peer, self.cfg.super_digest.as_deref()) {
                     AuthOutcome::Ok(ids) => {
                         if let Some(c) = self.conns.get_mut(&conn) {
@@ -526,9 +539,9 @@ impl Core {
         if !is_write(&req) {
             let queue = self.queues.entry(session).or_default();
             if queue.is_empty() {
-                self.answer_read(conn, xid, req);
+                self.answer_read(conn, xid, req, now);
             } else {
-                queue.push_back(Queued::Read { conn, xid, req });
+                queue.push_back(Queued::Read { conn, xid, req, at: now });
             }
             return;
         }
@@ -675,6 +688,7 @@ impl Core {
             r.ephemerals_by_session =
                 self.tree.ephemeral_sessions().map(|(id, s)| (id, s.iter().cloned().collect())).collect();
             r.session_timeouts = self.sessions.all();
+            r.expiry_buckets = self.sessions.buckets();
         }
         r
     }

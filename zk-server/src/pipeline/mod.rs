@@ -53,7 +53,7 @@ pub(crate) mod read;
 pub(crate) mod read_only;
 pub(crate) mod reply;
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 
 use zk_proto::Request;
 use zk_proto::records::{
@@ -79,7 +79,7 @@ pub(crate) enum Input {
         /// The connection.
         conn: ConnId,
         /// The client's address.
-        peer: Option<IpAddr>,
+        peer: Option<SocketAddr>,
         /// Its connect request.
         req: ConnectRequest,
     },

@@ -18,7 +18,13 @@ impl Core {
         DataTree::check_acl(acl, perm, ids)
     }
 
-    pub(super) fn answer_read(&mut self, conn: ConnId, xid: i32, req: Request) {
+    /// Answers a read received at `received` (monotonic ms).
+    pub(super) fn answer_read(&mut self, conn: ConnId, xid: i32, req: Request, received: u64) {
+        if let Some(m) = &self.metrics {
+            if !matches!(req, Request::Ping) {
+                m.read_latency.record(self.now.mono_ms.saturating_sub(received) as f64);
+            }
+        }
         let zxid = self.tree.last_zxid;
         let req_name = req.opcode().name();
         let ok = |b: Response| (ErrorCode::Ok, Some(b));

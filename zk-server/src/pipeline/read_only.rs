@@ -15,7 +15,7 @@
 //! When the election gives the server a role, every read-only connection
 //! is closed and its clients move to a read-write server.
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 
 use tracing::info;
 use zk_proto::records::{ConnectRequest, ConnectResponse, ReplyHeader};
@@ -114,7 +114,7 @@ impl Core {
     }
 
     /// A client connects to a server in read-only mode.
-    pub(super) fn connect_read_only(&mut self, conn: ConnId, peer: Option<IpAddr>, req: ConnectRequest) {
+    pub(super) fn connect_read_only(&mut self, conn: ConnId, peer: Option<SocketAddr>, req: ConnectRequest) {
         if req.read_only != Some(true) {
             info!("refusing a client that does not accept a read-only server");
             self.out.push(Output::Send(conn, Out::Close));
@@ -146,8 +146,10 @@ impl Core {
         } else {
             return self.answer_expired(conn, Some(true));
         };
-        let auth = peer.map(|ip| vec![zk_proto::records::Id::new("ip", ip.to_string())]).unwrap_or_default();
-        self.conns.insert(conn, Conn { session: id, peer, auth, stats: ConnStats::default() });
+        let auth =
+            peer.map(|p| vec![zk_proto::records::Id::new("ip", p.ip().to_string())]).unwrap_or_default();
+        let stats = ConnStats { established_ms: self.now.wall_ms, ..ConnStats::default() };
+        self.conns.insert(conn, Conn { session: id, peer, auth, stats });
         self.attach(id, conn);
         self.sessions.touch(id, now);
         let time_out = self.sessions.get(id).map_or(min, |e| e.timeout_ms);
@@ -183,9 +185,9 @@ impl Core {
             req => {
                 let queue = self.queues.entry(session).or_default();
                 if queue.is_empty() {
-                    self.answer_read(conn, xid, req);
+                    self.answer_read(conn, xid, req, self.now.mono_ms);
                 } else {
-                    queue.push_back(Queued::Read { conn, xid, req });
+                    queue.push_back(Queued::Read { conn, xid, req, at: self.now.mono_ms });
                 }
             }
         }
