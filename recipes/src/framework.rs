@@ -53,6 +53,8 @@ pub struct FrameworkBuilder {
     can_be_read_only: bool,
     compression: Arc<dyn CompressionProvider>,
     ensemble_tracker: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<zk_client::zk_tls::TlsSettings>,
 }
 
 /// The ACL of each node the framework creates without an explicit one
@@ -222,6 +224,16 @@ impl FrameworkBuilder {
         self
     }
 
+    /// Connects with TLS (the `tls` feature): see
+    /// [`zk_client::ClientBuilder::tls`]. The ensemble tracker is turned off
+    /// with it: `/zookeeper/config` names the servers' plain client ports.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, settings: zk_client::zk_tls::TlsSettings) -> Self {
+        self.tls = Some(settings);
+        self.ensemble_tracker = false;
+        self
+    }
+
     /// Authentication sent on every session.
     pub fn authorization(mut self, scheme: &str, auth: &[u8]) -> Self {
         self.auth.push((scheme.to_string(), auth.to_vec()));
@@ -350,6 +362,8 @@ impl Framework {
             can_be_read_only: false,
             compression: Arc::new(GzipCompressionProvider),
             ensemble_tracker: true,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -451,6 +465,10 @@ impl Framework {
             .read_only(cfg.can_be_read_only);
         for (s, a) in &cfg.auth {
             b = b.auth(s.clone(), a.clone());
+        }
+        #[cfg(feature = "tls")]
+        if let Some(t) = &cfg.tls {
+            b = b.tls(t.clone());
         }
         Ok(b.connect().await?)
     }

@@ -43,9 +43,32 @@ pub struct ClientBuilder {
     auth: Vec<(String, Vec<u8>)>,
     max_frame: usize,
     resume: Option<(i64, Bytes)>,
+    #[cfg(feature = "tls")]
+    tls: Option<zk_tls::TlsSettings>,
 }
 
 impl ClientBuilder {
+    /// Connects with TLS (a server's `secureClientPort`; the `tls`
+    /// feature), configured as Apache's Java client is with its
+    /// `zookeeper.ssl.*` properties: the trust store holds the CA the
+    /// servers' certificates chain to, the key store (optional) the
+    /// client's certificate, and the server's certificate must name the
+    /// host of the connect string unless `hostnameVerification` is off.
+    ///
+    /// ```no_run
+    /// # async fn f() -> zk_client::Result<()> {
+    /// let mut tls = zk_tls::TlsSettings::default();
+    /// tls.trust_store = Some(zk_tls::StoreSpec::new("/etc/zk/ca.pem", None));
+    /// tls.key_store = Some(zk_tls::StoreSpec::new("/etc/zk/client.p12", Some("secret")));
+    /// let client = zk_client::Client::builder("zk1.example.com:2281").tls(tls).connect().await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, settings: zk_tls::TlsSettings) -> Self {
+        self.tls = Some(settings);
+        self
+    }
+
     /// Attaches to an existing session instead of making one (Apache's
     /// `ZooKeeper(connectString, timeout, watcher, sessionId, passwd)`): a
     /// process taking over another's session, or a test expiring it
@@ -100,6 +123,12 @@ impl ClientBuilder {
     /// [`ClientBuilder::session`] is gone.
     pub async fn connect(self) -> Result<Client> {
         let cs = ConnectString::parse(&self.connect_string)?;
+        #[allow(unused_mut)]
+        let mut transport = crate::transport::Transport::default();
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.tls {
+            transport.tls = Some(t.client_config().map_err(|e| Error::Tls(e.to_string()))?);
+        }
         let hosts = cs.hosts.len().max(1) as u32;
         let chroot = Chroot::new(cs.chroot);
         let cfg = Config {
@@ -110,6 +139,7 @@ impl ClientBuilder {
             can_be_read_only: self.read_only,
             max_frame: self.max_frame,
             resume: self.resume,
+            transport,
         };
         let shared = Arc::new(Shared::new());
         let (tx, rx) = mpsc::unbounded_channel();
@@ -140,7 +170,13 @@ impl ClientBuilder {
             Some(_) => Err(Error::ConnectTimeout),
             None => {
                 let _ = client.close().await;
-                Err(Error::ConnectTimeout)
+                // A TLS handshake that failed says why (an unknown CA, an
+                // expired or misnamed certificate) rather than just "timed out".
+                let last = client.shared.last_failure.lock().ok().and_then(|f| f.clone());
+                match last {
+                    Some(why) if why.contains("TLS handshake") => Err(Error::Tls(why)),
+                    _ => Err(Error::ConnectTimeout),
+                }
             }
         }
     }
@@ -222,6 +258,8 @@ impl Client {
             auth: Vec::new(),
             max_frame: zk_proto::frame::DEFAULT_MAX_FRAME,
             resume: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 

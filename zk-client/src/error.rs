@@ -139,6 +139,11 @@ pub enum Error {
     /// No connection could be made within the connection timeout.
     #[error("timed out connecting to the ensemble")]
     ConnectTimeout,
+    /// TLS could not be set up: settings that cannot be used (a store
+    /// that cannot be read), or a handshake that failed (the server's
+    /// certificate is not trusted, has expired, names another host).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl Error {
@@ -181,7 +186,8 @@ impl Error {
             | Error::InvalidPath { .. }
             | Error::InvalidConnectString(_)
             | Error::Protocol(_)
-            | Error::ConnectTimeout => return None,
+            | Error::ConnectTimeout
+            | Error::Tls(_) => return None,
         })
     }
 

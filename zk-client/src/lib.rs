@@ -36,6 +36,7 @@ mod error;
 mod ops;
 mod session;
 mod state;
+mod transport;
 mod watch;
 
 pub use acl::digest_id;
@@ -48,3 +49,5 @@ pub use watch::{OneshotWatcher, PersistentWatcher, WatchedEvent};
 
 pub use zk_proto::records::{Acl, ClientInfo, Id, Stat};
 pub use zk_proto::{AddWatchMode, CreateMode, EventType, KeeperState, WatcherType};
+#[cfg(feature = "tls")]
+pub use zk_tls;

@@ -15,11 +15,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::transport::{Stream, Transport};
 use bytes::{BufMut, Bytes, BytesMut};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, warn};
@@ -96,6 +96,9 @@ pub(crate) struct Shared {
     pub(crate) state: watch::Sender<SessionState>,
     listeners: Mutex<Vec<mpsc::UnboundedSender<SessionState>>>,
     pub(crate) info: Mutex<SessionInfo>,
+    /// Why the last connect attempt failed (for the error of a first
+    /// connect that times out).
+    pub(crate) last_failure: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -104,6 +107,7 @@ impl Shared {
             state: watch::Sender::new(SessionState::Connecting),
             listeners: Mutex::new(Vec::new()),
             info: Mutex::new(SessionInfo::default()),
+            last_failure: Mutex::new(None),
         }
     }
 
@@ -149,6 +153,8 @@ pub(crate) struct Config {
     pub(crate) max_frame: usize,
     /// An existing session to attach (id and password).
     pub(crate) resume: Option<(i64, Bytes)>,
+    /// Plain TCP or TLS.
+    pub(crate) transport: crate::transport::Transport,
 }
 
 struct Pending {
@@ -312,7 +318,7 @@ impl Driver {
 
     /// Finds a server and attaches the session; `None` when the session
     /// ended instead.
-    async fn connect_phase(&mut self) -> Option<(TcpStream, BytesMut)> {
+    async fn connect_phase(&mut self) -> Option<(Stream, BytesMut)> {
         let mut failures = 0usize;
         loop {
             if self.terminal.is_some() {
@@ -334,11 +340,15 @@ impl Driver {
             let request = self.connect_request();
             let attempt_timeout = self.cfg.connect_timeout;
             let max_frame = self.cfg.max_frame;
+            let transport = self.cfg.transport.clone();
             let attempt = async move {
                 tokio::time::sleep(backoff).await;
-                tokio::time::timeout(attempt_timeout, try_connect(&host, port, &request, max_frame))
-                    .await
-                    .map_err(|_| format!("{host}:{port}: connect timed out after {attempt_timeout:?}"))?
+                tokio::time::timeout(
+                    attempt_timeout,
+                    try_connect(&transport, &host, port, &request, max_frame),
+                )
+                .await
+                .map_err(|_| format!("{host}:{port}: connect timed out after {attempt_timeout:?}"))?
             };
             tokio::pin!(attempt);
             let expire_at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
@@ -356,6 +366,9 @@ impl Driver {
                         }
                         Err(why) => {
                             debug!(%why, "connect attempt failed");
+                            if let Ok(mut f) = self.shared.last_failure.lock() {
+                                *f = Some(why);
+                            }
                             failures += 1;
                             // As Apache's client: what waited for this attempt fails.
                             for req in self.held.drain(..) {
@@ -538,8 +551,11 @@ impl Driver {
         }
     }
 
-    async fn serve(&mut self, stream: TcpStream, mut rbuf: BytesMut) -> ServeEnd {
-        let (mut rd, mut wr) = stream.into_split();
+    async fn serve(&mut self, stream: Stream, mut rbuf: BytesMut) -> ServeEnd {
+        let (mut rd, mut wr) = stream.split();
+        // Written bytes a TLS layer still holds (flushing a plain socket is
+        // a no-op).
+        let mut unflushed = false;
         let mut conn = Conn {
             wbuf: BytesMut::with_capacity(64 * 1024),
             pending: VecDeque::new(),
@@ -582,9 +598,13 @@ impl Driver {
                     }
                     Err(e) => break ServeEnd::Lost(format!("read: {e}")),
                 },
-                res = wr.write_buf(&mut conn.wbuf), if !conn.wbuf.is_empty() => match res {
-                    Ok(0) => break ServeEnd::Lost("write returned 0".into()),
-                    Ok(_) => last_send = Instant::now(),
+                res = write_or_flush(&mut wr, &mut conn.wbuf), if !conn.wbuf.is_empty() || unflushed => match res {
+                    Ok(Some(0)) => break ServeEnd::Lost("write returned 0".into()),
+                    Ok(Some(_)) => {
+                        last_send = Instant::now();
+                        unflushed = true;
+                    }
+                    Ok(None) => unflushed = false,
                     Err(e) => break ServeEnd::Lost(format!("write: {e}")),
                 },
                 cmd = self.rx.recv(), if conn.closing.is_none() => {
@@ -624,7 +644,8 @@ impl Driver {
                                 probe_backoff = (probe_backoff * 2).min(Duration::from_secs(60));
                             }
                         } else if now >= next_probe {
-                            probe = Some(tokio::spawn(find_read_write_server(self.cfg.hosts.clone())));
+                            let (hosts, transport) = (self.cfg.hosts.clone(), self.cfg.transport.clone());
+                            probe = Some(tokio::spawn(find_read_write_server(hosts, transport)));
                         }
                     }
                 }
@@ -753,28 +774,43 @@ pub(crate) fn frame_of<R: Record>(xid: i32, opcode: OpCode, body: &R) -> BytesMu
     f
 }
 
+/// Writes some of `buf` (`Some(bytes written)`), or with nothing left to
+/// write, flushes what the TLS layer holds (`None`).
+async fn write_or_flush(
+    wr: &mut crate::transport::WriteHalf,
+    buf: &mut BytesMut,
+) -> std::io::Result<Option<usize>> {
+    if buf.is_empty() {
+        wr.flush().await?;
+        Ok(None)
+    } else {
+        wr.write_buf(buf).await.map(Some)
+    }
+}
+
 /// Connects to one server and performs the handshake.
 async fn try_connect(
+    transport: &Transport,
     host: &str,
     port: u16,
     request: &ConnectRequest,
     max_frame: usize,
-) -> std::result::Result<(TcpStream, ConnectResponse, BytesMut), String> {
+) -> std::result::Result<(Stream, ConnectResponse, BytesMut), String> {
     let addrs: Vec<_> =
         tokio::net::lookup_host((host, port)).await.map_err(|e| format!("{host}:{port}: {e}"))?.collect();
     let mut last_err = format!("{host}:{port}: no address");
     for addr in addrs {
-        let mut stream = match TcpStream::connect(addr).await {
+        let mut stream = match transport.connect(host, addr).await {
             Ok(s) => s,
             Err(e) => {
                 last_err = format!("{addr}: {e}");
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         let mut out = BytesMut::new();
         zk_proto::frame::encode_frame(request, &mut out, max_frame).map_err(|e| e.to_string())?;
         stream.write_all(&out).await.map_err(|e| format!("{addr}: {e}"))?;
+        stream.flush().await.map_err(|e| format!("{addr}: {e}"))?;
         let mut buf = BytesMut::with_capacity(64 * 1024);
         loop {
             if let Some(len) = decode_frame_len(&buf, max_frame).map_err(|e| format!("{addr}: {e}"))? {
@@ -798,11 +834,13 @@ async fn try_connect(
 
 /// Asks each server with `isro` whether it is read-write; returns the
 /// index of the first that is.
-async fn find_read_write_server(hosts: Vec<(String, u16)>) -> Option<usize> {
+async fn find_read_write_server(hosts: Vec<(String, u16)>, transport: Transport) -> Option<usize> {
     for (i, (host, port)) in hosts.iter().enumerate() {
         let probe = async {
-            let mut s = TcpStream::connect((host.as_str(), *port)).await.ok()?;
+            let addr = tokio::net::lookup_host((host.as_str(), *port)).await.ok()?.next()?;
+            let mut s = transport.connect(host, addr).await.ok()?;
             s.write_all(b"isro").await.ok()?;
+            s.flush().await.ok()?;
             let mut out = Vec::new();
             s.read_to_end(&mut out).await.ok()?;
             Some(out)

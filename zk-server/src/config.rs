@@ -113,6 +113,25 @@ pub struct ServerConfig {
     /// `log.format` (ours): `text` (the default) or `json` (one JSON object
     /// a line); `ZK_LOG_FORMAT` overrides it.
     pub log_json: bool,
+    /// `secureClientPort`: the TLS client port (`None`: none; 0 picks a
+    /// free port). Needs `ssl.keyStore.*`.
+    pub secure_client_port: Option<u16>,
+    /// `secureClientPortAddress` (default: `clientPortAddress`, else all
+    /// interfaces).
+    pub secure_client_port_address: Option<IpAddr>,
+    /// Whether the plain `clientPort` is served: false when a `zoo.cfg`
+    /// names a `secureClientPort` and no `clientPort`, as Apache.
+    pub client_port_enabled: bool,
+    /// `ssl.*` (and `zookeeper.ssl.*`): the secure port's key store, trust
+    /// store, `ssl.clientAuth` (default need), protocols and cipher suites.
+    pub tls: zk_tls::TlsSettings,
+    /// `client.certReload` (Apache 3.9; default true here): the key and
+    /// trust stores are read again when their files change, for new
+    /// connections.
+    pub tls_reload: bool,
+    /// `X509AuthenticationProvider.superUser`: the client certificate
+    /// subject (RFC 2253) that is also `super`.
+    pub x509_super_user: Option<String>,
     /// The AdminServer (`admin.enableServer`, `admin.serverAddress`,
     /// `admin.serverPort`, `admin.commandURL`): Apache's JSON commands over
     /// HTTP and `/ready`. `None`: off. A `zoo.cfg` turns it on at
@@ -167,6 +186,12 @@ impl ServerConfig {
             quorum: None,
             admin: None,
             metrics_addr: None,
+            secure_client_port: None,
+            secure_client_port_address: None,
+            client_port_enabled: true,
+            tls: zk_tls::TlsSettings::default(),
+            tls_reload: true,
+            x509_super_user: None,
             unknown_keys: Vec::new(),
         }
     }
@@ -252,6 +277,7 @@ impl ServerConfig {
         let mut prometheus = false;
         let mut metrics_host = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
         let mut metrics_port = 7000u16;
+        let mut client_port_given = false;
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -284,7 +310,54 @@ impl ServerConfig {
                 }
                 "dataDir" => data_dir = Some(PathBuf::from(value)),
                 "dataLogDir" => data_log_dir = Some(PathBuf::from(value)),
+                "secureClientPort" => {
+                    cfg.secure_client_port = Some(
+                        u16::try_from(num("port")?)
+                            .map_err(|_| err(format!("{key} must be a port number, not {value:?}")))?,
+                    )
+                }
+                "secureClientPortAddress" => {
+                    cfg.secure_client_port_address = Some(
+                        value
+                            .parse()
+                            .map_err(|_| err(format!("{key} must be an IP address, not {value:?}")))?,
+                    )
+                }
+                "client.certReload" | "zookeeper.client.certReload" => cfg.tls_reload = boolean()?,
+                "X509AuthenticationProvider.superUser" | "zookeeper.X509AuthenticationProvider.superUser" => {
+                    cfg.x509_super_user = Some(value.to_string())
+                }
+                // The transport: Netty or NIO on Apache, tokio here.
+                "serverCnxnFactory" | "zookeeper.serverCnxnFactory" => {}
+                // Apache loads authentication providers by class name; the
+                // built-in ones are always here (x509 on the secure port).
+                k if k.starts_with("authProvider.") || k.starts_with("zookeeper.authProvider.") => {
+                    const KNOWN: &[&str] = &[
+                        "org.apache.zookeeper.server.auth.X509AuthenticationProvider",
+                        "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
+                        "org.apache.zookeeper.server.auth.IPAuthenticationProvider",
+                        "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+                    ];
+                    if !KNOWN.contains(&value) {
+                        return Err(err(format!(
+                            "{key}: the provider {value:?} cannot be loaded here (the built-in x509, digest, ip \
+                             and sasl providers are always on)"
+                        )));
+                    }
+                }
+                k if k.starts_with("ssl.quorum.")
+                    || k.starts_with("zookeeper.ssl.quorum.")
+                    || k == "sslQuorum" =>
+                {
+                    cfg.unknown_keys.push(k.to_string())
+                }
+                k if k.starts_with("ssl.") || k.starts_with("zookeeper.ssl.") => {
+                    if !cfg.tls.set(k, value).map_err(|e| err(e.to_string()))? {
+                        cfg.unknown_keys.push(k.to_string())
+                    }
+                }
                 "clientPort" => {
+                    client_port_given = true;
                     cfg.client_port = u16::try_from(num("a port")?)
                         .map_err(|_| err(format!("clientPort {value} is not a port")))?
                 }
@@ -423,6 +496,9 @@ impl ServerConfig {
             }
         }
         cfg.admin = admin_on.then_some(admin);
+        if cfg.secure_client_port.is_some() && !client_port_given {
+            cfg.client_port_enabled = false;
+        }
         cfg.metrics_addr = prometheus.then(|| std::net::SocketAddr::new(metrics_host, metrics_port));
         let Some(data_dir) = data_dir else {
             return Err(ConfigError {

@@ -99,7 +99,13 @@ pub(crate) struct ConnHandle {
 #[derive(Debug)]
 pub(crate) enum CoreMsg {
     /// A new connection's handshake.
-    Connect { conn: ConnId, peer: Option<SocketAddr>, req: ConnectRequest, handle: ConnHandle },
+    Connect {
+        conn: ConnId,
+        peer: Option<SocketAddr>,
+        ids: Vec<zk_proto::records::Id>,
+        req: ConnectRequest,
+        handle: ConnHandle,
+    },
     /// The state read back from disk after the log was cut.
     Reloaded(Result<Box<crate::pipeline::core::Recovered>, String>),
     /// A request after the handshake.
@@ -261,9 +267,9 @@ impl Driver {
     /// One message from the network side; false to stop.
     async fn on_msg(&mut self, msg: CoreMsg, conns: &mut HashMap<ConnId, ConnHandle>, now: Now) -> bool {
         match msg {
-            CoreMsg::Connect { conn, peer, req, handle } => {
+            CoreMsg::Connect { conn, peer, ids, req, handle } => {
                 conns.insert(conn, handle);
-                self.core.step(Input::Connect { conn, peer, req }, now);
+                self.core.step(Input::Connect { conn, peer, ids, req }, now);
             }
             CoreMsg::Request { conn, xid, req } => {
                 if let Some(p) = &self.panic_on_path {

@@ -22,6 +22,11 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// The secure client port's TLS settings cannot be used (a store that
+    /// cannot be read or opened, no trust store for client certificates
+    /// ...).
+    #[error("secure client port: {0}")]
+    Tls(#[from] zk_tls::Error),
     /// An essential part of the server (the core, the log, the accept
     /// loop) stopped: the server is fail-stop and ends with it.
     #[error("{0}")]

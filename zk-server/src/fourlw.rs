@@ -85,7 +85,8 @@ pub(crate) fn answer(cmd: &str, cfg: &ServerConfig, s: &Report, client_port: u16
             out
         }
         "conf" => format!(
-            "clientPort={client_port}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId={}\n",
+            "clientPort={client_port}\nsecureClientPort={}\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId={}\n",
+            cfg.secure_client_port.map_or(-1, i32::from),
             cfg.data_dir.join("version-2").display(),
             dir_size(&cfg.data_dir),
             cfg.data_log_dir.join("version-2").display(),

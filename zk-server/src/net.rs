@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -62,10 +62,42 @@ impl NetShared {
     }
 }
 
-/// Accepts connections until `shutdown` turns true.
+/// The secure client port's TLS configuration, replaced when the key or
+/// trust store files change (`client.certReload`); a connection uses the
+/// one current when it arrives.
+#[derive(Debug)]
+pub(crate) struct TlsPort {
+    config: std::sync::RwLock<Arc<tokio_rustls::rustls::ServerConfig>>,
+}
+
+impl TlsPort {
+    /// A port serving with `config`.
+    pub(crate) fn new(config: Arc<tokio_rustls::rustls::ServerConfig>) -> Arc<Self> {
+        Arc::new(TlsPort { config: std::sync::RwLock::new(config) })
+    }
+
+    fn current(&self) -> Arc<tokio_rustls::rustls::ServerConfig> {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Serves new connections with `config` from now on.
+    pub(crate) fn replace(&self, config: Arc<tokio_rustls::rustls::ServerConfig>) {
+        match self.config.write() {
+            Ok(mut c) => *c = config,
+            Err(p) => *p.into_inner() = config,
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` turns true; with `tls`, each one
+/// starts with a TLS handshake (the secure client port).
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     shared: Arc<NetShared>,
+    tls: Option<Arc<TlsPort>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -108,11 +140,12 @@ pub(crate) async fn accept_loop(
         }
         let shared2 = shared.clone();
         let mut sd = shutdown.clone();
-        let span = info_span!("conn", id = conn, peer = %peer);
+        let tls = tls.clone();
+        let span = info_span!("conn", id = conn, peer = %peer, tls = tls.is_some());
         tokio::spawn(
             async move {
                 tokio::select! {
-                    _ = serve(stream, peer, conn, &shared2) => {}
+                    _ = handle(stream, peer, conn, &shared2, tls) => {}
                     _ = sd.changed() => {}
                 }
                 let _ = shared2.core.send(CoreMsg::Disconnected { conn });
@@ -148,7 +181,12 @@ enum Opening {
 /// Reads the opening of a connection: a four-letter word (answered here)
 /// or the connect request. The caller bounds it with the sessionless
 /// deadline, so a client that trickles bytes cannot hold its slot.
-async fn opening(stream: &mut TcpStream, buf: &mut BytesMut, shared: &NetShared) -> Option<Opening> {
+async fn opening<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    stream: &mut R,
+    out: &mut W,
+    buf: &mut BytesMut,
+    shared: &NetShared,
+) -> Option<Opening> {
     let max_frame = shared.cfg.jute_maxbuffer;
     // The first four bytes: a four-letter word, or the connect frame's length.
     while buf.len() < 4 {
@@ -159,7 +197,7 @@ async fn opening(stream: &mut TcpStream, buf: &mut BytesMut, shared: &NetShared)
     if let Ok(word) = std::str::from_utf8(&buf[..4]) {
         if crate::fourlw::COMMANDS.contains(&word) {
             let word = word.to_string();
-            four_letter_word(&word, stream, shared).await;
+            four_letter_word(&word, out, shared).await;
             return Some(Opening::Word);
         }
     }
@@ -193,30 +231,89 @@ async fn write_all_or_stall(
     buf: &[u8],
     stall: Duration,
 ) -> std::io::Result<()> {
+    let stalled = || {
+        warn!(stalled_for = ?stall, "client has not read for too long; closing");
+        std::io::Error::from(std::io::ErrorKind::TimedOut)
+    };
     let mut pos = 0;
     while pos < buf.len() {
         match tokio::time::timeout(stall, wr.write(&buf[pos..])).await {
             Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(Ok(n)) => pos += n,
             Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                warn!(stalled_for = ?stall, "client has not read for too long; closing");
-                return Err(std::io::ErrorKind::TimedOut.into());
-            }
+            Err(_) => return Err(stalled()),
         }
     }
-    Ok(())
+    // TLS keeps records it could not send yet: push them out (a no-op on
+    // a plain socket).
+    tokio::time::timeout(stall, wr.flush()).await.map_err(|_| stalled())?
 }
 
-async fn serve(mut stream: TcpStream, peer: SocketAddr, conn: u64, shared: &NetShared) {
+/// One accepted connection: the TLS handshake on the secure port (its
+/// client certificate, if any, becomes an `x509` identity), then
+/// [`serve`].
+async fn handle(
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn: u64,
+    shared: &NetShared,
+    tls: Option<Arc<TlsPort>>,
+) {
     let _ = stream.set_nodelay(true);
+    // A connection without a session is closed after the sessionless
+    // deadline, however its bytes come (Apache: 10 s); the TLS handshake
+    // counts.
+    let deadline = Instant::now() + shared.cfg.sessionless_cnxn_timeout;
+    let Some(tls) = tls else {
+        let (rd, wr) = stream.into_split();
+        return serve(rd, wr, peer, conn, shared, Vec::new(), deadline).await;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+    let stream = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            info!(error = %e, "TLS handshake failed; closing");
+            return;
+        }
+        Err(_) => {
+            info!("no TLS handshake within the deadline; closing");
+            return;
+        }
+    };
+    let mut ids = Vec::new();
+    if let Some(cert) = stream.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+        match zk_tls::x509_identity(cert) {
+            Ok(name) => {
+                debug!(x509 = %name, "client certificate");
+                if shared.cfg.x509_super_user.as_deref() == Some(name.as_str()) {
+                    ids.push(zk_proto::records::Id::new("super", name.clone()));
+                }
+                ids.push(zk_proto::records::Id::new("x509", name));
+            }
+            Err(e) => info!(error = %e, "client certificate without a usable subject"),
+        }
+    }
+    let (rd, wr) = tokio::io::split(stream);
+    serve(rd, wr, peer, conn, shared, ids, deadline).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve<R, W>(
+    mut rd: R,
+    mut wr: W,
+    peer: SocketAddr,
+    conn: u64,
+    shared: &NetShared,
+    ids: Vec<zk_proto::records::Id>,
+    deadline: Instant,
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
     let max_frame = shared.cfg.jute_maxbuffer;
     let stall = shared.cfg.client_write_timeout;
     let mut buf = BytesMut::with_capacity(4096);
-    // A connection without a session is closed after the sessionless
-    // deadline, however its bytes come (Apache: 10 s).
-    let deadline = Instant::now() + shared.cfg.sessionless_cnxn_timeout;
-    let req = match tokio::time::timeout_at(deadline, opening(&mut stream, &mut buf, shared)).await {
+    let req = match tokio::time::timeout_at(deadline, opening(&mut rd, &mut wr, &mut buf, shared)).await {
         Ok(Some(Opening::Connect(req))) => req,
         Ok(Some(Opening::Word)) | Ok(None) => return,
         Err(_) => {
@@ -228,11 +325,10 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, conn: u64, shared: &NetS
     let kill = Arc::new(Notify::new());
     let queued = Arc::new(AtomicUsize::new(0));
     let handle = ConnHandle { out: out_tx, kill: kill.clone(), queued: queued.clone() };
-    let connect = CoreMsg::Connect { conn, peer: Some(peer), req, handle };
+    let connect = CoreMsg::Connect { conn, peer: Some(peer), ids, req, handle };
     if shared.core.send(connect).is_err() {
         return;
     }
-    let (mut rd, mut wr) = stream.into_split();
     // Nothing is read until the core answered the handshake.
     let mut wbuf = BytesMut::with_capacity(4096);
     let first = tokio::time::timeout(shared.cfg.sessionless_cnxn_timeout, out_rx.recv()).await;
@@ -409,7 +505,7 @@ pub(crate) async fn ask_core(
     r
 }
 
-async fn four_letter_word(word: &str, stream: &mut TcpStream, shared: &NetShared) {
+async fn four_letter_word(word: &str, stream: &mut (impl AsyncWrite + Unpin), shared: &NetShared) {
     let cfg = &shared.cfg;
     // The whitelist first: a word that is not enabled has no effect at all.
     let text = if !cfg.four_letter_word_enabled(word) {

@@ -33,6 +33,7 @@ pub struct Server {
     temp_dir: Option<tempfile::TempDir>,
     admin_addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
+    secure_addr: Option<SocketAddr>,
 }
 
 /// Loads the newest valid snapshot and replays the log after it.
@@ -106,6 +107,55 @@ fn now() -> Now {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     Now { mono_ms: 0, wall_ms }
+}
+
+/// How often the TLS stores' files are looked at (`client.certReload`).
+const TLS_RELOAD_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What identifies a version of a file: its length and modification time.
+fn file_stamps(files: &[std::path::PathBuf]) -> Vec<Option<(u64, std::time::SystemTime)>> {
+    files
+        .iter()
+        .map(|f| std::fs::metadata(f).ok().and_then(|m| Some((m.len(), m.modified().ok()?))))
+        .collect()
+}
+
+/// Reads the TLS stores again when their files change, and serves new
+/// connections with them; a change that does not load (a file half
+/// written, a wrong password) is logged and the old stores stay.
+async fn reload_tls(
+    cfg: Arc<ServerConfig>,
+    port: Arc<crate::net::TlsPort>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let files = cfg.tls.files();
+    let mut seen = file_stamps(&files);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(TLS_RELOAD_POLL) => {}
+            _ = shutdown.changed() => return,
+        }
+        let files2 = files.clone();
+        let Ok(now) = tokio::task::spawn_blocking(move || file_stamps(&files2)).await else { return };
+        if now == seen {
+            continue;
+        }
+        let tls = cfg.tls.clone();
+        match tokio::task::spawn_blocking(move || tls.server_config()).await {
+            Ok(Ok(c)) => {
+                port.replace(c);
+                seen = now;
+                info!("TLS key or trust store changed: new connections use the new one");
+            }
+            Ok(Err(e)) => {
+                // Tried once per change: a file still being written is
+                // read again when it changes again.
+                seen = now;
+                warn!(error = %e, "TLS store changed but cannot be loaded; keeping the previous one")
+            }
+            Err(_) => return,
+        }
+    }
 }
 
 /// Drains the metrics' samples every few seconds until shutdown.
@@ -224,10 +274,39 @@ impl Server {
             log.on_fsync(move |took| m.fsync_time.record(took.as_secs_f64() * 1000.0));
         }
         let ip = cfg.client_port_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let bind_addr = SocketAddr::new(ip, cfg.client_port);
-        let listener =
-            TcpListener::bind(bind_addr).await.map_err(|source| Error::Bind { addr: bind_addr, source })?;
-        let addr = listener.local_addr().map_err(|source| Error::Bind { addr: bind_addr, source })?;
+        let mut listener = None;
+        if cfg.client_port_enabled {
+            let bind_addr = SocketAddr::new(ip, cfg.client_port);
+            let l = TcpListener::bind(bind_addr)
+                .await
+                .map_err(|source| Error::Bind { addr: bind_addr, source })?;
+            let addr = l.local_addr().map_err(|source| Error::Bind { addr: bind_addr, source })?;
+            listener = Some((l, addr));
+        }
+        let mut secure = None;
+        if let Some(port) = cfg.secure_client_port {
+            // The stores are read now: a bad setting stops the start-up
+            // with a clear error instead of failing every handshake.
+            let tls = crate::net::TlsPort::new(cfg.tls.server_config()?);
+            let ip = cfg.secure_client_port_address.unwrap_or(ip);
+            let bind_addr = SocketAddr::new(ip, port);
+            let l = TcpListener::bind(bind_addr)
+                .await
+                .map_err(|source| Error::Bind { addr: bind_addr, source })?;
+            let addr = l.local_addr().map_err(|source| Error::Bind { addr: bind_addr, source })?;
+            secure = Some((l, addr, tls));
+        }
+        let addr = match (&listener, &secure) {
+            (Some((_, a)), _) | (None, Some((_, a, _))) => *a,
+            (None, None) => {
+                return Err(Error::Config(crate::config::ConfigError {
+                    file: "zoo.cfg".into(),
+                    line: 0,
+                    message: "neither clientPort nor secureClientPort is set".into(),
+                }));
+            }
+        };
+        let secure_addr = secure.as_ref().map(|(_, a, _)| *a);
         let cfg = Arc::new(cfg);
 
         let (fatal_tx, fatal_rx) = watch::channel(None);
@@ -281,13 +360,28 @@ impl Server {
             Arc::new(NetShared::new(core_tx.clone(), cfg.clone(), addr.port(), outstanding, global_queued));
         let http =
             Arc::new(crate::http::HttpShared { net: shared.clone(), metrics: metrics.clone(), started });
-        supervise(
-            "accept loop",
-            tokio::spawn(accept_loop(listener, shared, shutdown_rx.clone())),
-            shutdown_rx.clone(),
-            fatal_tx.clone(),
-            None,
-        );
+        if let Some((l, _)) = listener {
+            supervise(
+                "accept loop",
+                tokio::spawn(accept_loop(l, shared.clone(), None, shutdown_rx.clone())),
+                shutdown_rx.clone(),
+                fatal_tx.clone(),
+                None,
+            );
+        }
+        if let Some((l, addr, tls)) = secure {
+            info!(%addr, client_auth = ?cfg.tls.client_auth, "serving TLS");
+            if cfg.tls_reload {
+                tokio::spawn(reload_tls(cfg.clone(), tls.clone(), shutdown_rx.clone()));
+            }
+            supervise(
+                "secure accept loop",
+                tokio::spawn(accept_loop(l, shared, Some(tls), shutdown_rx.clone())),
+                shutdown_rx.clone(),
+                fatal_tx.clone(),
+                None,
+            );
+        }
         tokio::spawn(purge_loop(cfg.clone(), shutdown_rx.clone()));
         let mut admin_addr = None;
         if let Some(a) = &cfg.admin {
@@ -315,7 +409,13 @@ impl Server {
             temp_dir,
             admin_addr,
             metrics_addr,
+            secure_addr,
         })
+    }
+
+    /// The secure (TLS) client address, when `secureClientPort` is set.
+    pub fn secure_addr(&self) -> Option<SocketAddr> {
+        self.secure_addr
     }
 
     /// Where the AdminServer listens (`None`: off, or its port could not be

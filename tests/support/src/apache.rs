@@ -28,6 +28,9 @@ const SLF4J_BINDING: &str = "/usr/share/java/slf4j-simple.jar";
 /// The servlet API Jetty needs (Debian's `libservlet-api-java`, pulled in
 /// by the zookeeper package).
 const SERVLET_API: &str = "/usr/share/java/servlet-api.jar";
+/// The Netty jars Debian's zookeeper.jar manifest leaves out (its Netty
+/// server and client sockets need them).
+pub const NETTY_EXTRA: [&str; 2] = ["/usr/share/java/netty-codec.jar", "/usr/share/java/netty-resolver.jar"];
 
 /// Options for [`ApacheZk::start_with`] and
 /// [`ApacheEnsemble::start_with`](crate::ensemble::ApacheEnsemble::start_with).
@@ -226,6 +229,14 @@ impl JavaServer {
         if Path::new(SLF4J_BINDING).exists() {
             cp.push(':');
             cp.push_str(SLF4J_BINDING);
+        }
+        // Netty (serverCnxnFactory=NettyServerCnxnFactory, the TLS port)
+        // needs two jars Debian's zookeeper.jar manifest does not name.
+        for jar in NETTY_EXTRA {
+            if Path::new(jar).exists() {
+                cp.push(':');
+                cp.push_str(jar);
+            }
         }
         // Jetty (the AdminServer) needs the servlet API, which Debian's
         // zookeeper.jar manifest does not name.

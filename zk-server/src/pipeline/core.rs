@@ -212,7 +212,7 @@ impl Core {
         self.now = now;
         self.run_timers();
         match input {
-            Input::Connect { conn, peer, req } => self.on_connect(conn, peer, req),
+            Input::Connect { conn, peer, ids, req } => self.on_connect(conn, peer, ids, req),
             Input::Request { conn, xid, req } => self.on_request(conn, xid, req),
             Input::Disconnected { conn } => self.on_disconnected(conn),
             Input::Durable(zxid) if self.quorum.is_some() => self.on_durable(zxid),
@@ -299,9 +299,9 @@ impl Core {
         self.out.push(Output::Fatal(why));
     }
 
-    fn on_connect(&mut self, conn: ConnId, peer: Option<SocketAddr>, req: ConnectRequest) {
+    fn on_connect(&mut self, conn: ConnId, peer: Option<SocketAddr>, ids: Vec<Id>, req: ConnectRequest) {
         if !self.failed && self.read_only_active() {
-            return self.connect_read_only(conn, peer, req);
+            return self.connect_read_only(conn, peer, ids, req);
         }
         if self.failed || !self.serving() {
             self.out.push(Output::Send(conn, Out::Close));
@@ -313,7 +313,8 @@ impl Core {
         let min = self.cfg.min_session().as_millis() as i32;
         let max = self.cfg.max_session().as_millis() as i32;
         let timeout = req.time_out.clamp(min, max);
-        let auth = peer.map(|p| vec![Id::new("ip", p.ip().to_string())]).unwrap_or_default();
+        let mut auth = peer.map(|p| vec![Id::new("ip", p.ip().to_string())]).unwrap_or_default();
+        auth.extend(ids);
         let flag = req.read_only.map(|_| false);
         let stats = ConnStats { established_ms: self.now.wall_ms, ..ConnStats::default() };
         self.conns.insert(conn, Conn { session: 0, peer, auth, stats });
@@ -785,7 +786,10 @@ mod tests {
                 passwd: Bytes::from_static(&[0; 16]),
                 read_only: None,
             };
-            assert!(self.step(Input::Connect { conn, peer: None, req }).is_empty(), "answered after the log");
+            assert!(
+                self.step(Input::Connect { conn, peer: None, ids: Vec::new(), req }).is_empty(),
+                "answered after the log"
+            );
             let out = self.sync();
             match &out[..] {
                 [Output::Send(c, Out::Connected(r))] if *c == conn => r.session_id,

@@ -80,6 +80,9 @@ pub(crate) enum Input {
         conn: ConnId,
         /// The client's address.
         peer: Option<SocketAddr>,
+        /// Identities the transport proved (`x509` from a TLS client
+        /// certificate), added to the connection's auth info.
+        ids: Vec<zk_proto::records::Id>,
         /// Its connect request.
         req: ConnectRequest,
     },

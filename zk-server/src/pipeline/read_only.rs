@@ -114,7 +114,13 @@ impl Core {
     }
 
     /// A client connects to a server in read-only mode.
-    pub(super) fn connect_read_only(&mut self, conn: ConnId, peer: Option<SocketAddr>, req: ConnectRequest) {
+    pub(super) fn connect_read_only(
+        &mut self,
+        conn: ConnId,
+        peer: Option<SocketAddr>,
+        ids: Vec<zk_proto::records::Id>,
+        req: ConnectRequest,
+    ) {
         if req.read_only != Some(true) {
             info!("refusing a client that does not accept a read-only server");
             self.out.push(Output::Send(conn, Out::Close));
@@ -146,8 +152,9 @@ impl Core {
         } else {
             return self.answer_expired(conn, Some(true));
         };
-        let auth =
+        let mut auth =
             peer.map(|p| vec![zk_proto::records::Id::new("ip", p.ip().to_string())]).unwrap_or_default();
+        auth.extend(ids);
         let stats = ConnStats { established_ms: self.now.wall_ms, ..ConnStats::default() };
         self.conns.insert(conn, Conn { session: id, peer, auth, stats });
         self.attach(id, conn);
