@@ -233,6 +233,52 @@ async fn every_store_type_serves_and_client_certificates_are_x509_identities() {
         }
         server.stop().await;
     }
+    // A key made by keytool itself (Java writes EC keys without their
+    // public half, which some TLS libraries refuse), self-signed.
+    let run = |args: &[&str]| {
+        let out = Command::new("keytool").args(args).output().expect("keytool");
+        assert!(out.status.success(), "keytool {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let java_p12 = pki.path("java.p12");
+    for alg in ["EC", "RSA"] {
+        let _ = std::fs::remove_file(&java_p12);
+        run(&[
+            "-genkeypair",
+            "-alias",
+            "server",
+            "-keyalg",
+            alg,
+            "-dname",
+            "CN=java",
+            "-ext",
+            "san=ip:127.0.0.1",
+            "-keystore",
+            java_p12.to_str().unwrap(),
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            PW,
+        ]);
+        let pem = run(&[
+            "-exportcert",
+            "-rfc",
+            "-alias",
+            "server",
+            "-keystore",
+            java_p12.to_str().unwrap(),
+            "-storepass",
+            PW,
+        ]);
+        std::fs::write(pki.path("java.pem"), pem).unwrap();
+        let mut tls = TlsSettings { client_auth: ClientAuth::None, ..TlsSettings::default() };
+        tls.key_store = Some(StoreSpec::new(&java_p12, Some(PW)));
+        let server = secure_server(tls, |_| {}).await;
+        let c = tls_client(server.secure_addr().unwrap(), &pki.path("java.pem"), None).await.unwrap();
+        assert!(c.exists("/").await.unwrap().is_some(), "{alg}");
+        c.close().await.unwrap();
+        server.stop().await;
+    }
     // The recipes over TLS: a lock through the framework.
     let server = secure_server(pki.settings("server.pem", ClientAuth::Need), |_| {}).await;
     let t = TlsSettings {

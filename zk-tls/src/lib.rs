@@ -349,7 +349,7 @@ impl TlsSettings {
     }
 
     fn provider(&self) -> Result<CryptoProvider, Error> {
-        let mut p = rustls::crypto::ring::default_provider();
+        let mut p = rustls::crypto::aws_lc_rs::default_provider();
         if !self.cipher_suites.is_empty() {
             let wanted: Vec<String> = self.cipher_suites.iter().map(|c| c.to_ascii_uppercase()).collect();
             p.cipher_suites.retain(|s| {
