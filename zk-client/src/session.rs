@@ -155,6 +155,9 @@ pub(crate) struct Config {
     pub(crate) resume: Option<(i64, Bytes)>,
     /// Plain TCP or TLS.
     pub(crate) transport: crate::transport::Transport,
+    /// SASL DIGEST-MD5 user and password, authenticated on every
+    /// connection before anything else is sent.
+    pub(crate) sasl: Option<(String, String)>,
 }
 
 struct Pending {
@@ -341,14 +344,22 @@ impl Driver {
             let attempt_timeout = self.cfg.connect_timeout;
             let max_frame = self.cfg.max_frame;
             let transport = self.cfg.transport.clone();
+            let sasl = self.cfg.sasl.clone();
             let attempt = async move {
                 tokio::time::sleep(backoff).await;
-                tokio::time::timeout(
-                    attempt_timeout,
-                    try_connect(&transport, &host, port, &request, max_frame),
-                )
-                .await
-                .map_err(|_| format!("{host}:{port}: connect timed out after {attempt_timeout:?}"))?
+                let connect = async {
+                    let (mut stream, rsp, mut buf) =
+                        try_connect(&transport, &host, port, &request, max_frame)
+                            .await
+                            .map_err(|why| (why, false))?;
+                    if let (Some((user, password)), true) = (&sasl, rsp.time_out > 0) {
+                        sasl_exchange(&mut stream, &mut buf, user, password, max_frame).await?;
+                    }
+                    Ok((stream, rsp, buf))
+                };
+                tokio::time::timeout(attempt_timeout, connect).await.map_err(|_| {
+                    (format!("{host}:{port}: connect timed out after {attempt_timeout:?}"), false)
+                })?
             };
             tokio::pin!(attempt);
             let expire_at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
@@ -364,8 +375,15 @@ impl Driver {
                             self.attach(&rsp, server);
                             return Some((stream, rbuf));
                         }
-                        Err(why) => {
+                        Err((why, refused)) => {
                             debug!(%why, "connect attempt failed");
+                            if refused {
+                                // The server refused our SASL credentials:
+                                // as Apache's client, that ends the session.
+                                info!(%why, "SASL authentication failed");
+                                self.terminate(SessionState::AuthFailed);
+                                return None;
+                            }
                             if let Ok(mut f) = self.shared.last_failure.lock() {
                                 *f = Some(why);
                             }
@@ -772,6 +790,66 @@ pub(crate) fn frame_of<R: Record>(xid: i32, opcode: OpCode, body: &R) -> BytesMu
     let len = i32::try_from(f.len() - 4).unwrap_or(i32::MAX);
     f[..4].copy_from_slice(&len.to_be_bytes());
     f
+}
+
+/// Reads the next reply frame from `stream` (with what `buf` holds):
+/// header and body.
+async fn read_reply(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    max_frame: usize,
+) -> std::result::Result<bytes::Bytes, String> {
+    loop {
+        if let Some(frame) = split_frame(buf, max_frame).map_err(|e| e.to_string())? {
+            return Ok(frame.freeze());
+        }
+        if stream.read_buf(buf).await.map_err(|e| e.to_string())? == 0 {
+            return Err("server closed the connection during SASL".into());
+        }
+    }
+}
+
+/// SASL DIGEST-MD5 on a fresh connection (before any other request, as
+/// Apache's client): `Err((why, true))` when the server refused the
+/// credentials, `Err((why, false))` when the connection failed.
+async fn sasl_exchange(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    user: &str,
+    password: &str,
+    max_frame: usize,
+) -> std::result::Result<(), (String, bool)> {
+    use zk_proto::records::{GetSaslRequest, SetSaslResponse};
+    use zk_proto::sasl::DigestClient;
+    let lost = |e: String| (e, false);
+    let mut random = [0u8; 24];
+    rand::thread_rng().fill(&mut random[..]);
+    let client = DigestClient::new(user, password, random);
+    let mut token = Vec::new();
+    let mut expect: Option<String> = None;
+    for xid in 1..=3 {
+        let frame = frame_of(xid, OpCode::Sasl, &GetSaslRequest { token: Some(token.clone().into()) });
+        stream.write_all(&frame).await.map_err(|e| lost(e.to_string()))?;
+        stream.flush().await.map_err(|e| lost(e.to_string()))?;
+        let mut body = read_reply(stream, buf, max_frame).await.map_err(lost)?;
+        let h = ReplyHeader::decode(&mut body).map_err(|e| lost(e.to_string()))?;
+        if h.err != ErrorCode::Ok {
+            return Err((format!("SASL: the server answered {:?}", h.err), true));
+        }
+        let reply = SetSaslResponse::decode(&mut body).map_err(|e| lost(e.to_string()))?;
+        let server_token = reply.token.unwrap_or_default();
+        if let Some(want) = &expect {
+            return if DigestClient::verify(&server_token, want) {
+                Ok(())
+            } else {
+                Err(("SASL: the server did not prove it knows the password".into(), true))
+            };
+        }
+        let (response, want) = client.respond(&server_token).map_err(|e| (format!("SASL: {e}"), true))?;
+        token = response;
+        expect = Some(want);
+    }
+    Err(("SASL: the exchange did not end".into(), true))
 }
 
 /// Writes some of `buf` (`Some(bytes written)`), or with nothing left to

@@ -45,6 +45,7 @@ pub mod path;
 pub mod records;
 mod request;
 mod response;
+pub mod sasl;
 pub mod types;
 pub mod xid;
 

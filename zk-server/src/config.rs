@@ -132,6 +132,22 @@ pub struct ServerConfig {
     /// `X509AuthenticationProvider.superUser`: the client certificate
     /// subject (RFC 2253) that is also `super`.
     pub x509_super_user: Option<String>,
+    /// The users SASL DIGEST-MD5 accepts: the `DigestLoginModule`'s
+    /// `user_<name>="<password>"` options of the JAAS file named by
+    /// `java.security.auth.login.config`, section `zookeeper.sasl.serverconfig`
+    /// (default `Server`). `None`: SASL is not configured.
+    pub sasl_users: Option<std::collections::BTreeMap<String, String>>,
+    /// `superUser` / `zookeeper.superUser`: SASL identities that are also
+    /// `super`.
+    pub sasl_super_users: Vec<String>,
+    /// `enforce.auth.enabled` with `enforce.auth.schemes` (or
+    /// `sessionRequireClientSASLAuth=true`, meaning `sasl`): a request from
+    /// a connection without an identity of these schemes is answered
+    /// SESSIONCLOSEDREQUIRESASLAUTH and the connection closed. Empty: off.
+    pub enforce_auth: Vec<String>,
+    /// `allowSaslFailedClients`: a client whose SASL failed keeps its
+    /// connection (without the identity) unless SASL is required.
+    pub allow_sasl_failed_clients: bool,
     /// The AdminServer (`admin.enableServer`, `admin.serverAddress`,
     /// `admin.serverPort`, `admin.commandURL`): Apache's JSON commands over
     /// HTTP and `/ready`. `None`: off. A `zoo.cfg` turns it on at
@@ -186,6 +202,10 @@ impl ServerConfig {
             quorum: None,
             admin: None,
             metrics_addr: None,
+            sasl_users: None,
+            sasl_super_users: Vec::new(),
+            enforce_auth: Vec::new(),
+            allow_sasl_failed_clients: false,
             secure_client_port: None,
             secure_client_port_address: None,
             client_port_enabled: true,
@@ -278,6 +298,11 @@ impl ServerConfig {
         let mut metrics_host = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
         let mut metrics_port = 7000u16;
         let mut client_port_given = false;
+        let mut jaas: Option<(PathBuf, usize)> = None;
+        let mut jaas_section = "Server".to_string();
+        let mut enforce = false;
+        let mut enforce_schemes: Option<(Vec<String>, usize)> = None;
+        let mut require_sasl = false;
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -324,6 +349,34 @@ impl ServerConfig {
                     )
                 }
                 "client.certReload" | "zookeeper.client.certReload" => cfg.tls_reload = boolean()?,
+                // Java reads this one from the command line (-D); here it
+                // is a zoo.cfg key.
+                "java.security.auth.login.config" => jaas = Some((PathBuf::from(value), i + 1)),
+                "sasl.serverconfig" | "zookeeper.sasl.serverconfig" => jaas_section = value.to_string(),
+                k if k == "superUser"
+                    || k == "zookeeper.superUser"
+                    || k.starts_with("superUser.")
+                    || k.starts_with("zookeeper.superUser.") =>
+                {
+                    cfg.sasl_super_users.push(value.to_string())
+                }
+                "enforce.auth.enabled" | "zookeeper.enforce.auth.enabled" => enforce = boolean()?,
+                "enforce.auth.schemes" | "zookeeper.enforce.auth.schemes" => {
+                    let list: Vec<String> =
+                        value.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+                    if let Some(bad) =
+                        list.iter().find(|s| !matches!(s.as_str(), "sasl" | "digest" | "ip" | "x509"))
+                    {
+                        return Err(err(format!("{key}: authentication scheme {bad:?} is not available")));
+                    }
+                    enforce_schemes = Some((list, i + 1));
+                }
+                "sessionRequireClientSASLAuth" | "zookeeper.sessionRequireClientSASLAuth" => {
+                    require_sasl = boolean()?
+                }
+                "allowSaslFailedClients" | "zookeeper.allowSaslFailedClients" => {
+                    cfg.allow_sasl_failed_clients = boolean()?
+                }
                 "X509AuthenticationProvider.superUser" | "zookeeper.X509AuthenticationProvider.superUser" => {
                     cfg.x509_super_user = Some(value.to_string())
                 }
@@ -496,6 +549,30 @@ impl ServerConfig {
             }
         }
         cfg.admin = admin_on.then_some(admin);
+        if require_sasl {
+            cfg.enforce_auth = vec!["sasl".to_string()];
+        } else if enforce {
+            match enforce_schemes {
+                Some((list, _)) if !list.is_empty() => cfg.enforce_auth = list,
+                _ => {
+                    return Err(ConfigError {
+                        file: file.to_string(),
+                        line: 0,
+                        message: "enforce.auth.enabled is true: enforce.auth.schemes must name the schemes"
+                            .into(),
+                    });
+                }
+            }
+        }
+        if let Some((path, line)) = jaas {
+            let e = |message: String| ConfigError { file: file.to_string(), line, message };
+            let text = std::fs::read_to_string(&path)
+                .map_err(|x| e(format!("java.security.auth.login.config {}: {x}", path.display())))?;
+            cfg.sasl_users = Some(
+                crate::jaas::digest_users(&text, &jaas_section)
+                    .map_err(|m| e(format!("{}: {m}", path.display())))?,
+            );
+        }
         if cfg.secure_client_port.is_some() && !client_port_given {
             cfg.client_port_enabled = false;
         }

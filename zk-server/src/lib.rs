@@ -46,6 +46,7 @@ mod driver;
 mod error;
 pub(crate) mod fourlw;
 pub(crate) mod http;
+mod jaas;
 mod javaset;
 pub(crate) mod metrics;
 mod net;

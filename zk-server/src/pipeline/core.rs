@@ -75,6 +75,8 @@ pub(super) struct Conn {
     pub(super) peer: Option<SocketAddr>,
     pub(super) auth: Vec<Id>,
     pub(super) stats: ConnStats,
+    /// The SASL exchange under way, if any.
+    pub(super) sasl: Option<Box<zk_proto::sasl::DigestServer>>,
 }
 
 /// What recovery produced: the state the core starts from.
@@ -317,7 +319,7 @@ impl Core {
         auth.extend(ids);
         let flag = req.read_only.map(|_| false);
         let stats = ConnStats { established_ms: self.now.wall_ms, ..ConnStats::default() };
-        self.conns.insert(conn, Conn { session: 0, peer, auth, stats });
+        self.conns.insert(conn, Conn { session: 0, peer, auth, stats, sasl: None });
         if req.session_id == 0 {
             let id = self.sessions.next_id();
             let zxid = self.take_zxid();
@@ -521,13 +523,21 @@ impl Core {
                 }
                 return;
             }
-            Request::Unknown { .. } | Request::Check(_) | Request::DeleteContainer(_) | Request::Sasl(_) => {
+            Request::Sasl(r) => {
+                let token = r.token.clone().unwrap_or_default();
+                self.on_sasl(conn, xid, &token);
+                return;
+            }
+            Request::Unknown { .. } | Request::Check(_) | Request::DeleteContainer(_) => {
                 debug!(op = %req.opcode(), "unimplemented request; closing the connection");
                 self.reply_err(conn, xid, ErrorCode::Unimplemented);
                 self.close_conn(conn);
                 return;
             }
             _ => {}
+        }
+        if !self.auth_enforced(conn, xid) {
+            return;
         }
         self.note_touch(session);
         if self.read_only_active() {

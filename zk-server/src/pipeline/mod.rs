@@ -52,6 +52,7 @@ pub(crate) mod quorum;
 pub(crate) mod read;
 pub(crate) mod read_only;
 pub(crate) mod reply;
+pub(crate) mod sasl;
 
 use std::net::SocketAddr;
 

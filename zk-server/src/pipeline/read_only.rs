@@ -156,7 +156,7 @@ impl Core {
             peer.map(|p| vec![zk_proto::records::Id::new("ip", p.ip().to_string())]).unwrap_or_default();
         auth.extend(ids);
         let stats = ConnStats { established_ms: self.now.wall_ms, ..ConnStats::default() };
-        self.conns.insert(conn, Conn { session: id, peer, auth, stats });
+        self.conns.insert(conn, Conn { session: id, peer, auth, stats, sasl: None });
         self.attach(id, conn);
         self.sessions.touch(id, now);
         let time_out = self.sessions.get(id).map_or(min, |e| e.timeout_ms);
