@@ -719,3 +719,169 @@ async fn acls_and_addauth() {
     assert_eq!(one_shot(cs, &["getAcl", "/open"]).await.ok(), "'ip,'127.0.0.1\n: rwa\n");
     server.stop().await;
 }
+
+// ------------------------------------------------- quotas, analysis, TLS
+
+/// Apache's zkCli.sh one-shot `args` on `cs` (stdout and stderr).
+async fn apache_zkcli(cs: &str, args: &[&str]) -> String {
+    let mut cmd = tokio::process::Command::new("/usr/share/zookeeper/bin/zkCli.sh");
+    cmd.arg("-server").arg(cs).args(args).stdin(Stdio::null()).kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("zkCli.sh within 60 s")
+        .expect("zkCli.sh");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn quota_lines(out: &str) -> Vec<String> {
+    out.lines().filter(|l| l.starts_with("Output ")).map(str::to_string).collect()
+}
+
+/// setquota / listquota / delquota write and read Apache's layout: what
+/// zk-cli writes, Apache's zkCli reads the same, on our server and on
+/// Apache's, and both servers count the subtree into zookeeper_stats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_as_apaches_zkcli_keeps_them() {
+    let ours = start().await;
+    let apache = tokio::task::spawn_blocking(zk_test_support::apache::ApacheZk::start).await.unwrap();
+    let mut targets = vec![("ours", ours.connect_string())];
+    if let Some(a) = &apache {
+        targets.push(("apache", a.connect_string()));
+    }
+    for (name, cs) in targets {
+        let cs = cs.as_str();
+        script(cs, "create /q\ncreate /q/a x\ncreate /q/b yy\ncreate /q/a/c\n").await.ok();
+        one_shot(cs, &["setquota", "-n", "10", "/q"]).await.ok();
+        one_shot(cs, &["setquota", "-B", "1000", "/q"]).await.ok();
+        let run = one_shot(cs, &["listquota", "/q"]).await;
+        let out = run.ok();
+        assert_eq!(
+            quota_lines(&out),
+            vec![
+                "Output quota for /q count=10,bytes=-1=;byteHardLimit=1000;countHardLimit=-1".to_string(),
+                "Output stat for /q count=4,bytes=3".to_string(),
+            ],
+            "{name}"
+        );
+        if apache.is_some() {
+            assert_eq!(
+                quota_lines(&apache_zkcli(cs, &["listquota", "/q"]).await),
+                quota_lines(&out),
+                "{name}"
+            );
+        }
+        // One quota per branch.
+        let e = one_shot(cs, &["setquota", "-n", "2", "/q/a"]).await.fails(1);
+        assert!(e.contains("/q/a has a parent /q which has a quota"), "{name}: {e}");
+        let e = one_shot(cs, &["setquota", "-n", "2", "/nope"]).await.fails(1);
+        assert!(e.contains("/nope does not exist."), "{name}: {e}");
+        // A limit below what is there is set, with Apache's warning.
+        let w = one_shot(cs, &["setquota", "-n", "2", "/q"]).await.ok();
+        assert!(w.contains("[Warning]: the count quota you create is less than the existing count:4"), "{w}");
+        // delquota -B resets one limit; delquota removes the quota.
+        one_shot(cs, &["delquota", "-B", "/q"]).await.ok();
+        let out = one_shot(cs, &["listquota", "/q"]).await.ok();
+        assert!(out.contains("count=2,bytes=-1=;byteHardLimit=-1;countHardLimit=-1"), "{name}: {out}");
+        one_shot(cs, &["delquota", "/q"]).await.ok();
+        let e = one_shot(cs, &["listquota", "/q"]).await.fails(1);
+        assert!(e.contains("quota for /q does not exist."), "{name}: {e}");
+        let ls = one_shot(cs, &["ls", "/zookeeper/quota"]).await.ok();
+        assert_eq!(ls.trim(), "[]", "{name}: the emptied quota branch is trimmed");
+        // A quota set by Apache's zkCli reads the same in zk-cli.
+        if apache.is_some() {
+            apache_zkcli(cs, &["setquota", "-b", "100", "/q/a"]).await;
+            let ours_view = one_shot(cs, &["listquota", "/q/a"]).await.ok();
+            assert_eq!(
+                quota_lines(&ours_view),
+                quota_lines(&apache_zkcli(cs, &["listquota", "/q/a"]).await),
+                "{name}"
+            );
+            one_shot(cs, &["delquota", "/q/a"]).await.ok();
+        }
+    }
+    ours.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn du_fanout_and_a_dry_run_delete() {
+    let server = start().await;
+    let cs = server.connect_string();
+    let mut lines = String::from("create /t\ncreate /t/a\ncreate /t/b\ncreate /t/b/z 12345\n");
+    for i in 1..=3 {
+        lines.push_str(&format!("create /t/a/{i} ab\ncreate /t/a/{i}/x\ncreate /t/a/{i}/y\n"));
+    }
+    script(&cs, &lines).await.ok();
+    let du = one_shot(&cs, &["du", "/t"]).await.ok();
+    assert_eq!(du.lines().collect::<Vec<_>>(), ["10\t6\t/t/a", "2\t5\t/t/b"]);
+    let du = one_shot(&cs, &["du", "-d", "0", "/t"]).await.ok();
+    assert_eq!(du.trim(), "13\t11\t/t");
+    let du = one_shot(&cs, &["du", "-d", "2", "-n", "2", "/t"]).await.ok();
+    assert_eq!(du.lines().collect::<Vec<_>>(), ["3\t2\t/t/a/1", "3\t2\t/t/a/2"]);
+    let fan = one_shot(&cs, &["fanout", "-n", "3", "/t"]).await.ok();
+    assert_eq!(fan.lines().collect::<Vec<_>>(), ["3\t/t/a", "2\t/t", "2\t/t/a/1"]);
+    let dry = one_shot(&cs, &["deleteall", "-d", "/t/a"]).await.ok();
+    let listed: Vec<&str> = dry.lines().collect();
+    assert_eq!(listed.len(), 11, "{dry}");
+    assert_eq!(listed[9], "/t/a", "the subtree's root goes last");
+    assert_eq!(listed[10], "would delete 10 nodes (dry run: nothing deleted)");
+    let n = one_shot(&cs, &["getAllChildrenNumber", "/t"]).await.ok();
+    assert_eq!(n.trim(), "12", "nothing deleted");
+    one_shot(&cs, &["deleteall", "/t/a"]).await.ok();
+    let n = one_shot(&cs, &["getAllChildrenNumber", "/t"]).await.ok();
+    assert_eq!(n.trim(), "2");
+    let e = one_shot(&cs, &["du", "/nope"]).await.fails(1);
+    assert!(e.contains("/nope"), "{e}");
+    server.stop().await;
+}
+
+/// `-client-configuration`: zkCli's properties file, TLS with PEM stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_configuration_connects_with_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf = |cn: &str| {
+        let mut p = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &issuer).unwrap();
+        format!("{}{}", key.serialize_pem(), cert.pem())
+    };
+    let file = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let ca = file("ca.pem", ca_cert.pem());
+    let server_pem = file("server.pem", leaf("server"));
+    let client_pem = file("client.pem", leaf("client"));
+    let mut cfg = zk_server::ServerConfig::new("");
+    cfg.client_port = 0;
+    cfg.client_port_address = Some("127.0.0.1".parse().unwrap());
+    cfg.secure_client_port = Some(0);
+    cfg.tls.key_store = Some(zk_tls::StoreSpec::new(&server_pem, None));
+    cfg.tls.trust_store = Some(zk_tls::StoreSpec::new(&ca, None));
+    let server = Server::start_temp_with(cfg).await.unwrap();
+    let secure = server.secure_addr().unwrap().to_string();
+    let props = file(
+        "client.properties",
+        format!(
+            "# zkCli's client configuration\nzookeeper.client.secure=true\n\
+             zookeeper.ssl.keyStore.location={}\nzookeeper.ssl.trustStore.location={}\n",
+            client_pem.display(),
+            ca.display()
+        ),
+    );
+    let props = props.to_str().unwrap();
+    one_shot(&secure, &["-client-configuration", props, "create", "/over-tls", "yes"]).await.ok();
+    let out = one_shot(&server.connect_string(), &["get", "/over-tls"]).await.ok();
+    assert_eq!(out.trim(), "yes");
+    // Without it, the TLS port does not answer a plain client.
+    one_shot(&secure, &["-timeout", "3000", "ls", "/"]).await.fails(1);
+    let e = one_shot(&secure, &["-client-configuration", "/nope.properties", "ls", "/"]).await.fails(2);
+    assert!(e.contains("/nope.properties"), "{e}");
+    server.stop().await;
+}

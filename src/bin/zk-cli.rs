@@ -33,9 +33,14 @@
 //! Arguments may be quoted with `'` or `"` (no escapes, as zkCli); options
 //! may come anywhere after the command and combine (`create -es /x`); `--`
 //! ends them. Beyond zkCli: `removewatches -p` / `-r` (persistent and
-//! persistent-recursive watches). Not supported: quotas (`setquota`, `listquota`, `delquota`),
-//! `reconfig`, `config -c` / `-w`, `removewatches -l`, SASL and
-//! `-client-configuration`.
+//! persistent-recursive watches), and analysis zkCli lacks: `du` (the
+//! largest subtrees by node count and bytes), `fanout` (the nodes with the
+//! most children) and `deleteall -d` (what a recursive delete would
+//! remove, removing nothing). Quotas (`setquota`, `listquota`, `delquota`)
+//! write Apache's layout under `/zookeeper/quota`. `-client-configuration
+//! file` takes zkCli's properties (`zookeeper.client.secure=true` and
+//! `zookeeper.ssl.*`) for TLS. Not supported: `reconfig` (the server has no
+//! dynamic reconfiguration), `config -c` / `-w`, `removewatches -l`, SASL.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -88,6 +93,21 @@ pub(crate) mod parse {
         GetAllChildrenNumber { path: String },
         /// `getEphemerals [path]`
         GetEphemerals { path: String },
+        /// `setquota -n|-b|-N|-B val path` (soft count, soft bytes, hard
+        /// count, hard bytes; at least one)
+        SetQuota { path: String, limits: [Option<i64>; 4] },
+        /// `listquota path`
+        ListQuota { path: String },
+        /// `delquota [-n|-b|-N|-B] path` (no flag: the whole quota)
+        DelQuota { path: String, which: [bool; 4] },
+        /// `du [-n top] [-d depth] path`: node counts and bytes of the
+        /// subtrees `depth` levels below `path`, largest first
+        Du { path: String, top: usize, depth: usize },
+        /// `fanout [-n top] path`: the nodes with the most children
+        Fanout { path: String, top: usize },
+        /// `deleteall -d path`: what `deleteall` would delete, deleting
+        /// nothing
+        DeleteAllDryRun { path: String },
         /// `connect [host:port]`
         Connect { server: Option<String> },
         /// `close`
@@ -183,13 +203,27 @@ pub(crate) mod parse {
         spec("connect", "connect [host:port[,host:port...][/chroot]]", "", ""),
         spec("create", "create [-s] [-e] [-c] [-t ttl] path [data] [acl]", "sec", "t"),
         spec("delete", "delete [-v version] path", "", "v"),
-        spec("deleteall", "deleteall path [-b batch size]", "", "b"),
+        spec("delquota", "delquota [-n|-b|-N|-B] path", "nbNB", ""),
+        spec(
+            "deleteall",
+            "deleteall path [-b batch size] [-d] # -d: print what would be deleted, delete nothing",
+            "d",
+            "b",
+        ),
+        spec(
+            "du",
+            "du [-n top] [-d depth] path # the largest subtrees (node count, bytes), depth levels below path",
+            "",
+            "nd",
+        ),
+        spec("fanout", "fanout [-n top] path # the nodes with the most children under path", "", "n"),
         spec("get", "get [-s] [-w] path", "sw", ""),
         spec("getAcl", "getAcl [-s] path", "s", ""),
         spec("getAllChildrenNumber", "getAllChildrenNumber path", "", ""),
         spec("getEphemerals", "getEphemerals [path]", "", ""),
         spec("help", "help", "", ""),
         spec("history", "history", "", ""),
+        spec("listquota", "listquota path", "", ""),
         spec("ls", "ls [-s] [-w] [-R] path", "swR", ""),
         spec("printwatches", "printwatches on|off", "", ""),
         spec("quit", "quit", "", ""),
@@ -201,6 +235,12 @@ pub(crate) mod parse {
             "",
         ),
         spec("set", "set [-s] [-v version] path data", "s", "v"),
+        spec(
+            "setquota",
+            "setquota -n|-b|-N|-B val path # -n/-b soft count/bytes, -N/-B hard count/bytes",
+            "",
+            "nbNB",
+        ),
         spec("setAcl", "setAcl [-s] [-v version] [-R] path acl", "sR", "v"),
         spec("stat", "stat [-w] path", "w", ""),
         spec("sync", "sync path", "", ""),
@@ -404,7 +444,51 @@ pub(crate) mod parse {
                 if batch == 0 {
                     return Err(a.bad("batch size must be at least 1"));
                 }
-                Command::DeleteAll { path: a.only_path()?, batch }
+                if a.flag('d') {
+                    Command::DeleteAllDryRun { path: a.only_path()? }
+                } else {
+                    Command::DeleteAll { path: a.only_path()?, batch }
+                }
+            }
+            "setquota" => {
+                let mut limits = [None; 4];
+                for (k, (letter, what)) in
+                    [('n', "num"), ('b', "bytes"), ('N', "num"), ('B', "bytes")].into_iter().enumerate()
+                {
+                    if let Some(v) = a.number::<i64>(letter, "quota")? {
+                        if what == "num" && v <= 0 {
+                            return Err(a.bad("the num quota must be greater than zero"));
+                        }
+                        if what == "bytes" && v < 0 {
+                            return Err(a.bad("the bytes quota must be greater than or equal to zero"));
+                        }
+                        limits[k] = Some(v);
+                    }
+                }
+                if limits.iter().all(Option::is_none) {
+                    return Err(a.bad("give at least one of -n, -b, -N, -B"));
+                }
+                Command::SetQuota { path: a.only_path()?, limits }
+            }
+            "listquota" => Command::ListQuota { path: a.only_path()? },
+            "delquota" => Command::DelQuota {
+                path: a.only_path()?,
+                which: [a.flag('n'), a.flag('b'), a.flag('N'), a.flag('B')],
+            },
+            "du" => {
+                let top = a.number::<usize>('n', "top")?.unwrap_or(10);
+                let depth = a.number::<usize>('d', "depth")?.unwrap_or(1);
+                if top == 0 {
+                    return Err(a.bad("top must be at least 1"));
+                }
+                Command::Du { path: a.only_path()?, top, depth }
+            }
+            "fanout" => {
+                let top = a.number::<usize>('n', "top")?.unwrap_or(10);
+                if top == 0 {
+                    return Err(a.bad("top must be at least 1"));
+                }
+                Command::Fanout { path: a.only_path()?, top }
             }
             "stat" => Command::Stat { path: a.only_path()?, watch: a.flag('w') },
             "getAcl" => Command::GetAcl { path: a.only_path()?, stat: a.flag('s') },
@@ -729,6 +813,9 @@ pub(crate) mod shell {
         pub(crate) session_timeout: Duration,
         /// Whether read-only servers are accepted.
         pub(crate) read_only: bool,
+        /// TLS, from `-client-configuration` (`zookeeper.client.secure=true`
+        /// with `zookeeper.ssl.*`).
+        pub(crate) tls: Option<zk_client::zk_tls::TlsSettings>,
     }
 
     /// Why a command failed.
@@ -945,13 +1032,15 @@ pub(crate) mod shell {
         pub(crate) async fn connect(&mut self) -> Result<(), CliError> {
             self.disconnect().await;
             let s = &self.settings;
-            let client = Client::builder(&s.server)
+            let mut builder = Client::builder(&s.server)
                 .session_timeout(s.session_timeout)
                 .connection_timeout(s.session_timeout)
-                .read_only(s.read_only)
-                .connect()
-                .await
-                .map_err(|err| CliError::Connect { server: s.server.clone(), err })?;
+                .read_only(s.read_only);
+            if let Some(tls) = &s.tls {
+                builder = builder.tls(tls.clone());
+            }
+            let client =
+                builder.connect().await.map_err(|err| CliError::Connect { server: s.server.clone(), err })?;
             self.closed = false;
             if self.session_events {
                 let state = client.state().keeper_state();
@@ -1253,6 +1342,41 @@ pub(crate) mod shell {
                     paths.sort();
                     out.push_str(&format::list(&paths));
                 }
+                Command::SetQuota { path, limits } => {
+                    for warning in quota::set(c, &path, limits).await? {
+                        let _ = writeln!(out, "{warning}");
+                    }
+                }
+                Command::ListQuota { path } => match quota::list(c, &path).await? {
+                    Some((limits, stats)) => {
+                        let _ = writeln!(out, "absolute path is {}", quota::limit_path(&path));
+                        let _ = writeln!(out, "Output quota for {path} {limits}");
+                        let _ = writeln!(out, "Output stat for {path} {stats}");
+                    }
+                    None => return Err(CliError::Other(format!("quota for {path} does not exist."))),
+                },
+                Command::DelQuota { path, which } => {
+                    if !quota::delete(c, &path, which).await? {
+                        let _ = writeln!(out, "Quota does not exist for {path}");
+                    }
+                }
+                Command::Du { path, top, depth } => {
+                    for (nodes, bytes, p) in analysis::du(c, &path, depth, top).await? {
+                        let _ = writeln!(out, "{nodes}\t{bytes}\t{p}");
+                    }
+                }
+                Command::Fanout { path, top } => {
+                    for (children, p) in analysis::fanout(c, &path, top).await? {
+                        let _ = writeln!(out, "{children}\t{p}");
+                    }
+                }
+                Command::DeleteAllDryRun { path } => {
+                    let order = analysis::deletion_order(c, &path).await?;
+                    for p in &order {
+                        let _ = writeln!(out, "{p}");
+                    }
+                    let _ = writeln!(out, "would delete {} nodes (dry run: nothing deleted)", order.len());
+                }
                 other => return Err(CliError::Other(format!("not a ZooKeeper command: {other:?}"))),
             }
             Ok(())
@@ -1297,17 +1421,7 @@ pub(crate) mod shell {
         if path == "/" {
             return Err(CliError::Other("cannot delete the root node /".to_string()));
         }
-        let mut nodes = vec![path.to_string()];
-        let mut i = 0;
-        while let Some(p) = nodes.get(i).cloned() {
-            match c.get_children(&p).await {
-                Ok(children) => nodes.extend(children.iter().map(|child| child_path(&p, child))),
-                Err(Error::NoNode) if i > 0 => {}
-                Err(e) => return Err(at(&p)(e)),
-            }
-            i += 1;
-        }
-        nodes.reverse();
+        let nodes = analysis::deletion_order(c, path).await?;
         for chunk in nodes.chunks(batch) {
             let ops: Vec<Op> = chunk.iter().map(|p| Op::delete(p.as_str(), None)).collect();
             let results = c.try_multi(&ops).await.map_err(at(path))?;
@@ -1320,6 +1434,328 @@ pub(crate) mod shell {
             }
         }
         Ok(())
+    }
+
+    /// Apache's quotas as its zkCli writes them: under
+    /// `/zookeeper/quota/<path>`, `zookeeper_limits` holds the limits and
+    /// `zookeeper_stats` what the server counts, both as `StatsTrack` text
+    /// (`count=N,bytes=N`, then `=;byteHardLimit=N;countHardLimit=N` when
+    /// hard limits are there).
+    mod quota {
+        use std::collections::BTreeMap;
+
+        use zk_client::{Client, CreateMode, Error};
+
+        use super::{CliError, at, child_path};
+
+        const ROOT: &str = "/zookeeper/quota";
+        const KEYS: [&str; 4] = ["count", "bytes", "countHardLimit", "byteHardLimit"];
+
+        pub(super) fn quota_path(path: &str) -> String {
+            format!("{ROOT}{path}")
+        }
+
+        pub(super) fn limit_path(path: &str) -> String {
+            format!("{ROOT}{path}/zookeeper_limits")
+        }
+
+        fn stat_path(path: &str) -> String {
+            format!("{ROOT}{path}/zookeeper_stats")
+        }
+
+        /// Apache's `StatsTrack`: key → value, written count and bytes
+        /// first, then the other keys sorted.
+        #[derive(Debug, Default)]
+        pub(super) struct Track(BTreeMap<String, i64>);
+
+        impl Track {
+            pub(super) fn parse(data: &[u8]) -> Track {
+                let text = String::from_utf8_lossy(data);
+                let mut t = Track::default();
+                for pair in text.split([',', ';']).filter(|p| !p.is_empty()) {
+                    let mut kv = pair.split('=');
+                    if let (Some(k), Some(v)) = (kv.next(), kv.next()) {
+                        t.0.insert(k.to_string(), if v.is_empty() { -1 } else { v.parse().unwrap_or(-1) });
+                    }
+                }
+                t
+            }
+
+            fn get(&self, k: &str) -> i64 {
+                self.0.get(k).copied().unwrap_or(-1)
+            }
+
+            fn set(&mut self, k: &str, v: i64) {
+                self.0.insert(k.to_string(), v);
+            }
+        }
+
+        impl std::fmt::Display for Track {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "count={},bytes={}", self.get("count"), self.get("bytes"))?;
+                let extra: Vec<_> = self.0.iter().filter(|(k, _)| *k != "count" && *k != "bytes").collect();
+                if !extra.is_empty() {
+                    f.write_str("=")?;
+                    for (k, v) in extra {
+                        write!(f, ";{k}={v}")?;
+                    }
+                }
+                Ok(())
+            }
+        }
+
+        async fn create_quietly(c: &Client, path: &str, data: &[u8]) -> Result<(), CliError> {
+            match c.create(path, data, CreateMode::Persistent).await {
+                Ok(_) | Err(Error::NodeExists) => Ok(()),
+                Err(e) => Err(at(path)(e)),
+            }
+        }
+
+        /// Whether a quota sits above `path` or below it (Apache allows one
+        /// per branch).
+        async fn check_branch(c: &Client, path: &str) -> Result<(), CliError> {
+            let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+            let mut q = ROOT.to_string();
+            for part in &parts[..parts.len().saturating_sub(1)] {
+                q.push('/');
+                q.push_str(part);
+                if c.exists(&format!("{q}/zookeeper_limits")).await.map_err(at(&q))?.is_some() {
+                    let above = q.trim_start_matches(ROOT);
+                    return Err(CliError::Other(format!("{path} has a parent {above} which has a quota")));
+                }
+            }
+            let mut stack = vec![quota_path(path)];
+            while let Some(p) = stack.pop() {
+                let children = match c.get_children(&p).await {
+                    Ok(ch) => ch,
+                    Err(Error::NoNode) => continue,
+                    Err(e) => return Err(at(&p)(e)),
+                };
+                for ch in children {
+                    if ch == "zookeeper_limits" && p != quota_path(path) {
+                        let below = p.trim_start_matches(ROOT);
+                        return Err(CliError::Other(format!("{path} has a child {below} which has a quota")));
+                    }
+                    if ch != "zookeeper_limits" && ch != "zookeeper_stats" {
+                        stack.push(child_path(&p, &ch));
+                    }
+                }
+            }
+            Ok(())
+        }
+
+        /// `setquota`: the limits given (soft count, soft bytes, hard
+        /// count, hard bytes) written, the others kept; returns Apache's
+        /// warnings when the limits are below what is already there.
+        pub(super) async fn set(
+            c: &Client,
+            path: &str,
+            limits: [Option<i64>; 4],
+        ) -> Result<Vec<String>, CliError> {
+            if path.starts_with(ROOT) {
+                return Err(CliError::Other(format!("cannot set a quota under the path: {ROOT}")));
+            }
+            if c.exists(path).await.map_err(at(path))?.is_none() {
+                return Err(CliError::Other(format!("{path} does not exist.")));
+            }
+            check_branch(c, path).await?;
+            create_quietly(c, "/zookeeper", b"").await?;
+            create_quietly(c, ROOT, b"").await?;
+            let mut q = ROOT.to_string();
+            for part in path.split('/').filter(|p| !p.is_empty()) {
+                q.push('/');
+                q.push_str(part);
+                create_quietly(c, &q, b"").await?;
+            }
+            let limit_path = limit_path(path);
+            let mut track = match c.get_data(&limit_path).await {
+                Ok((data, _)) => Track::parse(&data),
+                Err(Error::NoNode) => {
+                    let mut t = Track::default();
+                    for k in KEYS {
+                        t.set(k, -1);
+                    }
+                    t
+                }
+                Err(e) => return Err(at(&limit_path)(e)),
+            };
+            for (k, v) in KEYS.iter().zip(limits) {
+                if let Some(v) = v {
+                    track.set(k, v);
+                }
+            }
+            let stat_path = stat_path(path);
+            if c.exists(&limit_path).await.map_err(at(&limit_path))?.is_none() {
+                c.create(&limit_path, track.to_string().as_bytes(), CreateMode::Persistent)
+                    .await
+                    .map_err(at(&limit_path))?;
+                create_quietly(c, &stat_path, b"count=0,bytes=0").await?;
+            } else {
+                c.set_data(&limit_path, track.to_string().as_bytes(), None).await.map_err(at(&limit_path))?;
+            }
+            let stats = match c.get_data(&stat_path).await {
+                Ok((data, _)) => Track::parse(&data),
+                Err(_) => Track::default(),
+            };
+            let below = |soft: &str, hard: &str, have: &str| {
+                let n = stats.get(have);
+                (track.get(soft) > -1 && track.get(soft) < n) || (track.get(hard) > -1 && track.get(hard) < n)
+            };
+            let mut warnings = Vec::new();
+            if below("count", "countHardLimit", "count") {
+                warnings.push(format!(
+                    "[Warning]: the count quota you create is less than the existing count:{}",
+                    stats.get("count")
+                ));
+            }
+            if below("bytes", "byteHardLimit", "bytes") {
+                warnings.push(format!(
+                    "[Warning]: the bytes quota you create is less than the existing bytes:{}",
+                    stats.get("bytes")
+                ));
+            }
+            Ok(warnings)
+        }
+
+        /// `listquota`: the limits and the stats, `None` without a quota.
+        pub(super) async fn list(c: &Client, path: &str) -> Result<Option<(Track, Track)>, CliError> {
+            let limits = match c.get_data(&limit_path(path)).await {
+                Ok((d, _)) => Track::parse(&d),
+                Err(Error::NoNode) => return Ok(None),
+                Err(e) => return Err(at(path)(e)),
+            };
+            let stats = match c.get_data(&stat_path(path)).await {
+                Ok((d, _)) => Track::parse(&d),
+                Err(Error::NoNode) => return Ok(None),
+                Err(e) => return Err(at(path)(e)),
+            };
+            Ok(Some((limits, stats)))
+        }
+
+        /// `delquota`: the limits flagged in `which` back to -1, or (none
+        /// flagged) the whole quota, its empty parents trimmed. `false`
+        /// when there is no quota.
+        pub(super) async fn delete(c: &Client, path: &str, which: [bool; 4]) -> Result<bool, CliError> {
+            let limit_path = limit_path(path);
+            let mut track = match c.get_data(&limit_path).await {
+                Ok((d, _)) => Track::parse(&d),
+                Err(Error::NoNode) => return Ok(false),
+                Err(e) => return Err(at(path)(e)),
+            };
+            if which.iter().any(|w| *w) {
+                for (k, w) in KEYS.iter().zip(which) {
+                    if w {
+                        track.set(k, -1);
+                    }
+                }
+                c.set_data(&limit_path, track.to_string().as_bytes(), None).await.map_err(at(&limit_path))?;
+                return Ok(true);
+            }
+            let parent = quota_path(path);
+            for ch in c.get_children(&parent).await.map_err(at(&parent))? {
+                let p = child_path(&parent, &ch);
+                match c.delete(&p, None).await {
+                    Ok(()) | Err(Error::NoNode) => {}
+                    Err(e) => return Err(at(&p)(e)),
+                }
+            }
+            let mut p = parent;
+            while p != ROOT {
+                match c.get_children(&p).await {
+                    Ok(ch) if ch.is_empty() => {
+                        let _ = c.delete(&p, None).await;
+                    }
+                    _ => break,
+                }
+                p = p.rsplit_once('/').map(|(a, _)| a.to_string()).unwrap_or_else(|| ROOT.to_string());
+            }
+            Ok(true)
+        }
+    }
+
+    /// The analysis commands zkCli does not have.
+    mod analysis {
+        use zk_client::{Client, Error};
+
+        use super::{CliError, at, child_path};
+
+        /// `path` and every descendant, each with its data length and
+        /// children count, breadth first; nodes deleted meanwhile are
+        /// skipped.
+        async fn walk(c: &Client, path: &str) -> Result<Vec<(String, i64, usize)>, CliError> {
+            let mut out: Vec<(String, i64, usize)> = Vec::new();
+            let mut i = 0;
+            let mut queue = vec![path.to_string()];
+            while let Some(p) = queue.get(i).cloned() {
+                i += 1;
+                match c.get_children2(&p).await {
+                    Ok((children, stat)) => {
+                        out.push((p.clone(), i64::from(stat.data_length), children.len()));
+                        queue.extend(children.iter().map(|ch| child_path(&p, ch)));
+                    }
+                    Err(Error::NoNode) if i > 1 => {}
+                    Err(e) => return Err(at(&p)(e)),
+                }
+            }
+            Ok(out)
+        }
+
+        fn depth(path: &str) -> usize {
+            path.split('/').filter(|p| !p.is_empty()).count()
+        }
+
+        /// Node count and bytes of each subtree `levels` below `path`,
+        /// largest (by nodes) first, `top` of them.
+        pub(super) async fn du(
+            c: &Client,
+            path: &str,
+            levels: usize,
+            top: usize,
+        ) -> Result<Vec<(u64, i64, String)>, CliError> {
+            let base = depth(path);
+            let mut totals: std::collections::BTreeMap<String, (u64, i64)> = Default::default();
+            for (p, bytes, _) in walk(c, path).await? {
+                // Nodes above the level are not in any of its subtrees.
+                if depth(&p) - base < levels {
+                    continue;
+                }
+                // The subtree is named by the ancestor `levels` below `path`.
+                let key = if levels == 0 {
+                    path.to_string()
+                } else {
+                    let parts: Vec<&str> = p.split('/').filter(|x| !x.is_empty()).collect();
+                    format!("/{}", parts[..base + levels].join("/"))
+                };
+                let e = totals.entry(key).or_default();
+                e.0 += 1;
+                e.1 += bytes;
+            }
+            let mut v: Vec<(u64, i64, String)> = totals.into_iter().map(|(p, (n, b))| (n, b, p)).collect();
+            v.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+            v.truncate(top);
+            Ok(v)
+        }
+
+        /// The `top` nodes with the most children under `path`.
+        pub(super) async fn fanout(
+            c: &Client,
+            path: &str,
+            top: usize,
+        ) -> Result<Vec<(usize, String)>, CliError> {
+            let mut v: Vec<(usize, String)> =
+                walk(c, path).await?.into_iter().filter(|(_, _, n)| *n > 0).map(|(p, _, n)| (n, p)).collect();
+            v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            v.truncate(top);
+            Ok(v)
+        }
+
+        /// What `deleteall path` deletes, in its order: deepest first (the
+        /// subtree breadth first, reversed).
+        pub(super) async fn deletion_order(c: &Client, path: &str) -> Result<Vec<String>, CliError> {
+            let mut nodes: Vec<String> = walk(c, path).await?.into_iter().map(|(p, _, _)| p).collect();
+            nodes.reverse();
+            Ok(nodes)
+        }
     }
 
     fn child_path(parent: &str, child: &str) -> String {
@@ -1354,14 +1790,40 @@ struct Options {
     command: Vec<String>,
 }
 
-const OPTIONS_USAGE: &str = "usage: zk-cli [-server host:port[,host:port...][/chroot]] [-timeout ms] [-r] [cmd args...]\n\
+const OPTIONS_USAGE: &str = "usage: zk-cli [-server host:port[,host:port...][/chroot]] [-timeout ms] [-r] [-client-configuration file] [cmd args...]\n\
      \x20      (no command: an interactive shell, or a script read from stdin when it is not a terminal)";
+
+/// zkCli's `-client-configuration`: a Java properties file; with
+/// `zookeeper.client.secure=true`, TLS with its `zookeeper.ssl.*` settings
+/// (key and trust stores in JKS, PKCS12 or PEM). Other keys are ignored.
+fn client_configuration(path: &std::path::Path) -> Result<Option<zk_client::zk_tls::TlsSettings>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut tls = zk_client::zk_tls::TlsSettings::default();
+    let mut secure = false;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once(['=', ':']) else {
+            return Err(format!("{}:{}: expected key=value", path.display(), n + 1));
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if k == "zookeeper.client.secure" {
+            secure = v.eq_ignore_ascii_case("true");
+        } else {
+            tls.set(k, v).map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
+        }
+    }
+    Ok(secure.then_some(tls))
+}
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut settings = Settings {
         server: "localhost:2181".to_string(),
         session_timeout: Duration::from_millis(30_000),
         read_only: false,
+        tls: None,
     };
     let mut i = 0;
     while let Some(arg) = args.get(i) {
@@ -1382,6 +1844,10 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 i += 1;
             }
             "r" => settings.read_only = true,
+            "client-configuration" => {
+                settings.tls = client_configuration(std::path::Path::new(&value(arg)?))?;
+                i += 1;
+            }
             // zkCli's: our connect always waits for the session.
             "waitforconnection" => {}
             "h" | "help" => return Ok(Options { settings, command: vec!["help".to_string()] }),
