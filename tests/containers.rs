@@ -33,7 +33,7 @@ use zk_test_support::container::{self, DataVolume, ZkContainer, ZkServerImage};
 const START_LIMIT: u64 = 900;
 
 async fn start(image: ZkServerImage) -> Option<ZkContainer> {
-    within(START_LIMIT, "build the image and start a container", ZkContainer::start_with(image)).await
+    within(START_LIMIT, "build the image and start a container", container::start(image)).await
 }
 
 async fn latch_has_one_leader(cs: &str) {
@@ -417,4 +417,15 @@ async fn an_ensemble_of_containers_survives_its_leader_leaving_the_network() {
     for m in members.drain(..) {
         within(60, "remove a container", m.remove()).await;
     }
+}
+
+/// The image zk-testing builds is the one `zk-server/docker/Dockerfile`
+/// documents: the same instructions (the file adds comments).
+#[test]
+fn the_published_dockerfile_is_the_repositorys() {
+    let file = include_str!("../zk-server/docker/Dockerfile");
+    let instructions: Vec<&str> =
+        file.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let published: Vec<&str> = container::DOCKERFILE.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(instructions, published);
 }

@@ -10,6 +10,9 @@
 //!   Apache ZooKeeper), as Curator's `KillSession`: it attaches to the
 //!   session with the password servers derive from its id and closes it.
 //! - [`TestingCluster`]: an in-process ensemble (zk-server's).
+//! - `container` (the `container` feature): the zk-server image for
+//!   testcontainers, built from a static binary (never pulled), and
+//!   containers of it on loopback ports.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -29,6 +32,9 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use zk_server::TestingCluster;
+
+#[cfg(feature = "container")]
+pub mod container;
 
 /// What a testing helper can fail with.
 ///
@@ -56,6 +62,16 @@ pub enum Error {
     /// or a restart did not come up.
     #[error("{0}")]
     State(&'static str),
+    /// No Docker daemon answers (the `container` feature).
+    #[error("docker: {0}")]
+    Docker(String),
+    /// The zk-server image could not be made (the `container` feature).
+    #[error("image: {0}")]
+    Image(String),
+    /// A container did not start or become ready (the `container`
+    /// feature).
+    #[error("container: {0}")]
+    Container(String),
 }
 
 /// Shorthand for results of this crate.
