@@ -138,6 +138,19 @@ impl Pki {
         }
     }
 
+    /// A CA with a server and a client certificate (`server.*`,
+    /// `client.*`), the JKS stores too when `jks`.
+    fn server_and_client(jks: bool) -> Pki {
+        let pki = Pki::new();
+        pki.issue("server", "server", false, None);
+        pki.issue("client", "client", false, None);
+        if jks {
+            pki.keytool_stores("server");
+            pki.keytool_stores("client");
+        }
+        pki
+    }
+
     fn settings(&self, key_store: &str, auth: ClientAuth) -> TlsSettings {
         let mut t = TlsSettings { client_auth: auth, ..TlsSettings::default() };
         t.key_store = Some(StoreSpec::new(self.path(key_store), Some(PW)));
@@ -191,12 +204,8 @@ async fn every_store_type_serves_and_client_certificates_are_x509_identities() {
     if !java_tools() {
         return;
     }
-    let pki = Pki::new();
-    pki.issue("server", "server", false, None);
-    pki.issue("client", "client", false, None);
+    let pki = Pki::server_and_client(true);
     pki.issue("other", "other", false, None);
-    pki.keytool_stores("server");
-    pki.keytool_stores("client");
     for (key_store, trust, kind) in [
         ("server.jks", "truststore.jks", StoreType::Jks),
         ("server.p12", "ca.pem", StoreType::Pkcs12),
@@ -301,9 +310,7 @@ async fn every_store_type_serves_and_client_certificates_are_x509_identities() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_failures_are_clean_and_harm_nothing() {
     common::trace_init();
-    let pki = Pki::new();
-    pki.issue("server", "server", false, None);
-    pki.issue("client", "client", false, None);
+    let pki = Pki::server_and_client(false);
     pki.issue("expired", "server", true, None);
     let (other_ca, other_ca_pem) = new_ca("another CA");
     std::fs::write(pki.path("other-ca.pem"), other_ca_pem).unwrap();
@@ -412,9 +419,7 @@ async fn new_connections_use_a_changed_key_store() {
 async fn kazoo_connects_over_tls() {
     common::trace_init();
     let Some(python) = common::java::kazoo_python() else { return };
-    let pki = Pki::new();
-    pki.issue("server", "server", false, None);
-    pki.issue("client", "client", false, None);
+    let pki = Pki::server_and_client(false);
     // kazoo loads the key and the certificate from separate files.
     let pem = std::fs::read_to_string(pki.path("client.pem")).unwrap();
     let split = pem.find("-----BEGIN CERTIFICATE-----").unwrap();
@@ -483,11 +488,7 @@ async fn javas_client_uses_our_secure_port_and_ours_apaches() {
     if !java_tools() {
         return;
     }
-    let pki = Pki::new();
-    pki.issue("server", "server", false, None);
-    pki.issue("client", "client", false, None);
-    pki.keytool_stores("server");
-    pki.keytool_stores("client");
+    let pki = Pki::server_and_client(true);
     let server = secure_server(pki.settings("server.jks", ClientAuth::Need), |_| {}).await;
     let at = server.secure_addr().unwrap();
     let pki = std::sync::Arc::new(pki);

@@ -41,7 +41,6 @@ pub(crate) fn answer(cmd: &str, cfg: &ServerConfig, s: &Report, client_port: u16
     if !cfg.four_letter_word_enabled(cmd) {
         return Some(format!("{cmd} is not executed because it is not in the whitelist.\n"));
     }
-    let session_of = |conn: u64| s.session_of_conn.iter().find(|(c, _)| *c == conn).map_or(0, |(_, id)| *id);
     let avg = if s.stats.latency_count == 0 {
         0.0
     } else {
@@ -161,7 +160,7 @@ pub(crate) fn answer(cmd: &str, cfg: &ServerConfig, s: &Report, client_port: u16
         "wchc" => {
             let mut out = String::new();
             for (conn, paths) in &s.watches_by_conn {
-                out.push_str(&format!("{:#x}\n", session_of(*conn)));
+                out.push_str(&format!("{:#x}\n", s.session_of(*conn)));
                 for p in paths {
                     out.push_str(&format!("\t{p}\n"));
                 }
@@ -173,7 +172,7 @@ pub(crate) fn answer(cmd: &str, cfg: &ServerConfig, s: &Report, client_port: u16
             for (path, conns) in &s.watches_by_path {
                 out.push_str(&format!("{path}\n"));
                 for c in conns {
-                    out.push_str(&format!("\t{:#x}\n", session_of(*c)));
+                    out.push_str(&format!("\t{:#x}\n", s.session_of(*c)));
                 }
             }
             out

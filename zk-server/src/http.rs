@@ -246,23 +246,19 @@ pub(crate) fn command(cmd: &str, ctx: &Context<'_>, r: &Report) -> Value {
             m.insert("num_total_watches".into(), json!(r.data_watch_count));
         }
         "watches" => {
-            let session_of =
-                |conn: u64| r.session_of_conn.iter().find(|(c, _)| *c == conn).map_or(0, |(_, id)| *id);
             let by: Map<String, Value> = r
                 .watches_by_conn
                 .iter()
-                .map(|(conn, paths)| (session_of(*conn).to_string(), json!(paths)))
+                .map(|(conn, paths)| (r.session_of(*conn).to_string(), json!(paths)))
                 .collect();
             m.insert("session_id_to_watched_paths".into(), Value::Object(by));
         }
         "watches_by_path" => {
-            let session_of =
-                |conn: u64| r.session_of_conn.iter().find(|(c, _)| *c == conn).map_or(0, |(_, id)| *id);
             let by: Map<String, Value> = r
                 .watches_by_path
                 .iter()
                 .map(|(path, conns)| {
-                    (path.clone(), json!(conns.iter().map(|c| session_of(*c)).collect::<Vec<_>>()))
+                    (path.clone(), json!(conns.iter().map(|c| r.session_of(*c)).collect::<Vec<_>>()))
                 })
                 .collect();
             m.insert("path_to_session_ids".into(), Value::Object(by));

@@ -116,3 +116,11 @@ pub(crate) struct Report {
     /// expiry time (monotonic ms) → sessions (when [`Needs::session_lists`]).
     pub(crate) expiry_buckets: Vec<(u64, Vec<i64>)>,
 }
+
+impl Report {
+    /// The session of connection `conn` (0 when unknown), from
+    /// `session_of_conn` (filled with [`Needs::watch_lists`]).
+    pub(crate) fn session_of(&self, conn: u64) -> i64 {
+        self.session_of_conn.iter().find(|(c, _)| *c == conn).map_or(0, |(_, id)| *id)
+    }
+}
