@@ -574,6 +574,7 @@ impl Driver {
         // Written bytes a TLS layer still holds (flushing a plain socket is
         // a no-op).
         let mut unflushed = false;
+        let tls = self.cfg.transport.is_tls();
         let mut conn = Conn {
             wbuf: BytesMut::with_capacity(64 * 1024),
             pending: VecDeque::new(),
@@ -620,7 +621,8 @@ impl Driver {
                     Ok(Some(0)) => break ServeEnd::Lost("write returned 0".into()),
                     Ok(Some(_)) => {
                         last_send = Instant::now();
-                        unflushed = true;
+                        // Only TLS holds written bytes back.
+                        unflushed = tls;
                     }
                     Ok(None) => unflushed = false,
                     Err(e) => break ServeEnd::Lost(format!("write: {e}")),

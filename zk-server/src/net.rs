@@ -230,6 +230,7 @@ async fn write_all_or_stall(
     wr: &mut (impl AsyncWriteExt + Unpin),
     buf: &[u8],
     stall: Duration,
+    flush: bool,
 ) -> std::io::Result<()> {
     let stalled = || {
         warn!(stalled_for = ?stall, "client has not read for too long; closing");
@@ -244,8 +245,10 @@ async fn write_all_or_stall(
             Err(_) => return Err(stalled()),
         }
     }
-    // TLS keeps records it could not send yet: push them out (a no-op on
-    // a plain socket).
+    if !flush {
+        return Ok(());
+    }
+    // TLS keeps records it could not send yet: push them out.
     tokio::time::timeout(stall, wr.flush()).await.map_err(|_| stalled())?
 }
 
@@ -266,7 +269,7 @@ async fn handle(
     let deadline = Instant::now() + shared.cfg.sessionless_cnxn_timeout;
     let Some(tls) = tls else {
         let (rd, wr) = stream.into_split();
-        return serve(rd, wr, peer, conn, shared, Vec::new(), deadline).await;
+        return serve(rd, wr, peer, conn, shared, Vec::new(), deadline, false).await;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
     let stream = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
@@ -294,7 +297,7 @@ async fn handle(
         }
     }
     let (rd, wr) = tokio::io::split(stream);
-    serve(rd, wr, peer, conn, shared, ids, deadline).await
+    serve(rd, wr, peer, conn, shared, ids, deadline, true).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -306,6 +309,9 @@ async fn serve<R, W>(
     shared: &NetShared,
     ids: Vec<zk_proto::records::Id>,
     deadline: Instant,
+    // TLS: flush after each write (a plain socket needs no flush, and its
+    // writes stay free of an extra timer).
+    tls: bool,
 ) where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
@@ -339,7 +345,7 @@ async fn serve<R, W>(
         Ok(Some(Out::Connected(rsp))) => {
             let expired = rsp.time_out <= 0;
             if encode_frame(&rsp, &mut wbuf, usize::MAX).is_err()
-                || write_all_or_stall(&mut wr, &wbuf, stall).await.is_err()
+                || write_all_or_stall(&mut wr, &wbuf, stall, tls).await.is_err()
                 || expired
             {
                 let _ = wr.shutdown().await;
@@ -393,7 +399,7 @@ async fn serve<R, W>(
                     next = out_rx.try_recv().ok();
                 }
             }
-            if write_all_or_stall(&mut wr, &wbuf, stall).await.is_err() {
+            if write_all_or_stall(&mut wr, &wbuf, stall, tls).await.is_err() {
                 break;
             }
             wbuf.clear();
