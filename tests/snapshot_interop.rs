@@ -1,7 +1,10 @@
 //! Data dirs move between zk-server and Apache ZooKeeper 3.8 both ways,
 //! and what a snapshot holds keeps Apache's meaning: after creates and
 //! deletes under a parent, the next sequential child gets the same number
-//! on either server, and the parent's Stat reads the same.
+//! on either server, and the parent's Stat reads the same. Snapshots go
+//! both ways plain, gzip- and snappy-compressed
+//! (`zookeeper.snapshot.compression.method`): the reader gets only the
+//! writer's newest snapshot, so it must read that file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -46,7 +49,7 @@ async fn until_snapshot_after(c: &Client, data: &Path, zxid: i64) -> i64 {
             .filter_map(Result::ok)
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let hex = name.strip_prefix("snapshot.")?;
+                let hex = name.strip_prefix("snapshot.")?.split('.').next()?;
                 i64::from_str_radix(hex, 16).ok()
             })
             .max();
@@ -66,8 +69,40 @@ async fn observe(c: &Client) -> (i32, Vec<String>, String) {
     (stat.cversion, kids, next)
 }
 
-fn our_cfg(data: &Path) -> ServerConfig {
+/// The snapshot compression methods, as `zoo.cfg` names them, and the
+/// file suffix each gives.
+const METHODS: [(&str, &str); 3] = [("", ""), ("gz", ".gz"), ("snappy", ".snappy")];
+
+/// Deletes every file of the data dir but the newest snapshot, whose name
+/// must end in `suffix`; its name.
+fn keep_only_newest_snapshot(data: &Path, suffix: &str) -> String {
+    let vdir = data.join("version-2");
+    let mut snaps: Vec<(i64, String)> = std::fs::read_dir(&vdir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let hex = name.strip_prefix("snapshot.")?.split('.').next()?;
+            Some((i64::from_str_radix(hex, 16).ok()?, name))
+        })
+        .collect();
+    snaps.sort();
+    let (_, newest) = snaps.pop().expect("a snapshot");
+    assert!(
+        newest.ends_with(suffix) && newest.matches('.').count() == 1 + usize::from(!suffix.is_empty()),
+        "{newest} is not a {suffix:?} snapshot"
+    );
+    for e in std::fs::read_dir(&vdir).unwrap().filter_map(Result::ok) {
+        if e.file_name().to_string_lossy() != newest {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
+    newest
+}
+
+fn our_cfg(data: &Path, method: &str) -> ServerConfig {
     let mut cfg = ServerConfig::new(data);
+    cfg.snapshot_compression = zk_server::persist::compress::Compression::parse(method).unwrap();
     cfg.client_port = 0;
     cfg.client_port_address = Some("127.0.0.1".parse().unwrap());
     cfg.snap_count = 20;
@@ -83,54 +118,63 @@ async fn our_snapshot_loads_in_apache_with_the_same_sequence() {
         assert!(ApacheZk::start().is_none());
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let server = Server::start(our_cfg(&data)).await.unwrap();
-    let c = connect(&server.connect_string()).await;
-    let last = sequence_then_delete(&c).await;
-    let snap = until_snapshot_after(&c, &data, last).await;
-    let (stat, _) = c.get_children2("/sq").await.map(|(k, s)| (s, k)).unwrap();
-    c.close().await.unwrap();
-    server.stop().await;
+    for (method, suffix) in METHODS {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let server = Server::start(our_cfg(&data, method)).await.unwrap();
+        let c = connect(&server.connect_string()).await;
+        let last = sequence_then_delete(&c).await;
+        until_snapshot_after(&c, &data, last).await;
+        let (stat, _) = c.get_children2("/sq").await.map(|(k, s)| (s, k)).unwrap();
+        c.close().await.unwrap();
+        server.stop().await;
+        let snap = keep_only_newest_snapshot(&data, suffix);
 
-    let opts = ApacheZkOptions { data_dir: Some(data.clone()), ..ApacheZkOptions::default() };
-    let apache = tokio::task::spawn_blocking(move || ApacheZk::start_with(opts)).await.unwrap().unwrap();
-    let a = connect(&apache.connect_string()).await;
-    let (cversion, kids, next) = observe(&a).await;
-    eprintln!("ours wrote snapshot {snap:#x}; Apache reads /sq cversion {cversion}, next {next}");
-    assert_eq!(kids, vec!["s-0000000002".to_string()]);
-    assert_eq!(cversion, stat.cversion, "Apache reads the parent's Stat as we showed it");
-    assert_eq!(next, "/sq/s-0000000003", "Apache numbers on from our snapshot");
-    a.close().await.unwrap();
+        let opts = ApacheZkOptions { data_dir: Some(data.clone()), ..ApacheZkOptions::default() };
+        let apache = tokio::task::spawn_blocking(move || ApacheZk::start_with(opts)).await.unwrap().unwrap();
+        let a = connect(&apache.connect_string()).await;
+        let (cversion, kids, next) = observe(&a).await;
+        eprintln!("ours wrote {snap}; Apache reads /sq cversion {cversion}, next {next}");
+        assert_eq!(kids, vec!["s-0000000002".to_string()], "{snap}");
+        assert_eq!(cversion, stat.cversion, "Apache reads the parent's Stat as we showed it ({snap})");
+        assert_eq!(next, "/sq/s-0000000003", "Apache numbers on from our snapshot {snap}");
+        a.close().await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apaches_snapshot_loads_here_with_the_same_sequence() {
     common::trace_init();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let opts = ApacheZkOptions {
-        data_dir: Some(data.clone()),
-        extra_config: vec!["snapCount=20".into()],
-        ..ApacheZkOptions::default()
-    };
-    let Some(apache) = tokio::task::spawn_blocking(move || ApacheZk::start_with(opts)).await.unwrap() else {
-        return;
-    };
-    let a = connect(&apache.connect_string()).await;
-    let last = sequence_then_delete(&a).await;
-    let snap = until_snapshot_after(&a, &data, last).await;
-    let (_, stat) = a.get_children2("/sq").await.unwrap();
-    a.close().await.unwrap();
-    drop(apache);
+    for (method, suffix) in METHODS {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let opts = ApacheZkOptions {
+            data_dir: Some(data.clone()),
+            extra_config: vec!["snapCount=20".into()],
+            jvm_args: vec![format!("-Dzookeeper.snapshot.compression.method={method}")],
+            ..ApacheZkOptions::default()
+        };
+        let Some(apache) = tokio::task::spawn_blocking(move || ApacheZk::start_with(opts)).await.unwrap()
+        else {
+            return;
+        };
+        let a = connect(&apache.connect_string()).await;
+        let last = sequence_then_delete(&a).await;
+        until_snapshot_after(&a, &data, last).await;
+        let (_, stat) = a.get_children2("/sq").await.unwrap();
+        a.close().await.unwrap();
+        drop(apache);
+        let snap = keep_only_newest_snapshot(&data, suffix);
 
-    let server = Server::start(our_cfg(&data)).await.unwrap();
-    let c = connect(&server.connect_string()).await;
-    let (cversion, kids, next) = observe(&c).await;
-    eprintln!("Apache wrote snapshot {snap:#x}; we read /sq cversion {cversion}, next {next}");
-    assert_eq!(kids, vec!["s-0000000002".to_string()]);
-    assert_eq!(cversion, stat.cversion, "we read the parent's Stat as Apache showed it");
-    assert_eq!(next, "/sq/s-0000000003", "we number on from Apache's snapshot");
-    c.close().await.unwrap();
-    server.stop().await;
+        // Our server writes plain snapshots: reading is by file name.
+        let server = Server::start(our_cfg(&data, "")).await.unwrap();
+        let c = connect(&server.connect_string()).await;
+        let (cversion, kids, next) = observe(&c).await;
+        eprintln!("Apache wrote {snap}; we read /sq cversion {cversion}, next {next}");
+        assert_eq!(kids, vec!["s-0000000002".to_string()], "{snap}");
+        assert_eq!(cversion, stat.cversion, "we read the parent's Stat as Apache showed it ({snap})");
+        assert_eq!(next, "/sq/s-0000000003", "we number on from Apache's snapshot {snap}");
+        c.close().await.unwrap();
+        server.stop().await;
+    }
 }

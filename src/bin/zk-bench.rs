@@ -2,19 +2,27 @@
 //!
 //! ```text
 //! zk-bench run --connect 127.0.0.1:2181 --workload get --sessions 100 --inflight 10 --seconds 10
-//! zk-bench compare [--seconds 10]     # Apache ZooKeeper 3.8 vs zk-server, same loads, side by side
-//! zk-bench memory [--nodes 1000000]   # resident memory of both servers holding N znodes of 100 bytes
+//! zk-bench compare [--seconds 10] [--rounds 3] [--jit-warmup 20]
+//!                                     # Apache ZooKeeper 3.8 vs zk-server, same loads, side by side
+//! zk-bench memory [--sizes 100000,1000000,5000000]
+//!                                     # memory of both servers holding N znodes of 100 bytes
+//! zk-bench restart [--sizes 1000000,5000000]
+//!                                     # data dir size and time to serve again after a kill
 //! zk-bench ensemble [--seconds 5]     # a 3-server Apache ensemble vs a 3-server zk-server ensemble
 //! ```
 //!
-//! `compare` and `memory` start Apache ZooKeeper (Debian's `zookeeper`
-//! package) and the `zk-server` binary (build it first with
+//! `compare`, `memory` and `restart` start Apache ZooKeeper (Debian's
+//! `zookeeper` package) and the `zk-server` binary (build it first with
 //! `cargo build --release -p zk-server`) as child processes on loopback
-//! ports with temporary data dirs, with fsync on, and stop them after.
+//! ports with temporary data dirs in the same file system, with the same
+//! `zoo.cfg` settings (fsync on), and stop them after. Extra settings go
+//! to both servers: `ZK_BENCH_EXTRA_CFG='key=value;key=value'`. Every
+//! figure is the median of several rounds that alternate which server goes
+//! first; the spread (lowest-highest) is printed with it.
 //! Workloads: `get` (getData of 100-byte nodes), `set` (setData, each a
 //! durable write), `create` (persistent creates), `mixed` (90% get, 10% set).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -166,15 +174,99 @@ fn print(name: &str, o: &Outcome) {
     );
 }
 
+/// The `zoo.cfg` lines both servers get, after their `dataDir` and
+/// `clientPort`.
+fn shared_config() -> Vec<String> {
+    let mut lines: Vec<String> = vec!["tickTime=2000".into(), "maxClientCnxns=0".into()];
+    lines.extend(
+        std::env::var("ZK_BENCH_EXTRA_CFG")
+            .unwrap_or_default()
+            .split(';')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from),
+    );
+    lines
+}
+
+/// Which server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Apache,
+    Ours,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Apache => "Apache 3.8",
+            Kind::Ours => "zk-server",
+        }
+    }
+
+    /// Both kinds, the first one alternating with `round`.
+    fn order(round: usize) -> [Kind; 2] {
+        if round % 2 == 0 { [Kind::Apache, Kind::Ours] } else { [Kind::Ours, Kind::Apache] }
+    }
+}
+
+/// A server of either kind on a data dir.
+enum Running {
+    Apache(zk_test_support::apache::ApacheZk),
+    Ours(OurServer),
+}
+
+impl Running {
+    /// Starts `kind` on `data` (a fresh temporary dir when `None`).
+    fn start(kind: Kind, data: Option<PathBuf>, heap: &str) -> Result<Running, String> {
+        match kind {
+            Kind::Apache => {
+                let opts = zk_test_support::apache::ApacheZkOptions {
+                    max_heap: heap.into(),
+                    extra_config: shared_config(),
+                    data_dir: data,
+                    ..Default::default()
+                };
+                let server = std::panic::catch_unwind(|| zk_test_support::apache::ApacheZk::start_with(opts))
+                    .map_err(|_| "Apache ZooKeeper did not start".to_string())?;
+                server.map(Running::Apache).ok_or_else(|| "Apache ZooKeeper is not installed".to_string())
+            }
+            Kind::Ours => OurServer::start(data).map(Running::Ours),
+        }
+    }
+
+    fn connect_string(&self) -> String {
+        match self {
+            Running::Apache(s) => s.connect_string(),
+            Running::Ours(s) => s.connect_string(),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        match self {
+            Running::Apache(s) => s.pid(),
+            Running::Ours(s) => s.child.id(),
+        }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        match self {
+            Running::Apache(s) => s.data_dir(),
+            Running::Ours(s) => s.data.clone(),
+        }
+    }
+}
+
 /// Our server as a child process.
 struct OurServer {
     child: Child,
     port: u16,
+    data: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl OurServer {
-    fn start() -> Result<OurServer, String> {
+    fn start(data: Option<PathBuf>) -> Result<OurServer, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let bin = exe.with_file_name("zk-server");
         if !bin.exists() {
@@ -184,17 +276,18 @@ impl OurServer {
             ));
         }
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let data = data.unwrap_or_else(|| dir.path().join("data"));
         let port = zk_test_support::free_port();
         let cfg = dir.path().join("zoo.cfg");
-        std::fs::write(
-            &cfg,
-            format!(
-                "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\nadmin.enableServer=false\n4lw.commands.whitelist=*\n{}",
-                dir.path().join("data").display(),
-                std::env::var("ZK_BENCH_EXTRA_CFG").unwrap_or_default().replace(';', "\n")
-            ),
-        )
-        .map_err(|e| e.to_string())?;
+        let mut text = format!(
+            "dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=*\n",
+            data.display()
+        );
+        for line in shared_config() {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        std::fs::write(&cfg, text).map_err(|e| e.to_string())?;
         let child = Command::new(bin)
             .arg(&cfg)
             .env("RUST_LOG", "warn")
@@ -205,12 +298,12 @@ impl OurServer {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let start = Instant::now();
         while zk_test_support::apache::four_letter_word(addr, "ruok").as_deref() != Some("imok") {
-            if start.elapsed() > Duration::from_secs(30) {
+            if start.elapsed() > Duration::from_secs(120) {
                 return Err("zk-server did not come up".into());
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(5));
         }
-        Ok(OurServer { child, port, _dir: dir })
+        Ok(OurServer { child, port, data, _dir: dir })
     }
 
     fn connect_string(&self) -> String {
@@ -230,26 +323,75 @@ fn rss_kib(pid: u32) -> Option<u64> {
     s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn apache(max_heap: &str) -> Result<zk_test_support::apache::ApacheZk, String> {
-    let opts = zk_test_support::apache::ApacheZkOptions {
-        max_heap: max_heap.into(),
-        extra_config: vec!["maxClientCnxns=0".into()],
-        ..Default::default()
-    };
-    zk_test_support::apache::ApacheZk::start_with(opts)
-        .ok_or_else(|| "Apache ZooKeeper is not installed".to_string())
+/// The file system a path is on (type and mount point, from
+/// `/proc/self/mounts`: the longest mount point that prefixes it).
+fn file_system(path: &Path) -> String {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 3 && path.starts_with(f[1]))
+                .then(|| (f[1].len(), format!("{} on {} ({})", f[2], f[1], f[0])))
+        })
+        .max_by_key(|(n, _)| *n)
+        .map_or_else(|| "unknown".into(), |(_, s)| s)
 }
 
-fn parse(args: &[String]) -> Result<(Load, Option<String>, usize), String> {
+/// Prints every setting both servers run with.
+fn print_settings(heap: &str) {
+    let tmp = std::env::temp_dir();
+    println!("settings (both servers unless said):");
+    println!(
+        "  zoo.cfg: {} (forceSync=yes and snapCount=100000 by default on both)",
+        shared_config().join(" ")
+    );
+    println!("  data dirs: fresh temporary dirs under {}, {}", tmp.display(), file_system(&tmp));
+    println!(
+        "  Apache 3.8: Debian's zookeeper.jar, java {}, -Xmx{heap}, digest.enabled=true (its default; zk-server keeps no digest)",
+        java_version()
+    );
+    println!(
+        "  zk-server: {} (release build), the same zoo.cfg",
+        std::env::current_exe()
+            .map(|e| e.with_file_name("zk-server").display().to_string())
+            .unwrap_or_default()
+    );
+    println!(
+        "  machine: {} cores, load generator: zk-bench (zk-client) in this process",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+}
+
+fn java_version() -> String {
+    Command::new("java")
+        .arg("-version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stderr).lines().next().map(str::to_string))
+        .unwrap_or_else(|| "(not found)".into())
+}
+
+/// Options of the comparing commands.
+#[derive(Debug, Clone)]
+struct Opts {
+    connect: Option<String>,
+    rounds: usize,
+    jit_warmup: u64,
+    sizes: Vec<usize>,
+    heap: String,
+}
+
+fn parse(args: &[String]) -> Result<(Load, Opts), String> {
     let mut load = Load::default();
-    let mut connect = None;
-    let mut nodes_mem = 1_000_000;
+    let mut o = Opts { connect: None, rounds: 3, jit_warmup: 20, sizes: Vec::new(), heap: String::new() };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut v = || it.next().cloned().ok_or_else(|| format!("{a} needs a value"));
         let num = |s: String| s.parse::<usize>().map_err(|e| format!("{a}: {e}"));
         match a.as_str() {
-            "--connect" => connect = Some(v()?),
+            "--connect" => o.connect = Some(v()?),
             "--workload" => load.workload = v()?,
             "--sessions" => load.sessions = num(v()?)?.max(1),
             "--inflight" => load.inflight = num(v()?)?.max(1),
@@ -259,23 +401,32 @@ fn parse(args: &[String]) -> Result<(Load, Option<String>, usize), String> {
             "--nodes" => {
                 let n = num(v()?)?.max(1);
                 load.nodes = n;
-                nodes_mem = n;
+                o.sizes = vec![n];
             }
+            "--sizes" => {
+                o.sizes = v()?
+                    .split(',')
+                    .map(|s| s.trim().parse::<usize>().map_err(|e| format!("--sizes: {e}")))
+                    .collect::<Result<_, _>>()?;
+            }
+            "--rounds" => o.rounds = num(v()?)?.max(1),
+            "--jit-warmup" => o.jit_warmup = num(v()?)? as u64,
+            "--heap" => o.heap = v()?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    Ok((load, connect, nodes_mem))
+    Ok((load, o))
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first().cloned() else {
         eprintln!(
-            "usage: zk-bench run --connect HOST:PORT [--workload get|set|create|mixed] [--sessions N] [--inflight N] [--seconds N] [--size BYTES]\n       zk-bench compare [--seconds N]\n       zk-bench ensemble [--seconds N]\n       zk-bench memory [--nodes N]"
+            "usage: zk-bench run --connect HOST:PORT [--workload get|set|create|mixed] [--sessions N] [--inflight N] [--seconds N] [--size BYTES]\n       zk-bench compare [--seconds N] [--rounds N] [--jit-warmup SECONDS] [--heap 2g]\n       zk-bench ensemble [--seconds N]\n       zk-bench memory [--sizes N,N,...] [--heap 12g]\n       zk-bench restart [--sizes N,N,...] [--heap 12g]"
         );
         std::process::exit(2);
     };
-    let (load, connect, mem_nodes) = match parse(&args[1..]) {
+    let (load, opts) = match parse(&args[1..]) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("zk-bench: {e}");
@@ -292,7 +443,7 @@ fn main() {
     let result: Result<(), String> = rt.block_on(async {
         match cmd.as_str() {
             "run" => {
-                let cs = connect.ok_or("run needs --connect")?;
+                let cs = opts.connect.clone().ok_or("run needs --connect")?;
                 let o = run(&cs, &load).await?;
                 println!(
                     "{} x {} sessions x {} in flight on {cs}:",
@@ -301,9 +452,10 @@ fn main() {
                 print("result", &o);
                 Ok(())
             }
-            "compare" => compare(&load).await,
+            "compare" => compare(&load, &opts).await,
             "ensemble" => ensemble(&load).await,
-            "memory" => memory(mem_nodes).await,
+            "memory" => memory(&opts).await,
+            "restart" => restart(&opts).await,
             other => Err(format!("unknown command {other}")),
         }
     });
@@ -313,46 +465,165 @@ fn main() {
     }
 }
 
-async fn compare(base: &Load) -> Result<(), String> {
-    let loads = [
-        Load { workload: "get".into(), sessions: 100, inflight: 10, ..base.clone() },
-        Load { workload: "set".into(), sessions: 100, inflight: 1, ..base.clone() },
-        Load { workload: "set".into(), sessions: 20, inflight: 10, ..base.clone() },
-        Load { workload: "set".into(), sessions: 100, inflight: 10, ..base.clone() },
-        Load { workload: "create".into(), sessions: 100, inflight: 1, ..base.clone() },
-        Load { workload: "mixed".into(), sessions: 100, inflight: 10, ..base.clone() },
-    ];
+/// The loads of `compare`: pipelined (100 sessions x 10 in flight, 20 x
+/// 20) reads, writes, a 90/10 mix and creates, and the one-at-a-time
+/// write that the disk bounds. Creates run last (they grow the tree).
+fn compare_loads(base: &Load) -> Vec<Load> {
+    let mut loads = Vec::new();
+    for w in ["get", "set", "mixed"] {
+        for (s, i) in [(100, 10), (20, 20)] {
+            loads.push(Load { workload: w.into(), sessions: s, inflight: i, ..base.clone() });
+        }
+    }
+    loads.push(Load { workload: "set".into(), sessions: 1, inflight: 1, ..base.clone() });
+    for (s, i) in [(100, 10), (20, 20)] {
+        loads.push(Load { workload: "create".into(), sessions: s, inflight: i, ..base.clone() });
+    }
+    loads
+}
+
+/// Median of a non-empty list of numbers.
+fn median_of(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn spread(v: &[f64]) -> (f64, f64) {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (lo, hi)
+}
+
+async fn compare(base: &Load, opts: &Opts) -> Result<(), String> {
+    let heap = if opts.heap.is_empty() { "2g" } else { opts.heap.as_str() };
+    let loads = compare_loads(base);
+    print_settings(heap);
     println!(
-        "Apache ZooKeeper 3.8 (Debian, JVM -Xmx2g) vs zk-server, fsync on, {} s per run after {} s warm-up",
-        base.seconds, base.warmup
+        "runs: {} rounds alternating which server goes first; each server started fresh per round, \
+         JIT/cache warm-up {} s (mixed 100 x 10, both servers), then each load {} s measured after {} s warm-up",
+        opts.rounds, opts.jit_warmup, base.seconds, base.warmup
     );
-    for load in loads {
-        println!(
-            "{} x {} sessions x {} in flight, {} B values:",
-            load.workload, load.sessions, load.inflight, load.size
-        );
-        let a = {
-            let server = apache("2g")?;
-            let r = run(&server.connect_string(), &load).await?;
+    let floor = disk_and_network_floor()?;
+    let mut results: Vec<[Vec<Outcome>; 2]> = loads.iter().map(|_| [Vec::new(), Vec::new()]).collect();
+    for round in 0..opts.rounds {
+        for kind in Kind::order(round) {
+            let server = Running::start(kind, None, heap)?;
+            let cs = server.connect_string();
+            if opts.jit_warmup > 0 {
+                let warm = Load {
+                    workload: "mixed".into(),
+                    sessions: 100,
+                    inflight: 10,
+                    seconds: opts.jit_warmup,
+                    warmup: 0,
+                    ..base.clone()
+                };
+                run(&cs, &warm).await?;
+            }
+            for (k, load) in loads.iter().enumerate() {
+                let o = run(&cs, load).await?;
+                eprintln!(
+                    "  round {} {:<10} {} {}x{}: {:.0} ops/s p99 {} us",
+                    round + 1,
+                    kind.name(),
+                    load.workload,
+                    load.sessions,
+                    load.inflight,
+                    o.ops_per_sec,
+                    o.p99
+                );
+                results[k][usize::from(kind == Kind::Ours)].push(o);
+            }
             drop(server);
-            r
-        };
-        print("Apache 3.8", &a);
-        let b = {
-            let server = OurServer::start()?;
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let r = run(&server.connect_string(), &load).await?;
-            drop(server);
-            r
-        };
-        print("zk-server", &b);
+        }
+    }
+    println!();
+    println!(
+        "| load | Apache 3.8 ops/s (spread) | zk-server ops/s (spread) | ratio | p99 Apache → ours | p99 ratio |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (load, [a, b]) in loads.iter().zip(results) {
+        let ops = |v: &[Outcome]| v.iter().map(|o| o.ops_per_sec).collect::<Vec<_>>();
+        let p99 = |v: &[Outcome]| median_of(v.iter().map(|o| o.p99 as f64).collect());
+        let (ta, tb) = (median_of(ops(&a)), median_of(ops(&b)));
+        let ((la, ha), (lb, hb)) = (spread(&ops(&a)), spread(&ops(&b)));
+        let (pa, pb) = (p99(&a), p99(&b));
         println!(
-            "  zk-server / Apache: throughput x{:.2}, p99 x{:.2}",
-            b.ops_per_sec / a.ops_per_sec.max(1.0),
-            b.p99 as f64 / a.p99.max(1) as f64
+            "| {} {} x {} | {:.0} ({:.0}-{:.0}) | {:.0} ({:.0}-{:.0}) | x{:.2} | {:.1} ms → {:.1} ms | x{:.2} |",
+            load.workload,
+            load.sessions,
+            load.inflight,
+            ta,
+            la,
+            ha,
+            tb,
+            lb,
+            hb,
+            tb / ta.max(1.0),
+            pa / 1000.0,
+            pb / 1000.0,
+            pb / pa.max(1.0)
         );
+        if load.workload == "set" && load.sessions == 1 && load.inflight == 1 {
+            let floor_ops = 1.0 / floor.as_secs_f64();
+            println!(
+                "|  floor: one fsync + one loopback round trip = {:.0} us → {:.0} ops/s; zk-server at {:.0}% of it, Apache at {:.0}% | | | | | |",
+                floor.as_secs_f64() * 1e6,
+                floor_ops,
+                100.0 * tb / floor_ops,
+                100.0 * ta / floor_ops
+            );
+        }
     }
     Ok(())
+}
+
+/// The least a durable one-at-a-time write can take here: the median of
+/// an fdatasync'ed 200-byte append in the servers' temporary directory
+/// plus the median of a 64-byte loopback TCP round trip.
+fn disk_and_network_floor() -> Result<Duration, String> {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("fsync-probe"))
+        .map_err(|e| e.to_string())?;
+    let mut syncs = Vec::new();
+    for _ in 0..300 {
+        let t = Instant::now();
+        f.write_all(&[7u8; 200]).map_err(|e| e.to_string())?;
+        f.sync_data().map_err(|e| e.to_string())?;
+        syncs.push(t.elapsed().as_secs_f64());
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let echo = std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let _ = s.set_nodelay(true);
+            let mut b = [0u8; 64];
+            while s.read_exact(&mut b).is_ok() && s.write_all(&b).is_ok() {}
+        }
+    });
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut rtts = Vec::new();
+    let mut b = [1u8; 64];
+    for _ in 0..2000 {
+        let t = Instant::now();
+        s.write_all(&b).map_err(|e| e.to_string())?;
+        s.read_exact(&mut b).map_err(|e| e.to_string())?;
+        rtts.push(t.elapsed().as_secs_f64());
+    }
+    drop(s);
+    let _ = echo.join();
+    let (fsync, rtt) = (median_of(syncs), median_of(rtts));
+    println!(
+        "  floor probes: fdatasync of a 200 B append {:.0} us (median of 300), loopback round trip {:.0} us (median of 2000)",
+        fsync * 1e6,
+        rtt * 1e6
+    );
+    Ok(Duration::from_secs_f64(fsync + rtt))
 }
 
 /// The median of what `f` measured.
@@ -469,35 +740,149 @@ async fn fill(cs: &str, nodes: usize) -> Result<Duration, String> {
 /// background snapshots finish and the steady state is measured.
 const SETTLE: Duration = Duration::from_secs(15);
 
-async fn memory(nodes: usize) -> Result<(), String> {
+/// Apache's live heap after a full GC (`jcmd GC.run`, then the used heap
+/// `GC.heap_info` reports), in KiB.
+fn java_live_heap_kib(pid: u32) -> Option<u64> {
+    let jcmd = |args: &[&str]| {
+        Command::new("jcmd").arg(pid.to_string()).args(args).output().ok().filter(|o| o.status.success())
+    };
+    jcmd(&["GC.run"])?;
+    let out = jcmd(&["GC.heap_info"])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // " garbage-first heap   total 1048576K, used 524288K [...]"
+    let line = text.lines().find(|l| l.contains(" heap ") && l.contains("used "))?;
+    let used = line.split("used ").nth(1)?.split('K').next()?.trim();
+    used.parse().ok()
+}
+
+async fn memory(opts: &Opts) -> Result<(), String> {
+    let sizes = if opts.sizes.is_empty() { vec![100_000, 1_000_000, 5_000_000] } else { opts.sizes.clone() };
+    let heap = if opts.heap.is_empty() { "12g" } else { opts.heap.as_str() };
+    print_settings(heap);
     println!(
-        "resident memory holding {nodes} znodes of 100 bytes (children of one parent), {} s after the last write:",
+        "memory holding N znodes of 100 bytes (children of one parent, 13-byte names), {} s after the last write; \
+         per znode = (RSS full - RSS idle) / N; Apache's live heap measured after a forced full GC",
         SETTLE.as_secs()
     );
-    let server = apache("4g")?;
-    let idle = rss_kib(server.pid()).unwrap_or(0);
-    let took = fill(&server.connect_string(), nodes).await?;
-    tokio::time::sleep(SETTLE).await;
-    let full = rss_kib(server.pid()).unwrap_or(0);
     println!(
-        "  Apache 3.8     idle {:>8} KiB   full {:>8} KiB   filled in {:.1} s",
-        idle,
-        full,
-        took.as_secs_f64()
+        "| znodes | server | RSS idle | RSS full | per znode | live heap after GC | per znode | filled in |"
     );
-    drop(server);
-    let ours = OurServer::start()?;
-    let idle2 = rss_kib(ours.child.id()).unwrap_or(0);
-    let took2 = fill(&ours.connect_string(), nodes).await?;
-    tokio::time::sleep(SETTLE).await;
-    let full2 = rss_kib(ours.child.id()).unwrap_or(0);
+    println!("|---|---|---|---|---|---|---|---|");
+    for (k, &n) in sizes.iter().enumerate() {
+        for kind in Kind::order(k) {
+            let server = Running::start(kind, None, heap)?;
+            let pid = server.pid();
+            let idle = rss_kib(pid).unwrap_or(0);
+            let took = fill(&server.connect_string(), n).await?;
+            tokio::time::sleep(SETTLE).await;
+            let full = rss_kib(pid).unwrap_or(0);
+            let per = (full.saturating_sub(idle) * 1024) as f64 / n as f64;
+            let heap_cell = match kind {
+                Kind::Apache => {
+                    match tokio::task::spawn_blocking(move || java_live_heap_kib(pid)).await.ok().flatten() {
+                        Some(h) => format!("{} MiB | {:.0} B", h / 1024, (h * 1024) as f64 / n as f64),
+                        None => "(jcmd failed) | -".into(),
+                    }
+                }
+                Kind::Ours => "- | -".into(),
+            };
+            println!(
+                "| {n} | {} | {} MiB | {} MiB | {per:.0} B | {heap_cell} | {:.1} s |",
+                kind.name(),
+                idle / 1024,
+                full / 1024,
+                took.as_secs_f64()
+            );
+            drop(server);
+        }
+    }
+    Ok(())
+}
+
+/// Bytes of the files under `dir`: as listed, and as allocated on disk.
+fn dir_size(dir: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let mut stack = vec![dir.to_path_buf()];
+    let (mut len, mut alloc) = (0, 0);
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                len += m.len();
+                alloc += m.blocks() * 512;
+            }
+        }
+    }
+    (len, alloc)
+}
+
+/// Fills a server with N nodes, kills it, starts it again on the same data
+/// dir and times how long until the last node created can be read.
+async fn restart(opts: &Opts) -> Result<(), String> {
+    let sizes = if opts.sizes.is_empty() { vec![1_000_000, 5_000_000] } else { opts.sizes.clone() };
+    let heap = if opts.heap.is_empty() { "12g" } else { opts.heap.as_str() };
+    print_settings(heap);
     println!(
-        "  zk-server      idle {:>8} KiB   full {:>8} KiB   filled in {:.1} s",
-        idle2,
-        full2,
-        took2.as_secs_f64()
+        "restart: N znodes of 100 bytes created, {} s to settle, the server killed (SIGKILL), started again on \
+         its data dir; time from the spawn until the last node created reads back",
+        SETTLE.as_secs()
     );
-    println!("  zk-server / Apache (full): x{:.2}", full2 as f64 / full.max(1) as f64);
-    let _ = PathBuf::new();
+    println!("| znodes | server | data dir (allocated) | files | restart until serving |");
+    println!("|---|---|---|---|---|");
+    for (k, &n) in sizes.iter().enumerate() {
+        for kind in Kind::order(k) {
+            let keep = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let data = keep.path().join("data");
+            std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+            let server = Running::start(kind, Some(data.clone()), heap)?;
+            fill(&server.connect_string(), n).await?;
+            tokio::time::sleep(SETTLE).await;
+            let (len, alloc) = dir_size(&server.data_dir());
+            let files = std::fs::read_dir(data.join("version-2"))
+                .map(|d| {
+                    let mut v: Vec<String> =
+                        d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+                    v.sort();
+                    let snaps = v.iter().filter(|f| f.starts_with("snapshot.")).count();
+                    let logs = v.iter().filter(|f| f.starts_with("log.")).count();
+                    format!("{snaps} snapshots, {logs} logs")
+                })
+                .unwrap_or_default();
+            drop(server);
+            let last = format!("/mem/node-{:08}", n - 1);
+            let t = Instant::now();
+            let again = {
+                let data = data.clone();
+                let heap = heap.to_string();
+                tokio::task::spawn_blocking(move || Running::start(kind, Some(data), &heap))
+                    .await
+                    .map_err(|e| e.to_string())??
+            };
+            let cs = again.connect_string();
+            let served = loop {
+                if let Ok(c) = Client::builder(&cs).connect().await {
+                    if c.get_data(&last).await.is_ok() {
+                        let _ = c.close().await;
+                        break t.elapsed();
+                    }
+                }
+                if t.elapsed() > Duration::from_secs(600) {
+                    return Err(format!("{} did not serve {last} within 600 s", kind.name()));
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            };
+            println!(
+                "| {n} | {} | {:.0} MB ({:.0} MB) | {files} | {:.2} s |",
+                kind.name(),
+                len as f64 / 1e6,
+                alloc as f64 / 1e6,
+                served.as_secs_f64()
+            );
+            drop(again);
+        }
+    }
     Ok(())
 }

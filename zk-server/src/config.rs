@@ -64,6 +64,10 @@ pub struct ServerConfig {
     pub max_session_timeout: Option<Duration>,
     /// `snapCount` (default 100000).
     pub snap_count: u64,
+    /// `snapshot.compression.method` / `zookeeper.snapshot.compression.method`:
+    /// `gz`, `snappy` or empty (the default): how snapshots are written.
+    /// Snapshots of every format are read.
+    pub snapshot_compression: crate::persist::compress::Compression,
     /// `autopurge.snapRetainCount` (default 3, at least 3).
     pub autopurge_snap_retain_count: usize,
     /// `autopurge.purgeInterval` in hours (0: off, the default).
@@ -181,6 +185,7 @@ impl ServerConfig {
             min_session_timeout: None,
             max_session_timeout: None,
             snap_count: 100_000,
+            snapshot_compression: crate::persist::compress::Compression::None,
             autopurge_snap_retain_count: 3,
             autopurge_purge_interval: 0,
             four_letter_words: vec!["srvr".into()],
@@ -430,6 +435,10 @@ impl ServerConfig {
                 }
                 "snapCount" | "zookeeper.snapCount" => {
                     cfg.snap_count = num("txns")?.max(2);
+                }
+                "snapshot.compression.method" | "zookeeper.snapshot.compression.method" => {
+                    cfg.snapshot_compression =
+                        crate::persist::compress::Compression::parse(value).map_err(err)?;
                 }
                 "autopurge.snapRetainCount" => {
                     cfg.autopurge_snap_retain_count = (num("snapshots")? as usize).max(3)

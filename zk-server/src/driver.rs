@@ -164,6 +164,8 @@ pub(crate) struct Driver {
     pub(crate) fatal: watch::Sender<Option<String>>,
     /// Where snapshots are written.
     pub(crate) data_dir: std::path::PathBuf,
+    /// How snapshots are compressed.
+    pub(crate) snapshot_compression: crate::persist::compress::Compression,
     /// Fault injection for fail-stop tests: panic on a request for this
     /// path.
     pub(crate) panic_on_path: Option<String>,
@@ -387,11 +389,17 @@ impl Driver {
         snapshot: crate::persist::snapshot::Snapshot,
     ) -> Result<crate::persist::snapshot::Snapshot, String> {
         let dir = self.data_dir.clone();
+        let compression = self.snapshot_compression;
         let snapshot = tokio::task::spawn_blocking(move || {
-            let nodes = snapshot.nodes.iter().cloned();
-            crate::persist::snapshot::write_snapshot(&dir, zxid, &snapshot.sessions, nodes)
-                .map(|_| snapshot)
-                .map_err(|e| e.to_string())
+            crate::persist::snapshot::write_snapshot_with(
+                &dir,
+                zxid,
+                &snapshot.sessions,
+                compression,
+                |sink| snapshot.nodes.iter().try_for_each(|n| sink.push(n.record())),
+            )
+            .map(|_| snapshot)
+            .map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())??;
@@ -437,8 +445,9 @@ impl Driver {
                     Output::Snapshot(job) => {
                         let dir = self.data_dir.clone();
                         let done = snap_tx.clone();
+                        let compression = self.snapshot_compression;
                         tokio::task::spawn_blocking(move || {
-                            let r = crate::persist::log::write_snapshot_job(&dir, job);
+                            let r = crate::persist::log::write_snapshot_job(&dir, compression, job);
                             let _ = done.send(r);
                         });
                     }

@@ -346,6 +346,7 @@ impl Server {
             global_queued: Arc::new(AtomicUsize::new(0)),
             fatal: fatal_tx.clone(),
             data_dir: cfg.data_dir.clone(),
+            snapshot_compression: cfg.snapshot_compression,
             panic_on_path: cfg
                 .fault_injection
                 .as_deref()

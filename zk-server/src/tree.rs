@@ -19,6 +19,8 @@ use zk_proto::records::{
 use zk_proto::types::perms;
 use zk_proto::{ErrorCode, EventType, OpCode};
 
+mod store;
+
 /// The `ephemeralOwner` of a container node (`EphemeralType.CONTAINER`).
 pub const CONTAINER_OWNER: i64 = i64::MIN;
 /// The top byte marking an extended `ephemeralOwner` (TTL nodes).
@@ -59,24 +61,62 @@ impl NodeKind {
     }
 }
 
-/// One znode.
-#[derive(Debug, Clone)]
-pub struct Node {
-    /// The data; `None` is Java's null.
-    pub data: Option<Bytes>,
-    /// The ACL (shared between nodes with equal ACLs).
-    pub acl: Arc<Vec<Acl>>,
-    /// The persisted Stat.
-    pub stat: StatPersisted,
-    /// Number of children (the names live in the tree's child index).
-    pub num_children: i32,
+/// One znode, as the tree holds it (a view into its compact record).
+#[derive(Debug, Clone, Copy)]
+pub struct Node<'a> {
+    rec: store::Record<'a>,
+    slot: &'a store::Slot,
+    acl: &'a Arc<Vec<Acl>>,
 }
 
-impl Node {
+impl<'a> Node<'a> {
+    /// The data; `None` is Java's null.
+    pub fn data(&self) -> Option<&'a [u8]> {
+        self.rec.data
+    }
+
+    /// The data as a buffer of its own (`None` is Java's null).
+    pub fn data_bytes(&self) -> Option<Bytes> {
+        self.rec.data.map(Bytes::copy_from_slice)
+    }
+
+    /// Length of the data (0 for null).
+    pub fn data_len(&self) -> usize {
+        self.rec.data.map_or(0, <[u8]>::len)
+    }
+
+    /// The ACL (shared between nodes with equal ACLs).
+    pub fn acl(&self) -> &'a Arc<Vec<Acl>> {
+        self.acl
+    }
+
+    /// Number of children.
+    pub fn num_children(&self) -> i32 {
+        self.slot.num_children() as i32
+    }
+
+    /// The persisted Stat (Apache's `StatPersisted`: `cversion` counts
+    /// child creates).
+    pub fn stat(&self) -> StatPersisted {
+        let f = &self.rec.fixed;
+        StatPersisted {
+            czxid: f.czxid,
+            mzxid: f.mzxid,
+            ctime: f.ctime,
+            mtime: f.mtime,
+            version: f.version,
+            cversion: self.slot.cversion,
+            aversion: f.aversion,
+            ephemeral_owner: f.owner,
+            pzxid: self.slot.pzxid,
+        }
+    }
+
     /// The Stat a client sees: derived fields filled in, and the container
     /// and TTL markers hidden as Apache hides them.
     pub fn client_stat(&self) -> Stat {
-        let s = &self.stat;
+        let s = self.stat();
+        let num_children = self.num_children();
         Stat {
             czxid: s.czxid,
             mzxid: s.mzxid,
@@ -86,14 +126,14 @@ impl Node {
             // Apache keeps the count of child creates and shows clients the
             // count of child changes: every create has a delete except for
             // the children still there (DataNode.copyStat).
-            cversion: s.cversion.wrapping_mul(2).wrapping_sub(self.num_children),
+            cversion: s.cversion.wrapping_mul(2).wrapping_sub(num_children),
             aversion: s.aversion,
             ephemeral_owner: match NodeKind::of(s.ephemeral_owner) {
                 NodeKind::Ephemeral(id) => id,
                 _ => 0,
             },
-            data_length: self.data.as_ref().map_or(0, |d| d.len() as i32),
-            num_children: self.num_children,
+            data_length: self.data_len() as i32,
+            num_children,
             pzxid: s.pzxid,
         }
     }
@@ -125,24 +165,87 @@ pub struct Applied {
     pub triggers: Vec<Trigger>,
 }
 
-/// A copy-on-write view of every node, for a snapshot.
-pub type SnapshotView = HashMap<Arc<str>, Arc<Node>>;
+/// A copy-on-write view of every node at one zxid, for a snapshot: it
+/// shares the tree's chunks and pages, and what the tree changes while
+/// the view lives is copied away from it.
+#[derive(Debug, Clone)]
+pub struct SnapshotView {
+    shared: store::Shared,
+    acls: Vec<Arc<Vec<Acl>>>,
+    len: usize,
+}
+
+impl SnapshotView {
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the view has no nodes (never: the root is always there).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Visits every node, each after its parent (pre-order from the root),
+    /// with its absolute path; stops at the first error `f` returns.
+    ///
+    /// # Errors
+    /// What `f` returned.
+    pub fn walk<E>(&self, f: impl FnMut(&str, Node<'_>) -> Result<(), E>) -> Result<(), E> {
+        walk(&self.shared, &self.acls, store::ROOT, "/", f)
+    }
+}
+
+/// Pre-order walk of the subtree at `top` (whose path is `top_path`).
+fn walk<'a, E>(
+    shared: &'a store::Shared,
+    acls: &'a [Arc<Vec<Acl>>],
+    top: u32,
+    top_path: &str,
+    mut f: impl FnMut(&str, Node<'a>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut path = String::from(top_path);
+    let mut stack: Vec<(u32, usize)> = vec![(top, usize::MAX)];
+    while let Some((id, parent_len)) = stack.pop() {
+        let Some(slot) = shared.slot(id) else { continue };
+        let rec = shared.record(slot);
+        if parent_len != usize::MAX {
+            path.truncate(parent_len);
+            if !path.ends_with('/') {
+                path.push('/');
+            }
+            path.push_str(rec.name);
+        }
+        let Some(acl) = acls.get(slot.acl as usize) else { continue };
+        f(&path, Node { rec, slot, acl })?;
+        let len = path.len();
+        stack.extend(shared.kids(slot).map(|k| (k, len)));
+    }
+    Ok(())
+}
+
+/// A loaded node waiting for its parent: path, data, ACL, Stat.
+type LoadedNode = (String, Option<Bytes>, Arc<Vec<Acl>>, StatPersisted);
 
 /// The tree.
 #[derive(Debug)]
 pub struct DataTree {
-    nodes: HashMap<Arc<str>, Arc<Node>>,
-    /// Child names by parent path (only parents that have children).
-    kids: HashMap<Arc<str>, HashSet<Box<str>>>,
+    store: store::Store,
+    /// Interned ACL lists, by id.
+    acls: Vec<Arc<Vec<Acl>>>,
+    acl_ids: HashMap<Vec<Acl>, u32>,
     /// Paths with a quota (a `/zookeeper/quota/<path>/zookeeper_limits`
     /// node), whose `zookeeper_stats` node the tree keeps current.
     quotas: BTreeSet<String>,
     ephemerals: HashMap<i64, BTreeSet<String>>,
     containers: HashSet<String>,
     ttls: HashSet<String>,
+    /// Sum of path and data lengths (Apache's `approximateDataSize`).
+    approx_size: usize,
+    /// Loaded nodes that came before their parent.
+    pending: Vec<LoadedNode>,
     /// The zxid of the last txn applied.
     pub last_zxid: i64,
-    acl_cache: HashMap<Vec<Acl>, Arc<Vec<Acl>>>,
 }
 
 /// Where quota nodes live.
@@ -195,6 +298,18 @@ fn parse_stats(data: &[u8]) -> (i64, i64) {
     (f.count.max(0), f.bytes.max(0))
 }
 
+fn fixed_of(s: &StatPersisted) -> store::Fixed {
+    store::Fixed {
+        czxid: s.czxid,
+        mzxid: s.mzxid,
+        ctime: s.ctime,
+        mtime: s.mtime,
+        version: s.version,
+        aversion: s.aversion,
+        owner: s.ephemeral_owner,
+    }
+}
+
 fn parent_of(path: &str) -> &str {
     zk_proto::path::parent(path)
 }
@@ -213,27 +328,27 @@ impl DataTree {
     /// A tree with `/`, `/zookeeper`, `/zookeeper/quota` and
     /// `/zookeeper/config`, as Apache creates them.
     pub fn new() -> Self {
+        let open = Arc::new(Acl::open_unsafe());
+        let mut acl_ids = HashMap::new();
+        acl_ids.insert(Acl::open_unsafe(), 0);
         let mut t = DataTree {
-            nodes: HashMap::new(),
-            kids: HashMap::new(),
+            store: store::Store::new(&store::Fixed::default(), 0, Some(b"")),
+            acls: vec![open],
+            acl_ids,
             quotas: BTreeSet::new(),
             ephemerals: HashMap::new(),
             containers: HashSet::new(),
             ttls: HashSet::new(),
+            approx_size: 1,
+            pending: Vec::new(),
             last_zxid: 0,
-            acl_cache: HashMap::new(),
         };
-        let open = t.intern_acl(Acl::open_unsafe());
         // The counters start where Apache's do: no child was created with
         // a txn (so `/` shows cversion -1 and `/zookeeper` -2) and the
         // config node is at aversion -1 (checked against Apache 3.8).
-        let stat = |cversion, aversion| StatPersisted { cversion, aversion, ..StatPersisted::default() };
-        let root = Node { data: Some(Bytes::new()), acl: open.clone(), stat: stat(0, 0), num_children: 0 };
-        t.nodes.insert("/".into(), Arc::new(root));
-        t.insert_system("/zookeeper", open.clone(), stat(0, 0));
-        t.insert_system("/zookeeper/quota", open, stat(0, 0));
-        let read = t.intern_acl(Acl::read_unsafe());
-        t.insert_system("/zookeeper/config", read, stat(0, -1));
+        t.insert_system("/zookeeper", Acl::open_unsafe(), 0);
+        t.insert_system("/zookeeper/quota", Acl::open_unsafe(), 0);
+        t.insert_system("/zookeeper/config", Acl::read_unsafe(), -1);
         t
     }
 
@@ -241,52 +356,48 @@ impl DataTree {
     /// `ZKDatabase.initConfigInZKDatabase` does when a server of an
     /// ensemble loads its data (not a txn).
     pub fn set_config(&mut self, config: Bytes) {
-        if let Some(n) = self.node_mut("/zookeeper/config") {
-            n.data = Some(config);
-        }
+        self.replace_data("/zookeeper/config", Some(&config));
     }
 
-    fn insert_system(&mut self, path: &str, acl: Arc<Vec<Acl>>, stat: StatPersisted) {
-        self.nodes
-            .insert(path.into(), Arc::new(Node { data: Some(Bytes::new()), acl, stat, num_children: 0 }));
-        self.add_child(parent_of(path), name_of(path));
-    }
-
-    /// The node at `path`, to change (copied first if a snapshot still
-    /// shares it).
-    fn node_mut(&mut self, path: &str) -> Option<&mut Node> {
-        self.nodes.get_mut(path).map(Arc::make_mut)
-    }
-
-    fn add_child(&mut self, parent: &str, name: &str) {
-        let Some(key) = self.nodes.get_key_value(parent).map(|(k, _)| k.clone()) else { return };
-        if self.kids.entry(key).or_default().insert(name.into()) {
-            if let Some(p) = self.node_mut(parent) {
-                p.num_children += 1;
-            }
-        }
-    }
-
-    fn remove_child(&mut self, parent: &str, name: &str) {
-        let removed = match self.kids.get_mut(parent) {
-            Some(set) => {
-                let r = set.remove(name);
-                if set.is_empty() {
-                    self.kids.remove(parent);
+    fn insert_system(&mut self, path: &str, acl: Vec<Acl>, aversion: i32) {
+        let acl = self.acl_id(acl);
+        let fixed = store::Fixed { aversion, ..store::Fixed::default() };
+        if let Some(parent) = self.store.lookup(parent_of(path)) {
+            if let Some(id) = self.store.insert(parent, name_of(path), &fixed, Some(b""), acl) {
+                if let Some(s) = self.store.slot_mut(id) {
+                    s.pzxid = 0;
                 }
-                r
-            }
-            None => false,
-        };
-        if removed {
-            if let Some(p) = self.node_mut(parent) {
-                p.num_children -= 1;
+                self.approx_size += path.len();
             }
         }
     }
 
-    fn has_child(&self, parent: &str, name: &str) -> bool {
-        self.kids.get(parent).is_some_and(|s| s.contains(name))
+    /// Sets a node's data without a version change (the quota stats and
+    /// the config node).
+    fn replace_data(&mut self, path: &str, data: Option<&[u8]>) {
+        let Some(id) = self.store.lookup(path) else { return };
+        let Some(slot) = self.store.slot(id) else { return };
+        let rec = self.store.shared().record(slot);
+        let (fixed, old) = (rec.fixed, rec.data.map_or(0, <[u8]>::len));
+        self.store.rewrite(id, &fixed, data);
+        self.approx_size = (self.approx_size + data.map_or(0, <[u8]>::len)).saturating_sub(old);
+    }
+
+    fn node(&self, id: u32) -> Option<Node<'_>> {
+        let slot = self.store.slot(id)?;
+        let acl = self.acls.get(slot.acl as usize)?;
+        Some(Node { rec: self.store.shared().record(slot), slot, acl })
+    }
+
+    /// The id of an interned ACL list.
+    fn acl_id(&mut self, acl: Vec<Acl>) -> u32 {
+        if let Some(&id) = self.acl_ids.get(&acl) {
+            return id;
+        }
+        let id = self.acls.len() as u32;
+        self.acls.push(Arc::new(acl.clone()));
+        self.acl_ids.insert(acl, id);
+        id
     }
 
     /// The quota root that covers `path` (the longest one), if any: the
@@ -316,10 +427,10 @@ impl DataTree {
     fn bump_quota(&mut self, path: &str, count: i64, bytes: i64) {
         let Some(root) = self.quota_root_for(path).cloned() else { return };
         let stats = format!("{QUOTA_ROOT}{root}/{QUOTA_STATS}");
-        let Some(node) = self.node_mut(&stats) else { return };
-        let (c, b) = parse_stats(node.data.as_deref().unwrap_or_default());
+        let Some(node) = self.get(&stats) else { return };
+        let (c, b) = parse_stats(node.data().unwrap_or_default());
         let (c, b) = (c.saturating_add(count), b.saturating_add(bytes));
-        node.data = Some(Bytes::from(format!("count={c},bytes={b}")));
+        self.replace_data(&stats, Some(format!("count={c},bytes={b}").as_bytes()));
     }
 
     /// Whether adding `count` nodes and `bytes` bytes under `path` stays
@@ -332,7 +443,7 @@ impl DataTree {
         let Some(root) = self.quota_root_for(path) else { return Ok(()) };
         let figures = |leaf: &str| {
             self.get(&format!("{QUOTA_ROOT}{root}/{leaf}"))
-                .map(|n| QuotaFigures::parse(n.data.as_deref().unwrap_or_default()))
+                .map(|n| QuotaFigures::parse(n.data().unwrap_or_default()))
         };
         let Some(limits) = figures(QUOTA_LIMITS) else { return Ok(()) };
         let check_count = count != 0 && (limits.count > -1 || limits.count_hard > -1);
@@ -363,16 +474,13 @@ impl DataTree {
 
     /// Count and bytes of the subtree at `path` (the node included).
     fn subtree_usage(&self, path: &str) -> (i64, i64) {
-        let mut stack = vec![path.to_string()];
         let (mut count, mut bytes) = (0i64, 0i64);
-        while let Some(p) = stack.pop() {
-            if let Some(n) = self.get(&p) {
+        if let Some(top) = self.store.lookup(path) {
+            let _ = walk(self.store.shared(), &self.acls, top, path, |_, n| {
                 count += 1;
-                bytes = bytes.saturating_add(n.data.as_ref().map_or(0, |d| d.len() as i64));
-            }
-            for c in self.children_of(&p) {
-                stack.push(if p == "/" { format!("/{c}") } else { format!("{p}/{c}") });
-            }
+                bytes = bytes.saturating_add(n.data_len() as i64);
+                Ok::<(), ()>(())
+            });
         }
         (count, bytes)
     }
@@ -391,48 +499,50 @@ impl DataTree {
             if created {
                 // Apache fills a new stats node with the subtree's usage.
                 let (c, b) = self.subtree_usage(root);
-                if let Some(n) = self.node_mut(path) {
-                    n.data = Some(Bytes::from(format!("count={c},bytes={b}")));
-                }
+                self.replace_data(path, Some(format!("count={c},bytes={b}").as_bytes()));
             }
         }
     }
 
     /// The names of the children of `path`.
     pub fn children_of(&self, path: &str) -> impl Iterator<Item = &str> {
-        self.kids.get(path).into_iter().flatten().map(|s| &**s)
+        let shared = self.store.shared();
+        let slot = self.store.lookup(path).and_then(|id| shared.slot(id));
+        slot.into_iter().flat_map(move |s| {
+            shared.kids(s).filter_map(move |k| shared.slot(k).map(|ks| shared.record(ks).name))
+        })
     }
 
-    /// A copy of the node table that shares every node: what a snapshot
-    /// writes while the tree goes on changing (a changed node is copied
-    /// away from the snapshot's view, not changed under it).
+    /// A view of every node that shares them with the tree: what a
+    /// snapshot writes while the tree goes on changing.
     pub fn snapshot_view(&self) -> SnapshotView {
-        self.nodes.clone()
+        SnapshotView {
+            shared: self.store.shared().clone(),
+            acls: self.acls.clone(),
+            len: self.store.len() + 1,
+        }
     }
 
     /// Shares equal ACL lists between nodes.
     pub fn intern_acl(&mut self, acl: Vec<Acl>) -> Arc<Vec<Acl>> {
-        if let Some(a) = self.acl_cache.get(&acl) {
-            return a.clone();
-        }
-        let a = Arc::new(acl.clone());
-        self.acl_cache.insert(acl, a.clone());
-        a
+        let id = self.acl_id(acl);
+        self.acls[id as usize].clone()
     }
 
     /// The node at `path`.
-    pub fn get(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path).map(|n| &**n)
+    pub fn get(&self, path: &str) -> Option<Node<'_>> {
+        self.node(self.store.lookup(path)?)
     }
 
     /// Number of nodes.
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.store.len() + 1
     }
 
-    /// Approximate bytes of data held.
+    /// Approximate bytes of data held: the sum of path and data lengths,
+    /// as Apache counts it.
     pub fn approximate_data_size(&self) -> usize {
-        self.nodes.iter().map(|(k, n)| k.len() + n.data.as_ref().map_or(0, |d| d.len())).sum()
+        self.approx_size
     }
 
     /// The ephemeral paths of a session.
@@ -457,57 +567,120 @@ impl DataTree {
 
     /// Number of descendants of `path`.
     pub fn descendants(&self, path: &str) -> usize {
+        let Some(top) = self.store.lookup(path) else { return 0 };
+        let shared = self.store.shared();
         let mut count = 0;
-        let mut stack = vec![path.to_string()];
-        while let Some(p) = stack.pop() {
-            for c in self.children_of(&p) {
-                count += 1;
-                stack.push(if p == "/" { format!("/{c}") } else { format!("{p}/{c}") });
+        let mut stack = vec![top];
+        while let Some(id) = stack.pop() {
+            if let Some(s) = shared.slot(id) {
+                let before = stack.len();
+                stack.extend(shared.kids(s));
+                count += stack.len() - before;
             }
         }
         count
     }
 
-    /// Every node (for snapshots).
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
-        self.nodes.iter().map(|(k, v)| (&**k, &**v))
+    /// Every node with its path, each after its parent.
+    ///
+    /// # Errors
+    /// What `f` returned.
+    pub fn walk<E>(&self, f: impl FnMut(&str, Node<'_>) -> Result<(), E>) -> Result<(), E> {
+        walk(self.store.shared(), &self.acls, store::ROOT, "/", f)
     }
 
-    /// Inserts a node read from a snapshot (parents may come later; links
-    /// are made by [`DataTree::link_children`]).
-    pub fn insert_loaded(&mut self, path: &str, data: Option<Bytes>, acl: Vec<Acl>, stat: StatPersisted) {
-        let acl = self.intern_acl(acl);
-        self.nodes.insert(path.into(), Arc::new(Node { data, acl, stat, num_children: 0 }));
-    }
-
-    /// Rebuilds children sets and the ephemeral/container/TTL indexes after
-    /// a snapshot load.
-    pub fn link_children(&mut self) {
-        let paths: Vec<String> = self.nodes.keys().map(|k| k.to_string()).collect();
-        self.kids.clear();
-        for n in self.nodes.values_mut() {
-            Arc::make_mut(n).num_children = 0;
+    /// Inserts a node read from a snapshot. Snapshots list parents first;
+    /// a node that comes before its parent waits for
+    /// [`DataTree::link_children`]. A node loaded twice keeps the last
+    /// copy.
+    pub fn insert_loaded(
+        &mut self,
+        path: &str,
+        data: Option<Bytes>,
+        acl: Arc<Vec<Acl>>,
+        stat: StatPersisted,
+    ) {
+        if path == "/" || path.is_empty() {
+            if let Some(s) = self.store.slot_mut(store::ROOT) {
+                s.pzxid = stat.pzxid;
+                s.cversion = stat.cversion;
+            }
+            let acl = self.acl_id_arc(acl);
+            if let Some(s) = self.store.slot_mut(store::ROOT) {
+                s.acl = acl;
+            }
+            self.store.rewrite(store::ROOT, &fixed_of(&stat), data.as_deref());
+            return;
         }
-        self.ephemerals.clear();
-        self.containers.clear();
-        self.ttls.clear();
-        for p in paths {
-            if p == "/" {
+        let Some(parent) = self.store.lookup(parent_of(path)) else {
+            self.pending.push((path.to_owned(), data, acl, stat));
+            return;
+        };
+        let name = name_of(path);
+        let acl = self.acl_id_arc(acl);
+        let fixed = fixed_of(&stat);
+        let id = match self.store.child(parent, name) {
+            Some(id) => {
+                self.remove_loaded(path, id);
+                self.store.rewrite(id, &fixed, data.as_deref());
+                id
+            }
+            None => match self.store.insert(parent, name, &fixed, data.as_deref(), acl) {
+                Some(id) => id,
+                None => return,
+            },
+        };
+        if let Some(s) = self.store.slot_mut(id) {
+            s.pzxid = stat.pzxid;
+            s.cversion = stat.cversion;
+            s.acl = acl;
+        }
+        self.approx_size += path.len() + data.as_ref().map_or(0, |d| d.len());
+        self.index(path, stat.ephemeral_owner);
+    }
+
+    /// Forgets the sizes and indexes of a node about to be loaded again.
+    fn remove_loaded(&mut self, path: &str, id: u32) {
+        if let Some(n) = self.node(id) {
+            let (len, owner) = (n.data_len(), n.rec.fixed.owner);
+            self.approx_size = self.approx_size.saturating_sub(path.len() + len);
+            self.unindex(path, owner);
+        }
+    }
+
+    fn acl_id_arc(&mut self, acl: Arc<Vec<Acl>>) -> u32 {
+        if let Some(&id) = self.acl_ids.get(acl.as_slice()) {
+            return id;
+        }
+        self.acl_id(acl.to_vec())
+    }
+
+    /// Links the loaded nodes that came before their parents (an orphan is
+    /// dropped with a warning) and rebuilds the quota registry after a
+    /// snapshot load.
+    pub fn link_children(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, data, acl, stat) in pending {
+            if self.store.lookup(parent_of(&path)).is_none() {
+                tracing::warn!(path = %path, "a snapshot node without a parent: dropped");
                 continue;
             }
-            self.add_child(parent_of(&p), name_of(&p));
-            let owner = self.nodes.get(p.as_str()).map_or(0, |n| n.stat.ephemeral_owner);
-            self.index(&p, owner);
+            self.insert_loaded(&path, data, acl, stat);
         }
         // Quotas: registered from their limits nodes, stats recomputed
         // from the tree (they are derived, and replay keeps them current).
         self.quotas.clear();
-        let limits: Vec<String> = self
-            .nodes
-            .keys()
-            .filter(|k| k.starts_with(QUOTA_ROOT) && k.ends_with(&format!("/{QUOTA_LIMITS}")))
-            .map(|k| k.to_string())
-            .collect();
+        let mut limits = Vec::new();
+        if let Some(top) = self.store.lookup(QUOTA_ROOT) {
+            let suffix = format!("/{QUOTA_LIMITS}");
+            let _ = walk(self.store.shared(), &self.acls, top, QUOTA_ROOT, |p, _| {
+                if p.ends_with(&suffix) {
+                    limits.push(p.to_owned());
+                }
+                Ok::<(), ()>(())
+            });
+        }
         for l in limits {
             self.quota_node_changed(&l, true);
         }
@@ -556,7 +729,7 @@ impl DataTree {
     fn create_node(
         &mut self,
         path: &str,
-        data: Option<Bytes>,
+        data: Option<&[u8]>,
         acl: &[Acl],
         owner: i64,
         parent_cversion: i32,
@@ -569,44 +742,48 @@ impl DataTree {
         }
         let parent_path = parent_of(path);
         let name = name_of(path);
-        let exists = self.has_child(parent_path, name);
-        let Some(parent) = self.node_mut(parent_path) else {
+        let Some(pid) = self.store.lookup(parent_path) else {
+            return ErrorCode::NoNode;
+        };
+        let exists = self.store.child(pid, name).is_some();
+        let Some(parent) = self.store.slot_mut(pid) else {
             return ErrorCode::NoNode;
         };
         // `parent_cversion` is the parent's count of child creates after
         // this one (-1: one more than now). Replaying a create that a fuzzy
         // snapshot already holds must not move the counters back.
         let new_cversion =
-            if parent_cversion == -1 { parent.stat.cversion.wrapping_add(1) } else { parent_cversion };
-        if new_cversion > parent.stat.cversion {
-            parent.stat.cversion = new_cversion;
-            parent.stat.pzxid = zxid;
+            if parent_cversion == -1 { parent.cversion.wrapping_add(1) } else { parent_cversion };
+        if new_cversion > parent.cversion {
+            parent.cversion = new_cversion;
+            parent.pzxid = zxid;
         }
         if exists {
             return ErrorCode::NodeExists;
         }
-        self.add_child(parent_path, name);
-        let acl = self.intern_acl(acl.to_vec());
-        let stat = StatPersisted {
+        let acl = match self.acl_ids.get(acl) {
+            Some(&id) => id,
+            None => self.acl_id(acl.to_vec()),
+        };
+        let fixed = store::Fixed {
             czxid: zxid,
             mzxid: zxid,
             ctime: time,
             mtime: time,
             version: 0,
-            cversion: 0,
             aversion: 0,
-            ephemeral_owner: owner,
-            pzxid: zxid,
+            owner,
         };
-        // A private copy: the request's bytes are a slice of a connection's
-        // read buffer, which a long-lived node must not keep alive.
-        let data = data.map(|d| Bytes::copy_from_slice(&d));
-        let len = data.as_ref().map_or(0, |d| d.len() as i64);
-        let node = Node { data, acl, stat, num_children: 0 };
-        out.stat = Some(node.client_stat());
-        self.nodes.insert(path.into(), Arc::new(node));
+        // The record is a copy: the request's bytes are a slice of a
+        // connection's read buffer, which the tree does not keep alive.
+        let Some(id) = self.store.insert(pid, name, &fixed, data, acl) else {
+            return ErrorCode::NodeExists;
+        };
+        let len = data.map_or(0, <[u8]>::len);
+        self.approx_size += path.len() + len;
+        out.stat = self.node(id).map(|n| n.client_stat());
         self.quota_node_changed(path, true);
-        self.bump_quota(path, 1, len);
+        self.bump_quota(path, 1, len as i64);
         self.index(path, owner);
         out.triggers.push(Trigger { path: path.to_string(), event: EventType::NodeCreated });
         out.triggers.push(Trigger { path: parent_path.to_string(), event: EventType::NodeChildrenChanged });
@@ -617,19 +794,44 @@ impl DataTree {
         if path == "/" {
             return ErrorCode::BadArguments;
         }
-        let Some(node) = self.nodes.remove(path) else {
+        let Some(id) = self.store.lookup(path) else {
             return ErrorCode::NoNode;
         };
-        self.unindex(path, node.stat.ephemeral_owner);
-        self.bump_quota(path, -1, -node.data.as_ref().map_or(0, |d| d.len() as i64));
-        self.quota_node_changed(path, false);
+        // A valid history never deletes a node with children (prep checks
+        // it); should a log hold one, its subtree goes with it rather than
+        // being left unreachable.
+        if self.store.slot(id).is_some_and(|s| s.num_children() > 0) {
+            let mut below = Vec::new();
+            let _ = walk(self.store.shared(), &self.acls, id, path, |p, _| {
+                below.push(p.to_owned());
+                Ok::<(), ()>(())
+            });
+            tracing::warn!(
+                path,
+                nodes = below.len() - 1,
+                "a delete of a node with children: its subtree goes too"
+            );
+            for p in below.iter().skip(1).rev() {
+                let mut ignored = Applied::default();
+                let _ = self.delete_node(p, zxid, &mut ignored);
+            }
+        }
+        let Some(node) = self.node(id) else { return ErrorCode::NoNode };
+        let (owner, len) = (node.rec.fixed.owner, node.data_len());
         let parent_path = parent_of(path);
-        self.remove_child(parent_path, name_of(path));
-        if let Some(parent) = self.node_mut(parent_path) {
+        let Some(pid) = self.store.lookup(parent_path) else { return ErrorCode::NoNode };
+        if !self.store.remove(pid, name_of(path)) {
+            return ErrorCode::NoNode;
+        }
+        self.approx_size = self.approx_size.saturating_sub(path.len() + len);
+        self.unindex(path, owner);
+        self.bump_quota(path, -1, -(len as i64));
+        self.quota_node_changed(path, false);
+        if let Some(parent) = self.store.slot_mut(pid) {
             // The cversion kept counts creates only; clients see deletes
             // counted through the number of children (Node::client_stat).
-            if zxid > parent.stat.pzxid {
-                parent.stat.pzxid = zxid;
+            if zxid > parent.pzxid {
+                parent.pzxid = zxid;
             }
         }
         out.triggers.push(Trigger { path: path.to_string(), event: EventType::NodeDeleted });
@@ -646,18 +848,18 @@ impl DataTree {
             TxnBody::Create(CreateTxn { path, data, acl, ephemeral, parent_c_version }) => {
                 out.path = path.clone();
                 let owner = if *ephemeral { header.client_id } else { 0 };
-                self.create_node(path, data.clone(), acl, owner, *parent_c_version, zxid, time, &mut out)
+                self.create_node(path, data.as_deref(), acl, owner, *parent_c_version, zxid, time, &mut out)
             }
             TxnBody::CreateV0(t) => {
                 out.path = t.path.clone();
                 let owner = if t.ephemeral { header.client_id } else { 0 };
-                self.create_node(&t.path, t.data.clone(), &t.acl, owner, -1, zxid, time, &mut out)
+                self.create_node(&t.path, t.data.as_deref(), &t.acl, owner, -1, zxid, time, &mut out)
             }
             TxnBody::CreateContainer(CreateContainerTxn { path, data, acl, parent_c_version }) => {
                 out.path = path.clone();
                 self.create_node(
                     path,
-                    data.clone(),
+                    data.as_deref(),
                     acl,
                     CONTAINER_OWNER,
                     *parent_c_version,
@@ -669,7 +871,7 @@ impl DataTree {
             TxnBody::CreateTtl(CreateTtlTxn { path, data, acl, parent_c_version, ttl }) => {
                 out.path = path.clone();
                 let owner = NodeKind::ttl_owner(*ttl);
-                self.create_node(path, data.clone(), acl, owner, *parent_c_version, zxid, time, &mut out)
+                self.create_node(path, data.as_deref(), acl, owner, *parent_c_version, zxid, time, &mut out)
             }
             TxnBody::Delete(t) => {
                 out.path = t.path.clone();
@@ -677,19 +879,17 @@ impl DataTree {
             }
             TxnBody::SetData(t) | TxnBody::Reconfig(t) => {
                 out.path = t.path.clone();
-                let old_len = self.get(&t.path).map(|n| n.data.as_ref().map_or(0, |d| d.len() as i64));
-                let new_len = t.data.as_ref().map_or(0, |d| d.len() as i64);
-                if let Some(old_len) = old_len {
-                    self.bump_quota(&t.path, 0, new_len - old_len);
-                }
-                match self.node_mut(t.path.as_str()) {
+                match self.store.lookup(&t.path).and_then(|id| Some((id, self.node(id)?))) {
                     None => ErrorCode::NoNode,
-                    Some(n) => {
-                        n.data = t.data.as_ref().map(|d| Bytes::copy_from_slice(d));
-                        n.stat.version = t.version;
-                        n.stat.mzxid = zxid;
-                        n.stat.mtime = time;
-                        out.stat = Some(n.client_stat());
+                    Some((id, n)) => {
+                        let old_len = n.data_len();
+                        let fixed =
+                            store::Fixed { version: t.version, mzxid: zxid, mtime: time, ..n.rec.fixed };
+                        let new_len = t.data.as_ref().map_or(0, |d| d.len());
+                        self.store.rewrite(id, &fixed, t.data.as_deref());
+                        self.approx_size = (self.approx_size + new_len).saturating_sub(old_len);
+                        self.bump_quota(&t.path, 0, new_len as i64 - old_len as i64);
+                        out.stat = self.node(id).map(|n| n.client_stat());
                         out.triggers
                             .push(Trigger { path: t.path.clone(), event: EventType::NodeDataChanged });
                         ErrorCode::Ok
@@ -698,13 +898,17 @@ impl DataTree {
             }
             TxnBody::SetAcl(t) => {
                 out.path = t.path.clone();
-                let acl = self.intern_acl(t.acl.clone());
-                match self.node_mut(t.path.as_str()) {
+                let acl = self.acl_id(t.acl.clone());
+                match self.store.lookup(&t.path).and_then(|id| Some((id, self.node(id)?))) {
                     None => ErrorCode::NoNode,
-                    Some(n) => {
-                        n.acl = acl;
-                        n.stat.aversion = t.version;
-                        out.stat = Some(n.client_stat());
+                    Some((id, n)) => {
+                        let fixed = store::Fixed { aversion: t.version, ..n.rec.fixed };
+                        let data = n.data_bytes();
+                        self.store.rewrite(id, &fixed, data.as_deref());
+                        if let Some(s) = self.store.slot_mut(id) {
+                            s.acl = acl;
+                        }
+                        out.stat = self.node(id).map(|n| n.client_stat());
                         ErrorCode::Ok
                     }
                 }
@@ -851,7 +1055,7 @@ mod tests {
         assert_eq!((root.cversion, root.pzxid), (1, 3), "clients see a delete in cversion; pzxid moves");
         let again = t.apply(&hdr(4, OpCode::Create), &create("/b", -1));
         assert_eq!(again.err, ErrorCode::Ok);
-        assert_eq!(t.get("/").unwrap().stat.cversion, 2, "-1 means: the parent's creates plus one");
+        assert_eq!(t.get("/").unwrap().stat().cversion, 2, "-1 means: the parent's creates plus one");
         assert_eq!(t.get("/").unwrap().client_stat().cversion, 2, "two creates, one delete, one child left");
         assert_eq!(d.triggers.len(), 2);
     }
@@ -886,7 +1090,7 @@ mod tests {
         });
         t.apply(&hdr(2, OpCode::CreateContainer), &c);
         assert_eq!(t.get("/c").unwrap().client_stat().ephemeral_owner, 0, "marker hidden");
-        assert_eq!(NodeKind::of(t.get("/c").unwrap().stat.ephemeral_owner), NodeKind::Container);
+        assert_eq!(NodeKind::of(t.get("/c").unwrap().stat().ephemeral_owner), NodeKind::Container);
         assert_eq!(NodeKind::of(NodeKind::ttl_owner(5000)), NodeKind::Ttl(5000));
         let close = TxnBody::CloseSession(Some(CloseSessionTxn { paths2_delete: vec!["/e".into()] }));
         t.apply(&hdr(3, OpCode::CloseSession), &close);
@@ -917,7 +1121,7 @@ mod tests {
         apply(&mut t, mk("/zookeeper/quota/q", b"", -1));
         apply(&mut t, mk("/zookeeper/quota/q/zookeeper_limits", b"count=10,bytes=-1", -1));
         apply(&mut t, mk("/zookeeper/quota/q/zookeeper_stats", b"count=0,bytes=0", -1));
-        let stats = |t: &DataTree| t.get("/zookeeper/quota/q/zookeeper_stats").unwrap().data.clone().unwrap();
+        let stats = |t: &DataTree| t.get("/zookeeper/quota/q/zookeeper_stats").unwrap().data_bytes().unwrap();
         assert_eq!(&stats(&t)[..], b"count=2,bytes=5");
         apply(&mut t, mk("/q/b", b"1", -1));
         assert_eq!(&stats(&t)[..], b"count=3,bytes=6");

@@ -28,6 +28,11 @@ const SLF4J_BINDING: &str = "/usr/share/java/slf4j-simple.jar";
 /// The servlet API Jetty needs (Debian's `libservlet-api-java`, pulled in
 /// by the zookeeper package).
 const SERVLET_API: &str = "/usr/share/java/servlet-api.jar";
+/// snappy-java (Debian's `libsnappy-java`), for snappy-compressed
+/// snapshots (`zookeeper.snapshot.compression.method=snappy`); its native
+/// library is in Debian's JNI directory.
+pub const SNAPPY_JAR: &str = "/usr/share/java/snappy-java.jar";
+const JNI_DIR: &str = "/usr/lib/x86_64-linux-gnu/jni";
 /// The Netty jars Debian's zookeeper.jar manifest leaves out (its Netty
 /// server and client sockets need them).
 pub const NETTY_EXTRA: [&str; 2] = ["/usr/share/java/netty-codec.jar", "/usr/share/java/netty-resolver.jar"];
@@ -238,6 +243,10 @@ impl JavaServer {
                 cp.push_str(jar);
             }
         }
+        if Path::new(SNAPPY_JAR).exists() {
+            cp.push(':');
+            cp.push_str(SNAPPY_JAR);
+        }
         // Jetty (the AdminServer) needs the servlet API, which Debian's
         // zookeeper.jar manifest does not name.
         if opts.admin_port.is_some() {
@@ -251,6 +260,9 @@ impl JavaServer {
         #[allow(clippy::expect_used)]
         let err = out.try_clone().expect("log file");
         let mut cmd = Command::new("java");
+        if Path::new(JNI_DIR).exists() {
+            cmd.arg(format!("-Djava.library.path={JNI_DIR}"));
+        }
         cmd.arg(format!("-Xmx{}", opts.max_heap))
             .arg("-cp")
             .arg(cp)

@@ -85,19 +85,29 @@ pub(crate) fn run_log_thread(
 }
 
 /// Writes a snapshot job (on a blocking thread); the zxid it covers.
-pub(crate) fn write_snapshot_job(dir: &Path, job: SnapshotJob) -> Result<i64, String> {
+pub(crate) fn write_snapshot_job(
+    dir: &Path,
+    compression: super::compress::Compression,
+    job: SnapshotJob,
+) -> Result<i64, String> {
     let SnapshotJob { zxid, sessions, view } = job;
-    // Parents before children, as Apache's loader wants them.
-    let mut order: Vec<_> = view.iter().collect();
-    order.sort_by_cached_key(|(p, _)| if &***p == "/" { 0 } else { p.matches('/').count() });
-    let nodes = order.into_iter().map(|(p, n)| super::snapshot::SnapshotNode {
-        path: p.to_string(),
-        data: n.data.clone(),
-        acl: n.acl.to_vec(),
-        stat: n.stat,
-    });
-    let r =
-        super::snapshot::write_snapshot(dir, zxid, &sessions, nodes).map(|_| zxid).map_err(|e| e.to_string());
+    let r = super::snapshot::write_snapshot_with(dir, zxid, &sessions, compression, |sink| {
+        view.walk(|path, n| {
+            let stat = n.stat();
+            sink.push(record(path, &n, &stat))
+        })
+    })
+    .map(|_| zxid)
+    .map_err(|e| e.to_string());
     drop(view);
     r
+}
+
+/// A tree node as the snapshot writer takes it.
+pub(crate) fn record<'a>(
+    path: &'a str,
+    n: &crate::tree::Node<'a>,
+    stat: &'a zk_proto::records::StatPersisted,
+) -> super::snapshot::NodeRecord<'a> {
+    super::snapshot::NodeRecord { path, data: n.data(), acl: n.acl(), stat }
 }

@@ -13,6 +13,7 @@
 //! Everything here is blocking `std::fs` I/O, meant to run on a blocking
 //! thread.
 
+pub mod compress;
 pub(crate) mod log;
 pub mod snapshot;
 pub mod txnlog;

@@ -39,16 +39,18 @@ use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, RandomState};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tracing::{debug, info, warn};
 use zk_proto::records::{Acl, FILE_VERSION, FileHeader, SNAP_MAGIC, StatPersisted};
 use zk_proto::{ProtoError, Record};
 
+use super::compress::{Compression, Encoder};
 use super::txnlog::LOG_PREFIX;
 use super::{
-    Adler32, adler32, ensure_version_dir, invalid_data, invalid_input, list_dir, list_zxid_files,
-    parse_zxid_name, parse_zxid_name_lenient, sync_dir, version_dir, zxid_file_name,
+    Adler32, adler32, ensure_version_dir, invalid_data, invalid_input, list_dir, parse_zxid_name,
+    parse_zxid_name_lenient, sync_dir, version_dir, zxid_file_name,
 };
 
 /// The name prefix of snapshot files (`snapshot.<hex zxid>`).
@@ -77,8 +79,8 @@ pub struct SnapshotNode {
     /// The data; `None` for a node created with null data (kept distinct
     /// from empty data, as Apache does).
     pub data: Option<Bytes>,
-    /// The ACL.
-    pub acl: Vec<Acl>,
+    /// The ACL (shared between nodes with equal lists).
+    pub acl: Arc<Vec<Acl>>,
     /// The persisted stat.
     pub stat: StatPersisted,
 }
@@ -133,12 +135,34 @@ pub fn write_snapshot(
     sessions: &[(i64, i32)],
     nodes: impl Iterator<Item = SnapshotNode>,
 ) -> io::Result<PathBuf> {
+    write_snapshot_with(dir, zxid, sessions, Compression::None, |sink| {
+        for node in nodes {
+            sink.push(node.record())?;
+        }
+        Ok(())
+    })
+}
+
+/// [`write_snapshot`] with the nodes given by `source`, which pushes each
+/// into the sink it is handed (without copying them first), compressed as
+/// `compression` says (`snapshot.<zxid>.gz` / `.snappy`, as Apache names
+/// them).
+///
+/// # Errors
+/// As [`write_snapshot`].
+pub fn write_snapshot_with(
+    dir: &Path,
+    zxid: i64,
+    sessions: &[(i64, i32)],
+    compression: Compression,
+    source: impl FnOnce(&mut NodeSink<'_>) -> io::Result<()>,
+) -> io::Result<PathBuf> {
     let vdir = ensure_version_dir(dir)?;
-    let name = zxid_file_name(SNAPSHOT_PREFIX, zxid);
+    let name = format!("{}{}", zxid_file_name(SNAPSHOT_PREFIX, zxid), compression.suffix());
     let final_path = vdir.join(&name);
     let tmp = vdir.join(format!("{TMP_PREFIX}{name}"));
     let side = vdir.join(format!("{TMP_PREFIX}{name}.nodes"));
-    let written = write_temp(&tmp, &side, sessions, nodes);
+    let written = write_temp(&tmp, &side, sessions, compression, source);
     let _ = fs::remove_file(&side);
     let renamed = written.and_then(|()| fs::rename(&tmp, &final_path));
     if let Err(e) = renamed {
@@ -247,18 +271,111 @@ impl PathSet {
 
 /// Appends one node record (`wire_path` is `""` for the root).
 fn write_node(
-    out: &mut impl Write,
+    out: &mut (impl Write + ?Sized),
     buf: &mut BytesMut,
     acls: &mut AclCache,
     wire_path: &str,
-    node: &SnapshotNode,
+    node: NodeRecord<'_>,
 ) -> io::Result<()> {
     buf.clear();
     put_str(buf, wire_path)?;
-    node.data.encode(buf);
-    acls.index_of(&node.acl).encode(buf);
+    match node.data {
+        None => buf.put_i32(-1),
+        Some(d) => {
+            buf.put_i32(i32::try_from(d.len()).map_err(|_| invalid_input("node data too long"))?);
+            buf.put_slice(d);
+        }
+    }
+    acls.index_of(node.acl).encode(buf);
     node.stat.encode(buf);
     out.write_all(buf)
+}
+
+/// One node to write, borrowed from wherever it lives.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeRecord<'a> {
+    /// The absolute path (`"/"` for the root).
+    pub path: &'a str,
+    /// The data (`None`: null).
+    pub data: Option<&'a [u8]>,
+    /// The ACL.
+    pub acl: &'a [Acl],
+    /// The persisted stat.
+    pub stat: &'a StatPersisted,
+}
+
+impl SnapshotNode {
+    /// The node as the writers take it.
+    pub fn record(&self) -> NodeRecord<'_> {
+        NodeRecord { path: &self.path, data: self.data.as_deref(), acl: &self.acl, stat: &self.stat }
+    }
+}
+
+/// Where a snapshot's nodes go: each is written once its parent has been;
+/// nodes that come before their parent wait and are written at the end in
+/// path order (where every parent precedes its children).
+pub struct NodeSink<'w> {
+    out: &'w mut dyn Write,
+    acls: AclCache,
+    seen: PathSet,
+    root: bool,
+    deferred: Vec<SnapshotNode>,
+    buf: BytesMut,
+}
+
+impl NodeSink<'_> {
+    /// Adds one node.
+    ///
+    /// # Errors
+    /// A malformed path, a node given twice, or an I/O error.
+    pub fn push(&mut self, node: NodeRecord<'_>) -> io::Result<()> {
+        if node.path == "/" || node.path.is_empty() {
+            if self.root {
+                return Err(invalid_input("the root node is given twice"));
+            }
+            self.root = true;
+            self.seen.insert("/");
+            return write_node(self.out, &mut self.buf, &mut self.acls, "", node);
+        }
+        let parent = parent_of(node.path)
+            .ok_or_else(|| invalid_input(format!("invalid node path {:?}", node.path)))?;
+        if self.seen.contains(parent) {
+            if !self.seen.insert(node.path) {
+                return Err(invalid_input(format!("node {} is given twice", node.path)));
+            }
+            write_node(self.out, &mut self.buf, &mut self.acls, node.path, node)
+        } else {
+            self.deferred.push(SnapshotNode {
+                path: node.path.to_owned(),
+                data: node.data.map(Bytes::copy_from_slice),
+                acl: Arc::new(node.acl.to_vec()),
+                stat: *node.stat,
+            });
+            Ok(())
+        }
+    }
+
+    /// Writes the deferred nodes; the ACL cache built.
+    fn finish(mut self) -> io::Result<AclCache> {
+        if !self.root {
+            return Err(invalid_input("a snapshot needs the root node"));
+        }
+        let mut deferred = std::mem::take(&mut self.deferred);
+        if !deferred.is_empty() {
+            debug!(nodes = deferred.len(), "sorting snapshot nodes that came before their parents");
+            deferred.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        }
+        for node in &deferred {
+            if !parent_of(&node.path).is_some_and(|p| self.seen.contains(p)) {
+                return Err(invalid_input(format!("node {} has no parent", node.path)));
+            }
+            if !self.seen.insert(&node.path) {
+                return Err(invalid_input(format!("node {} is given twice", node.path)));
+            }
+            write_node(self.out, &mut self.buf, &mut self.acls, &node.path, node.record())?;
+        }
+        Ok(self.acls)
+    }
 }
 
 /// Writes the complete snapshot to `tmp` (fsynced), via the side file
@@ -267,63 +384,29 @@ fn write_temp(
     tmp: &Path,
     side: &Path,
     sessions: &[(i64, i32)],
-    nodes: impl Iterator<Item = SnapshotNode>,
+    compression: Compression,
+    source: impl FnOnce(&mut NodeSink<'_>) -> io::Result<()>,
 ) -> io::Result<()> {
-    // 1. The nodes, into the side file, building the ACL cache. A node is
-    //    written once its parent has been; nodes that come before their
-    //    parent wait and are written at the end in path order (where every
-    //    parent precedes its children).
-    let mut acls = AclCache::new();
+    // 1. The nodes, into the side file, building the ACL cache.
     let side_file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(side)?;
     let mut out = BufWriter::with_capacity(IO_BUF, side_file);
-    let mut seen = PathSet::new();
-    let mut root = false;
-    let mut deferred = Vec::new();
+    let mut sink = NodeSink {
+        out: &mut out,
+        acls: AclCache::new(),
+        seen: PathSet::new(),
+        root: false,
+        deferred: Vec::new(),
+        buf: BytesMut::new(),
+    };
+    source(&mut sink)?;
+    let acls = sink.finish()?;
     let mut buf = BytesMut::new();
-    for node in nodes {
-        if node.path == "/" || node.path.is_empty() {
-            if root {
-                return Err(invalid_input("the root node is given twice"));
-            }
-            root = true;
-            seen.insert("/");
-            write_node(&mut out, &mut buf, &mut acls, "", &node)?;
-            continue;
-        }
-        let parent = parent_of(&node.path)
-            .ok_or_else(|| invalid_input(format!("invalid node path {:?}", node.path)))?;
-        if seen.contains(parent) {
-            if !seen.insert(&node.path) {
-                return Err(invalid_input(format!("node {} is given twice", node.path)));
-            }
-            write_node(&mut out, &mut buf, &mut acls, &node.path, &node)?;
-        } else {
-            deferred.push(node);
-        }
-    }
-    if !root {
-        return Err(invalid_input("a snapshot needs the root node"));
-    }
-    if !deferred.is_empty() {
-        debug!(nodes = deferred.len(), "sorting snapshot nodes that came before their parents");
-        deferred.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    }
-    for node in deferred {
-        if !parent_of(&node.path).is_some_and(|p| seen.contains(p)) {
-            return Err(invalid_input(format!("node {} has no parent", node.path)));
-        }
-        if !seen.insert(&node.path) {
-            return Err(invalid_input(format!("node {} is given twice", node.path)));
-        }
-        write_node(&mut out, &mut buf, &mut acls, &node.path, &node)?;
-    }
     let mut side_file = out.into_inner().map_err(|e| e.into_error())?;
     side_file.seek(SeekFrom::Start(0))?;
-    drop(seen);
 
     // 2. The snapshot: header, sessions, ACL cache, nodes, seal.
-    let mut out =
-        CheckedWriter { inner: BufWriter::with_capacity(IO_BUF, File::create(tmp)?), sum: Adler32::new() };
+    let file = BufWriter::with_capacity(IO_BUF, File::create(tmp)?);
+    let mut out = CheckedWriter { inner: Encoder::new(compression, file)?, sum: Adler32::new() };
     buf.clear();
     FileHeader { magic: SNAP_MAGIC, version: FILE_VERSION, dbid: -1 }.encode(&mut buf);
     let count = i32::try_from(sessions.len()).map_err(|_| invalid_input("too many sessions"))?;
@@ -344,16 +427,21 @@ fn write_temp(
     let sum = out.sum.value_i64();
     out.write_all(&sum.to_be_bytes())?;
     out.write_all(&SLASH)?;
-    let file = out.inner.into_inner().map_err(|e| e.into_error())?;
+    let file = out.inner.finish()?.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()
 }
 
 /// Apache's quick check (`SnapStream.isValidCheckedStream`): at least 10
 /// bytes, ending in the seal's `"/"`. A file failing it is an incomplete
 /// write and is not considered a snapshot at all.
-fn looks_complete(path: &Path) -> bool {
+fn looks_complete(path: &Path, c: Compression) -> bool {
     let check = || -> io::Result<bool> {
         let mut f = File::open(path)?;
+        if c != Compression::None {
+            let mut head = [0u8; 8];
+            let n = f.read(&mut head)?;
+            return Ok(c.has_magic(&head[..n]));
+        }
         let len = f.metadata()?.len();
         if len < 10 {
             return Ok(false);
@@ -372,8 +460,9 @@ fn looks_complete(path: &Path) -> bool {
 /// end in its seal (an interrupted write) is skipped as if absent; one
 /// that does but fails to load (bad checksum, bad structure) is reported
 /// with a warning and the next older one is tried. Compressed snapshots
-/// (`snapshot.<zxid>.gz` / `.snappy`) are not supported and are skipped
-/// with a warning.
+/// (`snapshot.<zxid>.gz` / `.snappy`, Apache's
+/// `zookeeper.snapshot.compression.method`) are read too, whatever the
+/// server writes.
 ///
 /// `Ok(None)` means there is no complete snapshot. Apache then refuses to
 /// start if the log holds txns ("No snapshot found, but there are log
@@ -410,27 +499,16 @@ pub fn remove_after(dir: &Path, zxid: i64) -> io::Result<usize> {
 
 fn load_latest_inner(dir: &Path) -> io::Result<Option<Snapshot>> {
     let vdir = version_dir(dir);
-    let mut candidates = Vec::new();
-    let mut unusable = 0usize;
-    for (name, path) in list_dir(&vdir)? {
-        if let Some(zxid) = parse_zxid_name(&name, SNAPSHOT_PREFIX) {
-            candidates.push((zxid, path));
-        } else if parse_zxid_name_lenient(&name, SNAPSHOT_PREFIX).is_some()
-            && (name.ends_with(".gz") || name.ends_with(".snappy"))
-        {
-            warn!(file = %path.display(), "skipping a compressed snapshot (not supported)");
-            unusable += 1;
-        }
-    }
-    candidates.sort_by(|a, b| b.cmp(a));
+    let mut candidates = snapshot_files(&vdir)?;
+    candidates.reverse();
     let mut tried = 0usize;
-    for (zxid, path) in &candidates {
-        if !looks_complete(path) {
+    for (zxid, path, c) in &candidates {
+        if !looks_complete(path, *c) {
             warn!(file = %path.display(), "skipping an incomplete snapshot");
             continue;
         }
         tried += 1;
-        match load_file(path, *zxid) {
+        match load_file(path, *zxid, *c) {
             Ok(snap) => {
                 info!(file = %path.display(), nodes = snap.nodes.len(), sessions = snap.sessions.len(), "loaded snapshot");
                 return Ok(Some(snap));
@@ -438,19 +516,34 @@ fn load_latest_inner(dir: &Path) -> io::Result<Option<Snapshot>> {
             Err(e) => warn!(file = %path.display(), error = %e, "invalid snapshot, trying an older one"),
         }
     }
-    if tried > 0 || unusable > 0 {
-        return Err(invalid_data(format!(
-            "no usable snapshot in {}: {tried} invalid, {unusable} compressed (not supported)",
-            vdir.display()
-        )));
+    if tried > 0 {
+        return Err(invalid_data(format!("no usable snapshot in {}: {tried} invalid", vdir.display())));
     }
     Ok(None)
 }
 
+/// The snapshot files of `vdir`, plain (`snapshot.<hex>`) and compressed
+/// (`snapshot.<hex>.gz`, `.snappy`), by ascending zxid.
+fn snapshot_files(vdir: &Path) -> io::Result<Vec<(i64, PathBuf, Compression)>> {
+    let mut out = Vec::new();
+    for (name, path) in list_dir(vdir)? {
+        if let Some(zxid) = parse_zxid_name(&name, SNAPSHOT_PREFIX) {
+            out.push((zxid, path, Compression::None));
+        } else if let Some(zxid) = parse_zxid_name_lenient(&name, SNAPSHOT_PREFIX) {
+            let c = Compression::of_file(&name);
+            if c != Compression::None && name.matches('.').count() == 2 {
+                out.push((zxid, path, c));
+            }
+        }
+    }
+    out.sort_by_key(|(z, _, _)| *z);
+    Ok(out)
+}
+
 /// Reads and checks one snapshot file.
-fn load_file(path: &Path, zxid: i64) -> io::Result<Snapshot> {
-    let bytes = Bytes::from(fs::read(path)?);
-    parse_snapshot(zxid, bytes).map_err(|e| invalid_data(format!("{}: {e}", path.display())))
+fn load_file(path: &Path, zxid: i64, c: Compression) -> io::Result<Snapshot> {
+    let bytes = c.decode(fs::read(path)?).map_err(|e| invalid_data(format!("{}: {e}", path.display())))?;
+    parse_snapshot(zxid, Bytes::from(bytes)).map_err(|e| invalid_data(format!("{}: {e}", path.display())))
 }
 
 fn field(what: &'static str) -> impl FnOnce(ProtoError) -> String {
@@ -506,17 +599,17 @@ fn parse_body(buf: &mut Bytes) -> Result<SnapshotBody, String> {
     if count.saturating_mul(12) > buf.remaining() {
         return Err(format!("{count} ACL cache entries do not fit in the file"));
     }
-    let mut acls: HashMap<i64, Vec<Acl>> = HashMap::with_capacity(count);
+    let mut acls: HashMap<i64, Arc<Vec<Acl>>> = HashMap::with_capacity(count);
     for _ in 0..count {
         let index = i64::decode(buf).map_err(field("ACL index"))?;
         if buf.remaining() >= 4 && buf.chunk()[..4] == [0xff; 4] {
             return Err(format!("null ACL list for index {index}"));
         }
         let list = Vec::<Acl>::decode(buf).map_err(field("ACL list"))?;
-        acls.insert(index, list);
+        acls.insert(index, Arc::new(list));
     }
 
-    let open = Acl::open_unsafe();
+    let open = Arc::new(Acl::open_unsafe());
     let mut nodes = Vec::new();
     loop {
         let path = String::decode(buf).map_err(field("node path"))?;
@@ -552,16 +645,36 @@ pub fn encode_stream(
     sessions: &[(i64, i32)],
     nodes: impl Iterator<Item = SnapshotNode>,
 ) -> io::Result<Bytes> {
-    let mut acls = AclCache::new();
-    let body = BytesMut::new();
-    let mut tmp = BytesMut::new();
     let mut nodes: Vec<SnapshotNode> = nodes.collect();
     nodes.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut w = body.writer();
-    for node in &nodes {
-        let wire = if node.path == "/" { "" } else { node.path.as_str() };
-        write_node(&mut w, &mut tmp, &mut acls, wire, node)?;
-    }
+    encode_stream_with(sessions, |sink| {
+        for node in &nodes {
+            sink.push(node.record())?;
+        }
+        Ok(())
+    })
+}
+
+/// [`encode_stream`] with the nodes given by `source` through a sink, as
+/// [`write_snapshot_with`] takes them.
+///
+/// # Errors
+/// As [`write_snapshot`]'s checks of the nodes.
+pub fn encode_stream_with(
+    sessions: &[(i64, i32)],
+    source: impl FnOnce(&mut NodeSink<'_>) -> io::Result<()>,
+) -> io::Result<Bytes> {
+    let mut w = BytesMut::new().writer();
+    let mut sink = NodeSink {
+        out: &mut w,
+        acls: AclCache::new(),
+        seen: PathSet::new(),
+        root: false,
+        deferred: Vec::new(),
+        buf: BytesMut::new(),
+    };
+    source(&mut sink)?;
+    let acls = sink.finish()?;
     let body = w.into_inner();
     let mut out = BytesMut::with_capacity(body.len() + 64 + sessions.len() * 12);
     out.put_i32(i32::try_from(sessions.len()).map_err(|_| invalid_input("too many sessions"))?);
@@ -661,10 +774,11 @@ pub fn purge_dirs(snap_dir: &Path, log_dir: &Path, retain: usize) -> io::Result<
     };
     let svdir = version_dir(snap_dir);
     let lvdir = version_dir(log_dir);
-    let mut kept: Vec<(i64, PathBuf)> = list_zxid_files(&svdir, SNAPSHOT_PREFIX)?
+    let mut kept: Vec<(i64, PathBuf)> = snapshot_files(&svdir)?
         .into_iter()
         .rev()
-        .filter(|(_, p)| looks_complete(p))
+        .filter(|(_, p, c)| looks_complete(p, *c))
+        .map(|(z, p, _)| (z, p))
         .collect();
     kept.truncate(retain);
     let mut report =
@@ -733,7 +847,12 @@ mod tests {
     }
 
     fn node(path: &str, data: Option<&[u8]>, acl: Vec<Acl>, n: i64) -> SnapshotNode {
-        SnapshotNode { path: path.into(), data: data.map(Bytes::copy_from_slice), acl, stat: stat(n) }
+        SnapshotNode {
+            path: path.into(),
+            data: data.map(Bytes::copy_from_slice),
+            acl: Arc::new(acl),
+            stat: stat(n),
+        }
     }
 
     fn digest_acl(user: &str) -> Vec<Acl> {
@@ -780,16 +899,16 @@ mod tests {
         // and ACL index -1.
         assert_eq!(snap.nodes[0].path, "/");
         assert_eq!(snap.nodes[0].data, Some(Bytes::new()));
-        assert_eq!(snap.nodes[0].acl, Acl::open_unsafe());
+        assert_eq!(snap.nodes[0].acl.as_slice(), Acl::open_unsafe().as_slice());
         for p in
             ["/golden", "/golden/c2", "/golden/nulldata", "/golden/ttl", "/golden/rec", "/golden-container"]
         {
             get(p);
         }
-        assert_eq!(get("/zookeeper").acl, Acl::open_unsafe());
-        assert_eq!(get("/zookeeper/quota").acl, Acl::open_unsafe());
-        assert_eq!(get("/zookeeper/config").acl, Acl::read_unsafe());
-        assert_eq!(get("/golden").acl, Acl::open_unsafe());
+        assert_eq!(get("/zookeeper").acl.as_slice(), Acl::open_unsafe().as_slice());
+        assert_eq!(get("/zookeeper/quota").acl.as_slice(), Acl::open_unsafe().as_slice());
+        assert_eq!(get("/zookeeper/config").acl.as_slice(), Acl::read_unsafe().as_slice());
+        assert_eq!(get("/golden").acl.as_slice(), Acl::open_unsafe().as_slice());
         assert_eq!(get("/golden").data.as_deref(), Some(&b"world"[..]));
         assert_eq!(get("/golden/nulldata").data, None);
         let c2 = get("/golden/c2");
@@ -1078,6 +1197,51 @@ mod tests {
         let report = purge(dir.path(), 10).unwrap();
         assert_eq!(report.kept_snapshots.len(), 3);
         assert!(report.deleted_snapshots.is_empty() && report.deleted_logs.is_empty());
+    }
+
+    #[test]
+    fn compressed_snapshots_load_and_count_for_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = sample_tree();
+        let write = |z: i64, c: Compression| {
+            write_snapshot_with(dir.path(), z, &[(7, 1)], c, |sink| {
+                tree.iter().try_for_each(|n| sink.push(n.record()))
+            })
+            .unwrap()
+        };
+        write(0x10, Compression::None);
+        let gz = write(0x20, Compression::Gzip);
+        assert!(gz.ends_with("snapshot.20.gz"), "{}", gz.display());
+        let loaded = load_latest(dir.path()).unwrap().unwrap();
+        assert_eq!(
+            (loaded.zxid, loaded.nodes.clone(), loaded.sessions.clone()),
+            (0x20, tree.clone(), vec![(7, 1)])
+        );
+        let sn = write(0x30, Compression::Snappy);
+        assert!(sn.ends_with("snapshot.30.snappy"), "{}", sn.display());
+        assert_eq!(load_latest(dir.path()).unwrap().unwrap().zxid, 0x30);
+        // The plain stream inside is the plain file, checksum included.
+        let plain = fs::read(version_dir(dir.path()).join("snapshot.10")).unwrap();
+        let inner = Compression::Snappy.decode(fs::read(&sn).unwrap()).unwrap();
+        assert!(inner == plain, "the same bytes, compressed");
+        // A damaged compressed snapshot: the next older one is used.
+        let mut bytes = fs::read(&sn).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        bytes.truncate(bytes.len() - 3);
+        fs::write(&sn, bytes).unwrap();
+        assert_eq!(load_latest(dir.path()).unwrap().unwrap().zxid, 0x20);
+        // Compressed snapshots count as kept ones for purging (checked by
+        // their magic only, as Apache's isValidSnapshot does).
+        write(0x40, Compression::Snappy);
+        write(0x50, Compression::Gzip);
+        let report = purge(dir.path(), 3).unwrap();
+        let v = version_dir(dir.path());
+        assert_eq!(
+            report.kept_snapshots,
+            vec![v.join("snapshot.50.gz"), v.join("snapshot.40.snappy"), v.join("snapshot.30.snappy")]
+        );
+        assert_eq!(report.deleted_snapshots, vec![v.join("snapshot.10"), v.join("snapshot.20.gz")]);
     }
 
     #[test]

@@ -609,15 +609,15 @@ impl Core {
         let mut candidates = Vec::new();
         for p in self.tree.containers() {
             if let Some(n) = self.tree.get(p) {
-                if n.num_children == 0 && n.stat.cversion > 0 {
+                if n.num_children() == 0 && n.stat().cversion > 0 {
                     candidates.push(p.clone());
                 }
             }
         }
         for p in self.tree.ttl_nodes() {
             if let Some(n) = self.tree.get(p) {
-                if let crate::tree::NodeKind::Ttl(ttl) = crate::tree::NodeKind::of(n.stat.ephemeral_owner) {
-                    if n.num_children == 0 && now.saturating_sub(n.stat.mtime) > ttl {
+                if let crate::tree::NodeKind::Ttl(ttl) = crate::tree::NodeKind::of(n.stat().ephemeral_owner) {
+                    if n.num_children() == 0 && now.saturating_sub(n.stat().mtime) > ttl {
                         candidates.push(p.clone());
                     }
                 }

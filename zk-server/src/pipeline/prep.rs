@@ -64,10 +64,10 @@ impl Prep {
         match self.overlay.get(path) {
             Some(r) => r.node.clone(),
             None => tree.get(path).map(|n| RecNode {
-                stat: n.stat,
-                child_count: n.num_children,
-                acl: n.acl.clone(),
-                data_len: n.data.as_ref().map_or(0, |d| d.len() as i64),
+                stat: n.stat(),
+                child_count: n.num_children(),
+                acl: n.acl().clone(),
+                data_len: n.data_len() as i64,
             }),
         }
     }
@@ -119,7 +119,7 @@ impl Prep {
         // In Apache's order (see `javaset.rs`): the live ephemerals as the
         // tree's set holds them, cloned, then the in-flight changes.
         let mut live: Vec<(i64, &String)> =
-            tree.ephemerals_of(session_id).map(|p| (tree.get(p).map_or(0, |n| n.stat.czxid), p)).collect();
+            tree.ephemerals_of(session_id).map(|p| (tree.get(p).map_or(0, |n| n.stat().czxid), p)).collect();
         live.sort();
         let mut held = JavaHashSet::new();
         for (_, p) in live {

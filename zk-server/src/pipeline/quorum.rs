@@ -412,7 +412,7 @@ impl Core {
             nodes = rec.tree.node_count(),
             "state reloaded"
         );
-        let config = self.tree.get("/zookeeper/config").and_then(|n| n.data.clone());
+        let config = self.tree.get("/zookeeper/config").and_then(|n| n.data_bytes());
         self.tree = rec.tree;
         if let Some(c) = config {
             self.tree.set_config(c);

@@ -54,7 +54,7 @@ impl Core {
                     }
                     match self.tree.get(&r.path) {
                         Some(n) => ok(Response::GetData(GetDataResponse {
-                            data: n.data.clone(),
+                            data: n.data_bytes(),
                             stat: n.client_stat(),
                         })),
                         None => (ErrorCode::NoNode, None),
@@ -95,14 +95,14 @@ impl Core {
                 Ok(()) => match self.tree.get(&r.path) {
                     // As Apache (ZOOKEEPER-4799 era): READ or ADMIN is needed,
                     // and without ADMIN the digest hashes are masked.
-                    Some(n) if !self.acl_ok(conn, &n.acl, perms::READ | perms::ADMIN) => {
+                    Some(n) if !self.acl_ok(conn, n.acl(), perms::READ | perms::ADMIN) => {
                         (ErrorCode::NoAuth, None)
                     }
                     Some(n) => {
-                        let acl = if self.acl_ok(conn, &n.acl, perms::ADMIN) {
-                            n.acl.to_vec()
+                        let acl = if self.acl_ok(conn, n.acl(), perms::ADMIN) {
+                            n.acl().to_vec()
                         } else {
-                            n.acl
+                            n.acl()
                                 .iter()
                                 .map(|a| match a.id.scheme.as_str() {
                                     "digest" => {
@@ -222,7 +222,7 @@ impl Core {
                             Err(err) => MultiResult::Error { err },
                             Ok(()) => match self.tree.get(&r.path) {
                                 Some(n) => {
-                                    MultiResult::GetData { data: n.data.clone(), stat: n.client_stat() }
+                                    MultiResult::GetData { data: n.data_bytes(), stat: n.client_stat() }
                                 }
                                 None => MultiResult::Error { err: ErrorCode::NoNode },
                             },
@@ -292,7 +292,7 @@ impl Core {
     fn read_node(&self, conn: ConnId, path: &str, perm: i32) -> Result<(), ErrorCode> {
         valid(path)?;
         let n = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
-        if self.acl_ok(conn, &n.acl, perm) { Ok(()) } else { Err(ErrorCode::NoAuth) }
+        if self.acl_ok(conn, n.acl(), perm) { Ok(()) } else { Err(ErrorCode::NoAuth) }
     }
 
     fn children(&self, path: &str) -> Vec<String> {
@@ -312,7 +312,7 @@ impl Core {
     ) {
         let zxid = self.tree.last_zxid;
         for p in data {
-            match self.tree.get(p).map(|n| n.stat.mzxid) {
+            match self.tree.get(p).map(|n| n.stat().mzxid) {
                 None => self.send_event(conn, EventType::NodeDeleted, p, zxid),
                 Some(m) if m > rel => self.send_event(conn, EventType::NodeDataChanged, p, zxid),
                 Some(_) => self.watches.add_data(p, conn),
@@ -326,7 +326,7 @@ impl Core {
             }
         }
         for p in child {
-            match self.tree.get(p).map(|n| n.stat.pzxid) {
+            match self.tree.get(p).map(|n| n.stat().pzxid) {
                 None => self.send_event(conn, EventType::NodeDeleted, p, zxid),
                 Some(pz) if pz > rel => self.send_event(conn, EventType::NodeChildrenChanged, p, zxid),
                 Some(_) => self.watches.add_child(p, conn),

@@ -30,7 +30,7 @@ use super::runner::{answer_while_settled, elect};
 use super::wire::PeerState;
 use super::zab_net::PacketReader;
 use crate::driver::{CoreMsg, RoleEvent};
-use crate::persist::snapshot::{Snapshot, SnapshotNode, encode_stream, parse_stream};
+use crate::persist::snapshot::{Snapshot, encode_stream_with, parse_stream};
 use crate::pipeline::SnapshotJob;
 use crate::pipeline::quorum::RoleKind;
 
@@ -321,13 +321,12 @@ async fn write_out(wr: &mut (impl AsyncWriteExt + Unpin), o: PeerOut) -> std::io
 
 fn encode_job(job: SnapshotJob) -> std::io::Result<Bytes> {
     let SnapshotJob { sessions, view, .. } = job;
-    let nodes = view.iter().map(|(p, n)| SnapshotNode {
-        path: p.to_string(),
-        data: n.data.clone(),
-        acl: n.acl.to_vec(),
-        stat: n.stat,
-    });
-    encode_stream(&sessions, nodes)
+    encode_stream_with(&sessions, |sink| {
+        view.walk(|path, n| {
+            let stat = n.stat();
+            sink.push(crate::persist::log::record(path, &n, &stat))
+        })
+    })
 }
 
 /// Reads the state that follows a SNAP packet.
