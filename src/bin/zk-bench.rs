@@ -204,9 +204,11 @@ impl Kind {
         }
     }
 
-    /// Both kinds, the first one alternating with `round`.
-    fn order(round: usize) -> [Kind; 2] {
-        if round % 2 == 0 { [Kind::Apache, Kind::Ours] } else { [Kind::Ours, Kind::Apache] }
+    /// Both kinds (or the one asked for), the first one alternating with
+    /// `round`.
+    fn order(round: usize, only: Option<Kind>) -> Vec<Kind> {
+        let both = if round % 2 == 0 { [Kind::Apache, Kind::Ours] } else { [Kind::Ours, Kind::Apache] };
+        both.into_iter().filter(|k| only.is_none_or(|o| o == *k)).collect()
     }
 }
 
@@ -381,11 +383,14 @@ struct Opts {
     jit_warmup: u64,
     sizes: Vec<usize>,
     heap: String,
+    /// Run one kind only (`--only ours|apache`), for profiling.
+    only: Option<Kind>,
 }
 
 fn parse(args: &[String]) -> Result<(Load, Opts), String> {
     let mut load = Load::default();
-    let mut o = Opts { connect: None, rounds: 3, jit_warmup: 20, sizes: Vec::new(), heap: String::new() };
+    let mut o =
+        Opts { connect: None, rounds: 3, jit_warmup: 20, sizes: Vec::new(), heap: String::new(), only: None };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut v = || it.next().cloned().ok_or_else(|| format!("{a} needs a value"));
@@ -412,6 +417,13 @@ fn parse(args: &[String]) -> Result<(Load, Opts), String> {
             "--rounds" => o.rounds = num(v()?)?.max(1),
             "--jit-warmup" => o.jit_warmup = num(v()?)? as u64,
             "--heap" => o.heap = v()?,
+            "--only" => {
+                o.only = match v()?.as_str() {
+                    "ours" => Some(Kind::Ours),
+                    "apache" => Some(Kind::Apache),
+                    other => return Err(format!("--only takes ours or apache, not {other}")),
+                }
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -506,7 +518,7 @@ async fn compare(base: &Load, opts: &Opts) -> Result<(), String> {
     let floor = disk_and_network_floor()?;
     let mut results: Vec<[Vec<Outcome>; 2]> = loads.iter().map(|_| [Vec::new(), Vec::new()]).collect();
     for round in 0..opts.rounds {
-        for kind in Kind::order(round) {
+        for kind in Kind::order(round, opts.only) {
             let server = Running::start(kind, None, heap)?;
             let cs = server.connect_string();
             if opts.jit_warmup > 0 {
@@ -769,7 +781,7 @@ async fn memory(opts: &Opts) -> Result<(), String> {
     );
     println!("|---|---|---|---|---|---|---|---|");
     for (k, &n) in sizes.iter().enumerate() {
-        for kind in Kind::order(k) {
+        for kind in Kind::order(k, opts.only) {
             let server = Running::start(kind, None, heap)?;
             let pid = server.pid();
             let idle = rss_kib(pid).unwrap_or(0);
@@ -833,7 +845,7 @@ async fn restart(opts: &Opts) -> Result<(), String> {
     println!("| znodes | server | data dir (allocated) | files | restart until serving |");
     println!("|---|---|---|---|---|");
     for (k, &n) in sizes.iter().enumerate() {
-        for kind in Kind::order(k) {
+        for kind in Kind::order(k, opts.only) {
             let keep = tempfile::tempdir().map_err(|e| e.to_string())?;
             let data = keep.path().join("data");
             std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;

@@ -73,7 +73,32 @@ fn init_logs(cfg: Option<&ServerConfig>) {
     }
 }
 
+/// mimalloc reads its options from the environment when the process
+/// starts. The server asks it to give freed memory back to the system at
+/// once (decommitted, not left as lazily-freed pages, no purge delay), so
+/// that the resident set follows what the tree holds after snapshots and
+/// bursts. It does so by running itself again with those options set
+/// (`exec`: the same process id, arguments and streams), unless the
+/// environment already sets any `MIMALLOC_` option, which is then left to
+/// the operator.
+fn tune_allocator() {
+    use std::os::unix::process::CommandExt;
+    const MARK: &str = "ZK_SERVER_ALLOCATOR_TUNED";
+    if std::env::vars_os().any(|(k, _)| k == MARK || k.to_string_lossy().starts_with("MIMALLOC_")) {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    // `exec` returns only when it failed: the server then runs untuned.
+    let _failed = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(MARK, "1")
+        .env("MIMALLOC_ARENA_EAGER_COMMIT", "0")
+        .env("MIMALLOC_PURGE_DELAY", "0")
+        .exec();
+}
+
 fn main() {
+    tune_allocator();
     let cfg = config_from_args();
     init_logs(cfg.as_ref().ok());
     let cfg = match cfg {

@@ -42,19 +42,41 @@ pub struct Server {
 /// [`PersistError`] when the files cannot be read, or the log needs a
 /// snapshot that is not there.
 pub fn recover(cfg: &ServerConfig) -> Result<Recovered, PersistError> {
-    let mut tree = DataTree::new();
     let mut sessions: std::collections::BTreeMap<i64, i32> = std::collections::BTreeMap::new();
-    let snap = snapshot::load_latest(&cfg.data_dir)
-        .map_err(PersistError::io("loading a snapshot from", &cfg.data_dir))?;
-    if let Some(s) = snap {
-        info!(zxid = format_args!("{:#x}", s.zxid), nodes = s.nodes.len(), "loaded snapshot");
-        let (t, s) = tree_from_snapshot(s);
-        tree = t;
-        sessions.extend(s);
-    }
+    // The log after the newest snapshot is read on another thread while
+    // this one loads the snapshot (read again should an older snapshot be
+    // the one that loads).
+    let guess = snapshot::newest_zxid(&cfg.data_dir)
+        .map_err(PersistError::io("loading a snapshot from", &cfg.data_dir))?
+        .unwrap_or(0);
+    let (snap, early_log) = std::thread::scope(|s| {
+        let log = s.spawn(|| txnlog::read_log(&cfg.data_log_dir, guess, true));
+        let snap = snapshot::load_latest_with(&cfg.data_dir, DataTree::loader);
+        (snap, log.join())
+    });
+    let snap = snap.map_err(PersistError::io("loading a snapshot from", &cfg.data_dir))?;
+    let (mut tree, snap_zxid) = match snap {
+        Some(loaded) => {
+            let zxid = loaded.zxid;
+            let tree = loaded.output.finish(zxid).map_err(|e| {
+                PersistError::io("loading a snapshot from", &cfg.data_dir)(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    e,
+                ))
+            })?;
+            info!(zxid = format_args!("{zxid:#x}"), nodes = tree.node_count(), "loaded snapshot");
+            sessions.extend(loaded.sessions);
+            (tree, zxid)
+        }
+        None => (DataTree::new(), 0),
+    };
+    tree.last_zxid = snap_zxid;
     let had_snapshot = tree.last_zxid > 0;
-    let read = txnlog::read_log(&cfg.data_log_dir, tree.last_zxid, true)
-        .map_err(PersistError::io("reading the transaction log in", &cfg.data_log_dir))?;
+    let read = match early_log {
+        Ok(r) if snap_zxid == guess => r,
+        _ => txnlog::read_log(&cfg.data_log_dir, tree.last_zxid, true),
+    }
+    .map_err(PersistError::io("reading the transaction log in", &cfg.data_log_dir))?;
     if !had_snapshot && read.txns.first().is_some_and(|t| t.header.zxid & 0xffff_ffff > 1) {
         // As Apache: a log that does not start at the beginning needs the
         // snapshot it continues; starting without it would lose data.
@@ -92,14 +114,12 @@ pub fn recover(cfg: &ServerConfig) -> Result<Recovered, PersistError> {
 }
 
 /// The tree and sessions a snapshot holds.
-pub(crate) fn tree_from_snapshot(s: snapshot::Snapshot) -> (DataTree, Vec<(i64, i32)>) {
-    let mut t = DataTree::new();
-    for n in s.nodes {
-        t.insert_loaded(&n.path, n.data, n.acl, n.stat);
+pub(crate) fn tree_from_snapshot(s: snapshot::Snapshot) -> Result<(DataTree, Vec<(i64, i32)>), String> {
+    let mut t = DataTree::loader();
+    for n in &s.nodes {
+        t.push(&n.path, n.data.as_deref(), &n.acl, &n.stat)?;
     }
-    t.link_children();
-    t.last_zxid = s.zxid;
-    (t, s.sessions)
+    Ok((t.finish(s.zxid)?, s.sessions))
 }
 
 fn now() -> Now {

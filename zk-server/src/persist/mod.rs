@@ -135,37 +135,29 @@ pub(crate) fn invalid_input(msg: impl Into<String>) -> io::Error {
 /// Adler-32 (RFC 1950), the checksum of Apache's log entries and snapshots
 /// (`java.util.zip.Adler32`). Java's `getValue()` is the 32-bit value as an
 /// unsigned `long`, which is what the files store.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Adler32 {
-    a: u32,
-    b: u32,
+#[derive(Clone)]
+pub(crate) struct Adler32(simd_adler32::Adler32);
+
+impl std::fmt::Debug for Adler32 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Adler32({:#010x})", self.value())
+    }
 }
 
 impl Adler32 {
-    const MOD: u32 = 65_521;
-    /// The most bytes that can be summed before `b` could overflow a u32.
-    const NMAX: usize = 5_552;
-
     /// A checksum of no bytes (1).
     pub(crate) fn new() -> Self {
-        Adler32 { a: 1, b: 0 }
+        Adler32(simd_adler32::Adler32::new())
     }
 
-    /// Adds `data` to the checksum.
+    /// Adds `data` to the checksum (SIMD where the CPU has it).
     pub(crate) fn update(&mut self, data: &[u8]) {
-        for chunk in data.chunks(Self::NMAX) {
-            for &byte in chunk {
-                self.a += u32::from(byte);
-                self.b += self.a;
-            }
-            self.a %= Self::MOD;
-            self.b %= Self::MOD;
-        }
+        self.0.write(data);
     }
 
     /// The checksum of the bytes so far.
     pub(crate) fn value(&self) -> u32 {
-        (self.b << 16) | self.a
+        self.0.finish()
     }
 
     /// The checksum as the `long` Apache writes.

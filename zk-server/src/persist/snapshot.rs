@@ -41,10 +41,10 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tracing::{debug, info, warn};
+use zk_proto::Record;
 use zk_proto::records::{Acl, FILE_VERSION, FileHeader, SNAP_MAGIC, StatPersisted};
-use zk_proto::{ProtoError, Record};
 
 use super::compress::{Compression, Encoder};
 use super::txnlog::LOG_PREFIX;
@@ -542,97 +542,307 @@ fn snapshot_files(vdir: &Path) -> io::Result<Vec<(i64, PathBuf, Compression)>> {
 
 /// Reads and checks one snapshot file.
 fn load_file(path: &Path, zxid: i64, c: Compression) -> io::Result<Snapshot> {
-    let bytes = c.decode(fs::read(path)?).map_err(|e| invalid_data(format!("{}: {e}", path.display())))?;
-    parse_snapshot(zxid, Bytes::from(bytes)).map_err(|e| invalid_data(format!("{}: {e}", path.display())))
-}
-
-fn field(what: &'static str) -> impl FnOnce(ProtoError) -> String {
-    move |e| format!("{what}: {e}")
-}
-
-/// Decodes a whole snapshot file and verifies its checksum.
-fn parse_snapshot(zxid: i64, bytes: Bytes) -> Result<Snapshot, String> {
-    let total = bytes.len();
-    let mut buf = bytes.clone();
-    let header = FileHeader::decode(&mut buf).map_err(field("file header"))?;
-    if header.magic != SNAP_MAGIC {
-        return Err(format!("not a snapshot (magic {:#010x})", header.magic));
-    }
-
-    let (sessions, nodes) = parse_body(&mut buf)?;
-    let sealed = total - buf.remaining();
-    let stored = i64::decode(&mut buf).map_err(field("checksum"))?;
-    String::decode(&mut buf).map_err(field("seal"))?;
-    let computed = i64::from(adler32(&bytes[..sealed]));
-    if stored != computed {
-        return Err(format!("checksum mismatch: stored {stored:#x}, computed {computed:#x}"));
-    }
-    if buf.has_remaining() {
-        debug!(bytes = buf.remaining(), "ignoring snapshot trailers (digest)");
-    }
-    check_tree(&nodes)?;
+    let (sessions, nodes) = load_file_with(path, c, Collect::default())?;
     Ok(Snapshot { zxid, sessions, nodes })
 }
 
-/// Sessions and nodes.
-type SnapshotBody = (Vec<(i64, i32)>, Vec<SnapshotNode>);
+/// Reads one snapshot file into `loader`.
+fn load_file_with<L: SnapshotLoader>(
+    path: &Path,
+    c: Compression,
+    mut loader: L,
+) -> io::Result<(Sessions, L::Output)> {
+    let bad = |e: String| invalid_data(format!("{}: {e}", path.display()));
+    let bytes = c.decode(fs::read(path)?).map_err(|e| bad(e.to_string()))?;
+    let sessions = parse_file_into(&bytes, &mut loader).map_err(bad)?;
+    let out = loader.finish().map_err(bad)?;
+    Ok((sessions, out))
+}
+
+/// Sessions as snapshots hold them: `(session id, timeout in ms)`.
+pub type Sessions = Vec<(i64, i32)>;
+
+/// One node of a snapshot as it is read, borrowed from the file's bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadedNode<'a> {
+    /// The absolute path (`"/"` for the root).
+    pub path: &'a str,
+    /// The data (`None`: null).
+    pub data: Option<&'a [u8]>,
+    /// The ACL, shared by every node of the snapshot that has it.
+    pub acl: &'a Arc<Vec<Acl>>,
+    /// The persisted stat.
+    pub stat: StatPersisted,
+}
+
+/// What a snapshot's nodes are read into, in the order the file lists
+/// them (each after its parent, as Apache writes them).
+pub trait SnapshotLoader {
+    /// What the loader makes.
+    type Output;
+    /// Takes one node.
+    ///
+    /// # Errors
+    /// A node the loader cannot take (the snapshot is then not used).
+    fn node(&mut self, node: LoadedNode<'_>) -> Result<(), String>;
+    /// Ends the load.
+    ///
+    /// # Errors
+    /// When what was read does not make a tree.
+    fn finish(self) -> Result<Self::Output, String>;
+}
+
+/// A loader that keeps every node (checked by [`check_tree`]).
+#[derive(Debug, Default)]
+struct Collect(Vec<SnapshotNode>);
+
+impl SnapshotLoader for Collect {
+    type Output = Vec<SnapshotNode>;
+
+    fn node(&mut self, n: LoadedNode<'_>) -> Result<(), String> {
+        self.0.push(SnapshotNode {
+            path: n.path.to_owned(),
+            data: n.data.map(Bytes::copy_from_slice),
+            acl: n.acl.clone(),
+            stat: n.stat,
+        });
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Vec<SnapshotNode>, String> {
+        check_tree(&self.0)?;
+        Ok(self.0)
+    }
+}
+
+/// A snapshot loaded by [`load_latest_with`].
+#[derive(Debug)]
+pub struct Loaded<T> {
+    /// The zxid in the file name.
+    pub zxid: i64,
+    /// The sessions: `(session id, timeout in ms)`.
+    pub sessions: Vec<(i64, i32)>,
+    /// What the loader made.
+    pub output: T,
+}
+
+/// [`load_latest`] into loaders that `fresh` makes (one per file tried):
+/// the nodes go from the file's bytes to the loader without being copied
+/// first.
+///
+/// # Errors
+/// As [`load_latest`].
+pub fn load_latest_with<L: SnapshotLoader>(
+    dir: &Path,
+    mut fresh: impl FnMut() -> L,
+) -> io::Result<Option<Loaded<L::Output>>> {
+    let vdir = version_dir(dir);
+    let mut candidates = snapshot_files(&vdir)?;
+    candidates.reverse();
+    let mut tried = 0usize;
+    for (zxid, path, c) in &candidates {
+        if !looks_complete(path, *c) {
+            warn!(file = %path.display(), "skipping an incomplete snapshot");
+            continue;
+        }
+        tried += 1;
+        match load_file_with(path, *c, fresh()) {
+            Ok((sessions, output)) => {
+                info!(file = %path.display(), sessions = sessions.len(), "loaded snapshot");
+                return Ok(Some(Loaded { zxid: *zxid, sessions, output }));
+            }
+            Err(e) => warn!(error = %e, "invalid snapshot, trying an older one"),
+        }
+    }
+    if tried > 0 {
+        return Err(invalid_data(format!("no usable snapshot in {}: {tried} invalid", vdir.display())));
+    }
+    Ok(None)
+}
+
+/// The zxid of the newest snapshot file (by name), if any.
+///
+/// # Errors
+/// When the directory cannot be listed.
+pub fn newest_zxid(dir: &Path) -> io::Result<Option<i64>> {
+    Ok(snapshot_files(&version_dir(dir))?.last().map(|(z, _, _)| *z))
+}
+
+/// A parse error: the bytes end too soon (a stream may need more), or
+/// they are wrong.
+#[derive(Debug)]
+enum ParseError {
+    Short,
+    Bad(String),
+}
+
+impl From<String> for ParseError {
+    fn from(e: String) -> Self {
+        ParseError::Bad(e)
+    }
+}
+
+/// A reader of jute values over a byte slice.
+struct Cursor<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ParseError> {
+        let s = self
+            .b
+            .get(self.pos..self.pos.checked_add(n).ok_or(ParseError::Short)?)
+            .ok_or(ParseError::Short)?;
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn i32(&mut self) -> Result<i32, ParseError> {
+        let s = self.take(4)?;
+        Ok(i32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    }
+
+    fn i64(&mut self) -> Result<i64, ParseError> {
+        let s = self.take(8)?;
+        Ok(i64::from_be_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]))
+    }
+
+    /// A jute buffer (`None` for length -1).
+    fn buffer(&mut self, what: &str) -> Result<Option<&'a [u8]>, ParseError> {
+        match self.i32()? {
+            -1 => Ok(None),
+            n if n < 0 => Err(ParseError::Bad(format!("{what}: negative length {n}"))),
+            n => self.take(n as usize).map(Some),
+        }
+    }
+
+    /// A jute ustring (null is refused).
+    fn string(&mut self, what: &str) -> Result<&'a str, ParseError> {
+        let b = self.buffer(what)?.ok_or_else(|| ParseError::Bad(format!("{what}: null")))?;
+        std::str::from_utf8(b).map_err(|_| ParseError::Bad(format!("{what}: not UTF-8")))
+    }
+
+    fn stat(&mut self) -> Result<StatPersisted, ParseError> {
+        Ok(StatPersisted {
+            czxid: self.i64()?,
+            mzxid: self.i64()?,
+            ctime: self.i64()?,
+            mtime: self.i64()?,
+            version: self.i32()?,
+            cversion: self.i32()?,
+            aversion: self.i32()?,
+            ephemeral_owner: self.i64()?,
+            pzxid: self.i64()?,
+        })
+    }
+
+    fn remaining(&self) -> usize {
+        self.b.len().saturating_sub(self.pos)
+    }
+}
 
 /// Decodes what follows a snapshot's file header (Apache's
 /// `SerializeUtils.serializeSnapshot`: sessions, then the tree: ACL cache,
-/// nodes, the `"/"` that ends them). A SNAP on the quorum port carries
-/// exactly this.
-fn parse_body(buf: &mut Bytes) -> Result<SnapshotBody, String> {
-    let count = i32::decode(buf).map_err(field("session count"))?;
+/// nodes, the `"/"` that ends them) into `loader`; the sessions. A SNAP on
+/// the quorum port carries exactly this.
+fn parse_body_into<L: SnapshotLoader>(
+    cur: &mut Cursor<'_>,
+    loader: &mut L,
+) -> Result<Vec<(i64, i32)>, ParseError> {
+    let count = cur.i32()?;
     let count = usize::try_from(count).map_err(|_| format!("negative session count {count}"))?;
-    if count.saturating_mul(12) > buf.remaining() {
-        return Err(format!("{count} sessions do not fit in the file"));
+    if count.saturating_mul(12) > cur.remaining() {
+        return Err(ParseError::Short);
     }
     let mut sessions = Vec::with_capacity(count);
     for _ in 0..count {
-        let id = i64::decode(buf).map_err(field("session id"))?;
-        let timeout = i32::decode(buf).map_err(field("session timeout"))?;
-        sessions.push((id, timeout));
+        sessions.push((cur.i64()?, cur.i32()?));
     }
 
-    let count = i32::decode(buf).map_err(field("ACL cache size"))?;
+    let count = cur.i32()?;
     let count = usize::try_from(count).map_err(|_| format!("negative ACL cache size {count}"))?;
-    if count.saturating_mul(12) > buf.remaining() {
-        return Err(format!("{count} ACL cache entries do not fit in the file"));
+    if count.saturating_mul(12) > cur.remaining() {
+        return Err(ParseError::Short);
     }
     let mut acls: HashMap<i64, Arc<Vec<Acl>>> = HashMap::with_capacity(count);
     for _ in 0..count {
-        let index = i64::decode(buf).map_err(field("ACL index"))?;
-        if buf.remaining() >= 4 && buf.chunk()[..4] == [0xff; 4] {
-            return Err(format!("null ACL list for index {index}"));
+        let index = cur.i64()?;
+        let n = cur.i32()?;
+        let n = usize::try_from(n).map_err(|_| format!("null ACL list for index {index}"))?;
+        if n.saturating_mul(12) > cur.remaining() {
+            return Err(ParseError::Short);
         }
-        let list = Vec::<Acl>::decode(buf).map_err(field("ACL list"))?;
+        let mut list = Vec::with_capacity(n);
+        for _ in 0..n {
+            let perms = cur.i32()?;
+            let scheme = cur.string("ACL scheme")?.to_owned();
+            let id = cur.string("ACL id")?.to_owned();
+            list.push(Acl { perms, id: zk_proto::records::Id { scheme, id } });
+        }
         acls.insert(index, Arc::new(list));
     }
 
     let open = Arc::new(Acl::open_unsafe());
-    let mut nodes = Vec::new();
     loop {
-        let path = String::decode(buf).map_err(field("node path"))?;
+        let path = cur.string("node path")?;
         if path == "/" {
             break;
         }
-        let data = Option::<Bytes>::decode(buf).map_err(field("node data"))?;
-        // Copied out, so that the nodes do not pin the whole file buffer.
-        let data = data.map(|d| Bytes::copy_from_slice(&d));
-        let index = i64::decode(buf).map_err(field("node ACL index"))?;
-        let stat = StatPersisted::decode(buf).map_err(field("node stat"))?;
+        let data = cur.buffer("node data")?;
+        let index = cur.i64()?;
+        let stat = cur.stat()?;
         let acl = if index == OPEN_ACL_INDEX {
-            open.clone()
+            &open
         } else {
-            acls.get(&index).cloned().ok_or_else(|| {
+            acls.get(&index).ok_or_else(|| {
                 format!("node {path:?} uses ACL index {index}, which is not in the ACL cache")
             })?
         };
-        let path = if path.is_empty() { "/".to_owned() } else { path };
-        nodes.push(SnapshotNode { path, data, acl, stat });
+        let path = if path.is_empty() { "/" } else { path };
+        loader.node(LoadedNode { path, data, acl, stat })?;
     }
+    Ok(sessions)
+}
 
-    Ok((sessions, nodes))
+/// Decodes a whole (uncompressed) snapshot file into `loader` and
+/// verifies its checksum; the sessions.
+fn parse_file_into<L: SnapshotLoader>(bytes: &[u8], loader: &mut L) -> Result<Vec<(i64, i32)>, String> {
+    let short = |e: ParseError| match e {
+        ParseError::Short => "the snapshot ends too soon (record truncated)".to_string(),
+        ParseError::Bad(e) => e,
+    };
+    let mut cur = Cursor { b: bytes, pos: 0 };
+    let magic = cur.i32().map_err(short)?;
+    if magic != SNAP_MAGIC {
+        return Err(format!("not a snapshot (magic {magic:#010x})"));
+    }
+    cur.take(12).map_err(short)?;
+    let sessions = parse_body_into(&mut cur, loader).map_err(short)?;
+    let sealed = cur.pos;
+    let stored = cur.i64().map_err(short)?;
+    let seal = cur.string("seal").map_err(short)?;
+    if seal != "/" {
+        return Err(format!("seal {seal:?} is not \"/\""));
+    }
+    // The checksum covers what precedes the seal (a digest and a second
+    // seal may follow, as Apache 3.6+ writes them).
+    let computed = i64::from(adler32(&bytes[..sealed]));
+    if stored != computed {
+        return Err(format!("checksum mismatch: stored {stored:#x}, computed {computed:#x}"));
+    }
+    if cur.remaining() > 0 {
+        debug!(bytes = cur.remaining(), "ignoring snapshot trailers (digest)");
+    }
+    Ok(sessions)
+}
+
+/// Decodes a whole snapshot file and verifies its checksum.
+#[cfg(test)]
+fn parse_snapshot(zxid: i64, bytes: Bytes) -> Result<Snapshot, String> {
+    let mut c = Collect::default();
+    let sessions = parse_file_into(&bytes, &mut c)?;
+    Ok(Snapshot { zxid, sessions, nodes: c.finish()? })
 }
 
 /// Encodes a state as a SNAP on the quorum port carries it: sessions and
@@ -701,25 +911,23 @@ pub fn encode_stream_with(
 /// # Errors
 /// A malformed state or signature.
 pub fn parse_stream(zxid: i64, bytes: &Bytes) -> Result<Option<(Snapshot, usize)>, String> {
-    let mut buf = bytes.clone();
-    let short = |e: &String| {
-        e.contains("record truncated") || e.contains("do not fit") || e.contains("bytes left in the frame")
-    };
-    let (sessions, nodes) = match parse_body(&mut buf) {
-        Ok(x) => x,
-        Err(e) if short(&e) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let sig = match String::decode(&mut buf) {
+    let mut cur = Cursor { b: bytes, pos: 0 };
+    let mut nodes = Collect::default();
+    let sessions = match parse_body_into(&mut cur, &mut nodes) {
         Ok(s) => s,
-        Err(ProtoError::UnexpectedEof { .. } | ProtoError::LengthBeyondFrame { .. }) => return Ok(None),
-        Err(e) => return Err(format!("signature: {e}")),
+        Err(ParseError::Short) => return Ok(None),
+        Err(ParseError::Bad(e)) => return Err(e),
+    };
+    let sig = match cur.string("signature") {
+        Ok(s) => s,
+        Err(ParseError::Short) => return Ok(None),
+        Err(ParseError::Bad(e)) => return Err(e),
     };
     if sig != "BenWasHere" {
         return Err(format!("a SNAP signed {sig:?}, not BenWasHere"));
     }
-    check_tree(&nodes)?;
-    Ok(Some((Snapshot { zxid, sessions, nodes }, bytes.len() - buf.remaining())))
+    let used = cur.pos;
+    Ok(Some((Snapshot { zxid, sessions, nodes: nodes.finish()? }, used)))
 }
 
 /// Every node after its parent, no duplicates, a root.
@@ -987,7 +1195,7 @@ mod tests {
             FileHeader { magic: SNAP_MAGIC, version: FILE_VERSION, dbid: -1 }
         );
         assert_eq!(i32::decode(&mut raw).unwrap(), 3);
-        raw.advance(3 * 12);
+        bytes::Buf::advance(&mut raw, 3 * 12);
         assert_eq!(i32::decode(&mut raw).unwrap(), 5);
         for i in 1..=5 {
             assert_eq!(i64::decode(&mut raw).unwrap(), i);

@@ -371,7 +371,13 @@ impl Core {
     /// A learner: the leader's snapshot, already on disk (the driver wrote
     /// it and dropped the log it replaces).
     pub(crate) fn install_snapshot(&mut self, zxid: i64, snap: Snapshot) {
-        let (tree, sessions) = crate::server::tree_from_snapshot(snap);
+        let (tree, sessions) = match crate::server::tree_from_snapshot(snap) {
+            Ok(x) => x,
+            Err(e) => {
+                self.end_role(format!("the leader's snapshot does not make a tree: {e}"), true);
+                return;
+            }
+        };
         info!(zxid = format_args!("{zxid:#x}"), nodes = tree.node_count(), "installed the leader's snapshot");
         self.tree = tree;
         self.prep = Prep::default();

@@ -231,6 +231,9 @@ pub(crate) struct Store {
     tail: Option<u32>,
     hasher: hashbrown::DefaultHashBuilder,
     scratch: Vec<u8>,
+    /// `(parent, child)` links of a bulk load, made by
+    /// [`Store::finish_load`].
+    loaded: Vec<(u32, u32)>,
 }
 
 impl Store {
@@ -245,6 +248,7 @@ impl Store {
             tail: None,
             hasher: hashbrown::DefaultHashBuilder::default(),
             scratch: Vec::new(),
+            loaded: Vec::new(),
         };
         let id = s.alloc_slot();
         debug_assert_eq!(id, ROOT);
@@ -436,6 +440,53 @@ impl Store {
             p.kids = Some(kids);
         }
         Some(id)
+    }
+
+    /// Adds a node of a bulk load under `parent` (which must be live):
+    /// the link to its parent is made by [`Store::finish_load`], with
+    /// every child index built at its final size.
+    pub(crate) fn push_loaded(&mut self, parent: u32, name: &str, fixed: &Fixed, data: Option<&[u8]>) -> u32 {
+        let id = self.alloc_slot();
+        let rec = self.write(id, name, fixed, data);
+        if let Some(slot) = self.slot_mut(id) {
+            *slot = Slot { rec, kids: None, pzxid: fixed.czxid, cversion: 0, acl: 0 };
+        }
+        self.live += 1;
+        self.loaded.push((parent, id));
+        id
+    }
+
+    /// Links the nodes of a bulk load to their parents.
+    ///
+    /// # Errors
+    /// The name of a node given twice under one parent.
+    pub(crate) fn finish_load(&mut self) -> Result<(), String> {
+        let mut links = std::mem::take(&mut self.loaded);
+        links.sort_unstable();
+        let mut start = 0;
+        while start < links.len() {
+            let parent = links[start].0;
+            let end = start + links[start..].iter().take_while(|l| l.0 == parent).count();
+            let mut kids = self.slot_mut(parent).and_then(|p| p.kids.take()).unwrap_or_default();
+            kids.reserve(end - start, |&k| self.hasher.hash_one(self.shared.name(k)));
+            for &(_, child) in &links[start..end] {
+                let name = self.shared.name(child);
+                let h = self.hasher.hash_one(name);
+                if kids.find(h, |&k| self.shared.name(k) == name).is_some() {
+                    return Err(format!(
+                        "node {:?} appears twice under one parent",
+                        String::from_utf8_lossy(name)
+                    ));
+                }
+                let (shared, hasher) = (&self.shared, &self.hasher);
+                kids.insert_unique(h, child, |&k| hasher.hash_one(shared.name(k)));
+            }
+            if let Some(p) = self.slot_mut(parent) {
+                p.kids = Some(kids);
+            }
+            start = end;
+        }
+        Ok(())
     }
 
     /// Removes the childless child `name` of `parent`; false when it is
