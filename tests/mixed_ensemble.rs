@@ -34,17 +34,20 @@ impl Mixed {
         ids.sort();
         let servers: Vec<(i64, u16, u16)> =
             ids.iter().enumerate().map(|(i, sid)| (*sid, ports[2 * i], ports[2 * i + 1])).collect();
-        let opts = ApacheZkOptions { tick_time: TICK, ..ApacheZkOptions::default() };
-        let mut apache = Vec::new();
-        for sid in apache_ids {
-            apache.push((*sid, ApacheQuorumPeer::start(*sid, &servers, opts.clone())?));
-        }
         let cfg = format!(
             "tickTime={TICK}\ninitLimit={}\nsyncLimit={}\n",
             20_000u32.div_ceil(TICK).max(10),
             5_000u32.div_ceil(TICK).max(5)
         );
+        // Ours first: they come up in milliseconds and wait for peers,
+        // while a JVM takes a second or more. Started after, ours could
+        // miss an election two loaded JVMs finish between themselves.
         let ours = OurEnsemble::start_members(our_ids, &servers, &cfg);
+        let opts = ApacheZkOptions { tick_time: TICK, ..ApacheZkOptions::default() };
+        let mut apache = Vec::new();
+        for sid in apache_ids {
+            apache.push((*sid, ApacheQuorumPeer::start(*sid, &servers, opts.clone())?));
+        }
         Some(Mixed { ours, apache, our_ids: our_ids.to_vec() })
     }
 
