@@ -7,6 +7,8 @@
 //! cargo bench --bench client_compare                 # starts Apache ZooKeeper 3.8 itself
 //! ZK_BENCH_CONNECT=127.0.0.1:2181 cargo bench --bench client_compare
 //! ZK_BENCH_SECS=10 ...                                # measured seconds per run (default 5)
+//! ZK_BENCH_ROUNDS=5 ...                               # rounds per load (default 3), alternating who goes first
+//! ZK_BENCH_JAVA_WARMUP=10 ...                         # the Java client's JIT warm-up (default 5 s)
 //! ```
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -198,26 +200,48 @@ fn main() {
     let _ = rt.block_on(theirs(&cs, Load { sessions: 2, inflight: 64 }, warmup, Duration::from_secs(3)));
     let _ = rt.block_on(ours(&cs, Load { sessions: 2, inflight: 64 }, warmup, Duration::from_secs(3)));
     let rounds: usize = std::env::var("ZK_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
-    println!("{rounds} alternating rounds per client; the median round (by throughput) is shown");
+    println!(
+        "{rounds} rounds per load, alternating which client goes first; the median round (by throughput) is shown \
+         with the spread of throughput over the rounds; both Rust clients run on the same 2-worker tokio runtime \
+         in this process; the Java client (-Xmx1g) gets a {}s warm-up of its own",
+        java_warmup().as_secs()
+    );
     let loads = match std::env::var("ZK_BENCH_LOADS").as_deref() {
         Ok("1") => vec![Load { sessions: 1, inflight: 100 }],
-        _ => vec![Load { sessions: 1, inflight: 100 }, Load { sessions: 4, inflight: 64 }],
+        _ => vec![
+            Load { sessions: 1, inflight: 1 },
+            Load { sessions: 1, inflight: 100 },
+            Load { sessions: 4, inflight: 64 },
+            Load { sessions: 100, inflight: 10 },
+        ],
     };
     for load in loads {
         println!("{} session(s) x {} in flight:", load.sessions, load.inflight);
         let (mut a_runs, mut b_runs) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
+        let only_ours = std::env::var("ZK_BENCH_ONLY_OURS").is_ok();
+        for round in 0..rounds {
+            if round % 2 == 1 && !only_ours {
+                b_runs.push(rt.block_on(theirs(&cs, load, warmup, secs)));
+            }
             a_runs.push(rt.block_on(ours(&cs, load, warmup, secs)));
-            if std::env::var("ZK_BENCH_ONLY_OURS").is_err() {
+            if round % 2 == 0 && !only_ours {
                 b_runs.push(rt.block_on(theirs(&cs, load, warmup, secs)));
             }
         }
+        let spread = |runs: &[Outcome]| {
+            let lo = runs.iter().map(|o| o.ops_per_sec).fold(f64::INFINITY, f64::min);
+            let hi = runs.iter().map(|o| o.ops_per_sec).fold(0.0, f64::max);
+            format!("{lo:.0}-{hi:.0}")
+        };
+        let (sa, sb) = (spread(&a_runs), spread(&b_runs));
         let a = median(a_runs);
         row("zk-client (ours)", &a);
+        println!("    spread over rounds: {sa} ops/s");
         let Some(b) = (!b_runs.is_empty()).then(|| median(b_runs)) else { continue };
         row("zookeeper-client 0.11", &b);
+        println!("    spread over rounds: {sb} ops/s");
         if std::env::var("ZK_BENCH_NO_JAVA").is_err() {
-            match java(&cs, load, warmup, secs) {
+            match java(&cs, load, java_warmup(), secs) {
                 Some(j) => row("Apache Java client", &j),
                 None => {
                     println!("  Apache Java client     (not available: needs javac and Debian's zookeeper)")
@@ -230,6 +254,11 @@ fn main() {
             a.p99_us as f64 / b.p99_us.max(1) as f64
         );
     }
+}
+
+/// How long the Java client warms its JIT before measuring.
+fn java_warmup() -> Duration {
+    Duration::from_secs(std::env::var("ZK_BENCH_JAVA_WARMUP").ok().and_then(|s| s.parse().ok()).unwrap_or(5))
 }
 
 fn median(mut runs: Vec<Outcome>) -> Outcome {

@@ -110,6 +110,10 @@ async fn run(cs: &str, load: &Load) -> Result<Outcome, String> {
     let data: Arc<[u8]> = vec![b'y'; load.size].into();
     let mut tasks = Vec::new();
     let counter = Arc::new(AtomicU64::new(0));
+    // Creates of each run get names of their own (a server serves many
+    // runs in `compare`): a run id from the clock.
+    let run_id =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
     for (s, c) in clients.iter().enumerate() {
         for k in 0..load.inflight {
             let (c, recording, errors, data, counter) =
@@ -129,7 +133,9 @@ async fn run(cs: &str, load: &Load) -> Result<Outcome, String> {
                         "set" => c.set_data(&node, &data, None).await.is_ok(),
                         "create" => {
                             let n = counter.fetch_add(1, Ordering::Relaxed);
-                            c.create(&format!("{ROOT}/c{n}"), &data, CreateMode::Persistent).await.is_ok()
+                            c.create(&format!("{ROOT}/c{run_id}-{n}"), &data, CreateMode::Persistent)
+                                .await
+                                .is_ok()
                         }
                         "mixed" if seed % 10 == 0 => c.set_data(&node, &data, None).await.is_ok(),
                         _ => c.get_data(&node).await.is_ok(),
@@ -385,12 +391,21 @@ struct Opts {
     heap: String,
     /// Run one kind only (`--only ours|apache`), for profiling.
     only: Option<Kind>,
+    /// `compare` runs only these workloads (`--workloads get,set`).
+    workloads: Vec<String>,
 }
 
 fn parse(args: &[String]) -> Result<(Load, Opts), String> {
     let mut load = Load::default();
-    let mut o =
-        Opts { connect: None, rounds: 3, jit_warmup: 20, sizes: Vec::new(), heap: String::new(), only: None };
+    let mut o = Opts {
+        connect: None,
+        rounds: 3,
+        jit_warmup: 20,
+        sizes: Vec::new(),
+        heap: String::new(),
+        only: None,
+        workloads: Vec::new(),
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut v = || it.next().cloned().ok_or_else(|| format!("{a} needs a value"));
@@ -417,6 +432,7 @@ fn parse(args: &[String]) -> Result<(Load, Opts), String> {
             "--rounds" => o.rounds = num(v()?)?.max(1),
             "--jit-warmup" => o.jit_warmup = num(v()?)? as u64,
             "--heap" => o.heap = v()?,
+            "--workloads" => o.workloads = v()?.split(',').map(|s| s.trim().to_string()).collect(),
             "--only" => {
                 o.only = match v()?.as_str() {
                     "ours" => Some(Kind::Ours),
@@ -508,7 +524,10 @@ fn spread(v: &[f64]) -> (f64, f64) {
 
 async fn compare(base: &Load, opts: &Opts) -> Result<(), String> {
     let heap = if opts.heap.is_empty() { "2g" } else { opts.heap.as_str() };
-    let loads = compare_loads(base);
+    let loads: Vec<Load> = compare_loads(base)
+        .into_iter()
+        .filter(|l| opts.workloads.is_empty() || opts.workloads.contains(&l.workload))
+        .collect();
     print_settings(heap);
     println!(
         "runs: {} rounds alternating which server goes first; each server started fresh per round, \
@@ -535,14 +554,15 @@ async fn compare(base: &Load, opts: &Opts) -> Result<(), String> {
             for (k, load) in loads.iter().enumerate() {
                 let o = run(&cs, load).await?;
                 eprintln!(
-                    "  round {} {:<10} {} {}x{}: {:.0} ops/s p99 {} us",
+                    "  round {} {:<10} {} {}x{}: {:.0} ops/s p99 {} us, {} errors",
                     round + 1,
                     kind.name(),
                     load.workload,
                     load.sessions,
                     load.inflight,
                     o.ops_per_sec,
-                    o.p99
+                    o.p99,
+                    o.errors
                 );
                 results[k][usize::from(kind == Kind::Ours)].push(o);
             }
@@ -551,9 +571,9 @@ async fn compare(base: &Load, opts: &Opts) -> Result<(), String> {
     }
     println!();
     println!(
-        "| load | Apache 3.8 ops/s (spread) | zk-server ops/s (spread) | ratio | p99 Apache → ours | p99 ratio |"
+        "| load | Apache 3.8 ops/s (spread) | zk-server ops/s (spread) | ratio | p99 Apache → ours | p99 ratio | errors |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for (load, [a, b]) in loads.iter().zip(results) {
         let ops = |v: &[Outcome]| v.iter().map(|o| o.ops_per_sec).collect::<Vec<_>>();
         let p99 = |v: &[Outcome]| median_of(v.iter().map(|o| o.p99 as f64).collect());
@@ -561,7 +581,7 @@ async fn compare(base: &Load, opts: &Opts) -> Result<(), String> {
         let ((la, ha), (lb, hb)) = (spread(&ops(&a)), spread(&ops(&b)));
         let (pa, pb) = (p99(&a), p99(&b));
         println!(
-            "| {} {} x {} | {:.0} ({:.0}-{:.0}) | {:.0} ({:.0}-{:.0}) | x{:.2} | {:.1} ms → {:.1} ms | x{:.2} |",
+            "| {} {} x {} | {:.0} ({:.0}-{:.0}) | {:.0} ({:.0}-{:.0}) | x{:.2} | {:.1} ms → {:.1} ms | x{:.2} | {} / {} |",
             load.workload,
             load.sessions,
             load.inflight,
@@ -574,12 +594,14 @@ async fn compare(base: &Load, opts: &Opts) -> Result<(), String> {
             tb / ta.max(1.0),
             pa / 1000.0,
             pb / 1000.0,
-            pb / pa.max(1.0)
+            pb / pa.max(1.0),
+            a.iter().map(|o| o.errors).sum::<u64>(),
+            b.iter().map(|o| o.errors).sum::<u64>()
         );
         if load.workload == "set" && load.sessions == 1 && load.inflight == 1 {
             let floor_ops = 1.0 / floor.as_secs_f64();
             println!(
-                "|  floor: one fsync + one loopback round trip = {:.0} us → {:.0} ops/s; zk-server at {:.0}% of it, Apache at {:.0}% | | | | | |",
+                "|  floor: one fsync + one loopback round trip = {:.0} us → {:.0} ops/s; zk-server at {:.0}% of it, Apache at {:.0}% | | | | | | |",
                 floor.as_secs_f64() * 1e6,
                 floor_ops,
                 100.0 * tb / floor_ops,
@@ -773,11 +795,12 @@ async fn memory(opts: &Opts) -> Result<(), String> {
     print_settings(heap);
     println!(
         "memory holding N znodes of 100 bytes (children of one parent, 13-byte names), {} s after the last write; \
-         per znode = (RSS full - RSS idle) / N; Apache's live heap measured after a forced full GC",
+         per znode = (RSS full - RSS idle) / N; Apache's live heap (idle → full) measured after a forced full GC, \
+         per znode = (full - idle) / N",
         SETTLE.as_secs()
     );
     println!(
-        "| znodes | server | RSS idle | RSS full | per znode | live heap after GC | per znode | filled in |"
+        "| znodes | server | RSS idle | RSS full | per znode | live heap after GC, idle → full | per znode | filled in |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for (k, &n) in sizes.iter().enumerate() {
@@ -785,18 +808,30 @@ async fn memory(opts: &Opts) -> Result<(), String> {
             let server = Running::start(kind, None, heap)?;
             let pid = server.pid();
             let idle = rss_kib(pid).unwrap_or(0);
+            let live = |kind: Kind| async move {
+                match kind {
+                    Kind::Apache => {
+                        tokio::task::spawn_blocking(move || java_live_heap_kib(pid)).await.ok().flatten()
+                    }
+                    Kind::Ours => None,
+                }
+            };
+            let idle_heap = live(kind).await;
             let took = fill(&server.connect_string(), n).await?;
             tokio::time::sleep(SETTLE).await;
             let full = rss_kib(pid).unwrap_or(0);
             let per = (full.saturating_sub(idle) * 1024) as f64 / n as f64;
-            let heap_cell = match kind {
-                Kind::Apache => {
-                    match tokio::task::spawn_blocking(move || java_live_heap_kib(pid)).await.ok().flatten() {
-                        Some(h) => format!("{} MiB | {:.0} B", h / 1024, (h * 1024) as f64 / n as f64),
-                        None => "(jcmd failed) | -".into(),
-                    }
+            let heap_cell = match (kind, idle_heap, live(kind).await) {
+                (Kind::Apache, Some(i), Some(h)) => {
+                    format!(
+                        "{} → {} MiB | {:.0} B",
+                        i / 1024,
+                        h / 1024,
+                        (h.saturating_sub(i) * 1024) as f64 / n as f64
+                    )
                 }
-                Kind::Ours => "- | -".into(),
+                (Kind::Apache, _, _) => "(jcmd failed) | -".into(),
+                (Kind::Ours, _, _) => "- | -".into(),
             };
             println!(
                 "| {n} | {} | {} MiB | {} MiB | {per:.0} B | {heap_cell} | {:.1} s |",

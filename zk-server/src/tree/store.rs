@@ -526,10 +526,13 @@ impl Store {
 
     /// Rewrites a node's record with new fields and data.
     pub(crate) fn rewrite(&mut self, id: u32, fixed: &Fixed, data: Option<&[u8]>) {
-        let Some(slot) = self.slot(id) else { return };
+        let Store { shared, scratch, .. } = self;
+        let Some(slot) = shared.slot(id) else { return };
         let old = slot.rec;
-        let name = self.shared.record(slot).name.to_owned();
-        let rec = self.write(id, &name, fixed, data);
+        // The new record is encoded from the old one's name, in place.
+        encode(scratch, id, shared.record(slot).name, fixed, data);
+        let len = scratch.len();
+        let rec = self.append(len);
         if let Some(s) = self.slot_mut(id) {
             s.rec = rec;
         }
