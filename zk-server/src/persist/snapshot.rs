@@ -473,7 +473,11 @@ fn looks_complete(path: &Path, c: Compression) -> bool {
 /// (restoring from nothing would silently lose the tree), or on directory
 /// I/O errors.
 pub fn load_latest(dir: &Path) -> io::Result<Option<Snapshot>> {
-    load_latest_inner(dir)
+    Ok(load_latest_with(dir, Collect::default)?.map(|l| Snapshot {
+        zxid: l.zxid,
+        sessions: l.sessions,
+        nodes: l.output,
+    }))
 }
 
 /// Deletes the snapshots taken after `zxid` (for a learner whose leader
@@ -497,31 +501,6 @@ pub fn remove_after(dir: &Path, zxid: i64) -> io::Result<usize> {
     Ok(removed)
 }
 
-fn load_latest_inner(dir: &Path) -> io::Result<Option<Snapshot>> {
-    let vdir = version_dir(dir);
-    let mut candidates = snapshot_files(&vdir)?;
-    candidates.reverse();
-    let mut tried = 0usize;
-    for (zxid, path, c) in &candidates {
-        if !looks_complete(path, *c) {
-            warn!(file = %path.display(), "skipping an incomplete snapshot");
-            continue;
-        }
-        tried += 1;
-        match load_file(path, *zxid, *c) {
-            Ok(snap) => {
-                info!(file = %path.display(), nodes = snap.nodes.len(), sessions = snap.sessions.len(), "loaded snapshot");
-                return Ok(Some(snap));
-            }
-            Err(e) => warn!(file = %path.display(), error = %e, "invalid snapshot, trying an older one"),
-        }
-    }
-    if tried > 0 {
-        return Err(invalid_data(format!("no usable snapshot in {}: {tried} invalid", vdir.display())));
-    }
-    Ok(None)
-}
-
 /// The snapshot files of `vdir`, plain (`snapshot.<hex>`) and compressed
 /// (`snapshot.<hex>.gz`, `.snappy`), by ascending zxid.
 fn snapshot_files(vdir: &Path) -> io::Result<Vec<(i64, PathBuf, Compression)>> {
@@ -538,12 +517,6 @@ fn snapshot_files(vdir: &Path) -> io::Result<Vec<(i64, PathBuf, Compression)>> {
     }
     out.sort_by_key(|(z, _, _)| *z);
     Ok(out)
-}
-
-/// Reads and checks one snapshot file.
-fn load_file(path: &Path, zxid: i64, c: Compression) -> io::Result<Snapshot> {
-    let (sessions, nodes) = load_file_with(path, c, Collect::default())?;
-    Ok(Snapshot { zxid, sessions, nodes })
 }
 
 /// Reads one snapshot file into `loader`.
