@@ -14,7 +14,7 @@ use zk_proto::{AddWatchMode, CreateMode, ErrorCode, OpCode, Record, WatcherType,
 use crate::connect_string::{Chroot, ConnectString};
 use crate::error::{Error, Result};
 use crate::ops::{CreateOptions, Op, OpResult, ReadOp, ReadResult};
-use crate::session::{Action, Command, Config, Driver, Reply, Req, Shared, frame_of};
+use crate::session::{Action, Command, Config, Reply, Req, Settings, Shared, frame_of};
 use crate::state::SessionState;
 use crate::watch::{OneshotWatcher, PersistentWatcher, WatchKind, WatchRegistration};
 
@@ -150,13 +150,16 @@ impl ClientBuilder {
         let hosts = cs.hosts.len().max(1) as u32;
         let chroot = Chroot::new(cs.chroot);
         let cfg = Config {
-            hosts: cs.hosts,
-            chroot: chroot.clone(),
-            session_timeout: self.session_timeout,
-            connect_timeout: (self.session_timeout / hosts).max(Duration::from_millis(500)),
-            can_be_read_only: self.read_only,
-            max_frame: self.max_frame,
-            resume: self.resume,
+            settings: Settings {
+                hosts: cs.hosts,
+                chroot: chroot.clone(),
+                session_timeout: self.session_timeout,
+                connect_timeout: (self.session_timeout / hosts).max(Duration::from_millis(500)),
+                can_be_read_only: self.read_only,
+                max_frame: self.max_frame,
+                resume: self.resume,
+                seed: rand::random(),
+            },
             transport,
             sasl: self.sasl,
         };
@@ -167,7 +170,7 @@ impl ClientBuilder {
             let packet = AuthPacket { auth_type: 0, scheme, auth: auth.into() };
             let _ = tx.send(Command::RememberAuth(packet));
         }
-        tokio::spawn(Driver::new(cfg, rx, shared.clone()).run());
+        tokio::spawn(crate::session::run(cfg, rx, shared.clone()));
         let client = Client { tx, shared, chroot, max_frame: self.max_frame };
         // Copy the state out so no watch guard lives across an await
         // (the connect future must be Send).
