@@ -9,6 +9,7 @@
 //! ZK_BENCH_SECS=10 ...                                # measured seconds per run (default 5)
 //! ZK_BENCH_ROUNDS=5 ...                               # rounds per load (default 3), alternating who goes first
 //! ZK_BENCH_JAVA_WARMUP=10 ...                         # the Java client's JIT warm-up (default 5 s)
+//! ZK_BENCH_LOADS=1x1,100x10 ...                       # only these loads (sessions x in flight)
 //! ```
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -201,14 +202,23 @@ fn main() {
     let _ = rt.block_on(ours(&cs, Load { sessions: 2, inflight: 64 }, warmup, Duration::from_secs(3)));
     let rounds: usize = std::env::var("ZK_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     println!(
-        "{rounds} rounds per load, alternating which client goes first; the median round (by throughput) is shown \
-         with the spread of throughput over the rounds; both Rust clients run on the same 2-worker tokio runtime \
+        "{rounds} rounds per load, alternating which client goes first; each figure is its median over the rounds, \
+         shown with the spread of throughput and p99 over the rounds; both Rust clients run on the same 2-worker tokio runtime \
          in this process; the Java client (-Xmx1g) gets a {}s warm-up of its own",
         java_warmup().as_secs()
     );
-    let loads = match std::env::var("ZK_BENCH_LOADS").as_deref() {
-        Ok("1") => vec![Load { sessions: 1, inflight: 100 }],
-        _ => vec![
+    // ZK_BENCH_LOADS=1x1,100x10 picks loads (sessions x in flight).
+    let picked: Vec<Load> = std::env::var("ZK_BENCH_LOADS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|l| {
+            let (s, i) = l.trim().split_once('x')?;
+            Some(Load { sessions: s.parse().ok()?, inflight: i.parse().ok()? })
+        })
+        .collect();
+    let loads = match picked.is_empty() {
+        false => picked,
+        true => vec![
             Load { sessions: 1, inflight: 1 },
             Load { sessions: 1, inflight: 100 },
             Load { sessions: 4, inflight: 64 },
@@ -231,15 +241,17 @@ fn main() {
         let spread = |runs: &[Outcome]| {
             let lo = runs.iter().map(|o| o.ops_per_sec).fold(f64::INFINITY, f64::min);
             let hi = runs.iter().map(|o| o.ops_per_sec).fold(0.0, f64::max);
-            format!("{lo:.0}-{hi:.0}")
+            let p99_lo = runs.iter().map(|o| o.p99_us).min().unwrap_or(0);
+            let p99_hi = runs.iter().map(|o| o.p99_us).max().unwrap_or(0);
+            format!("{lo:.0}-{hi:.0} ops/s, p99 {p99_lo}-{p99_hi} us")
         };
         let (sa, sb) = (spread(&a_runs), spread(&b_runs));
         let a = median(a_runs);
         row("zk-client (ours)", &a);
-        println!("    spread over rounds: {sa} ops/s");
+        println!("    spread over rounds: {sa}");
         let Some(b) = (!b_runs.is_empty()).then(|| median(b_runs)) else { continue };
         row("zookeeper-client 0.11", &b);
-        println!("    spread over rounds: {sb} ops/s");
+        println!("    spread over rounds: {sb}");
         if std::env::var("ZK_BENCH_NO_JAVA").is_err() {
             match java(&cs, load, java_warmup(), secs) {
                 Some(j) => row("Apache Java client", &j),
@@ -261,8 +273,19 @@ fn java_warmup() -> Duration {
     Duration::from_secs(std::env::var("ZK_BENCH_JAVA_WARMUP").ok().and_then(|s| s.parse().ok()).unwrap_or(5))
 }
 
-fn median(mut runs: Vec<Outcome>) -> Outcome {
-    runs.sort_by(|x, y| x.ops_per_sec.total_cmp(&y.ops_per_sec));
-    let mid = runs.len() / 2;
-    runs.swap_remove(mid)
+/// Each figure's median over the rounds (a p99 of one round alone moves
+/// with whatever else the machine did then).
+fn median(runs: Vec<Outcome>) -> Outcome {
+    fn mid<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        v[v.len() / 2]
+    }
+    let cpu: Vec<f64> = runs.iter().filter_map(|o| o.cpu_us_per_kop).collect();
+    Outcome {
+        cpu_us_per_kop: (!cpu.is_empty()).then(|| mid(cpu)),
+        ops_per_sec: mid(runs.iter().map(|o| o.ops_per_sec).collect()),
+        p50_us: mid(runs.iter().map(|o| o.p50_us).collect()),
+        p99_us: mid(runs.iter().map(|o| o.p99_us).collect()),
+        p999_us: mid(runs.iter().map(|o| o.p999_us).collect()),
+    }
 }

@@ -45,16 +45,30 @@ impl Outstanding {
         Arc::new(Outstanding { count: AtomicUsize::new(0), limit: limit.max(1), freed: Notify::new() })
     }
 
+    /// Takes a place if one is free.
+    fn try_take(&self) -> bool {
+        if self.count.fetch_add(1, Ordering::AcqRel) < self.limit {
+            return true;
+        }
+        self.count.fetch_sub(1, Ordering::AcqRel);
+        false
+    }
+
     /// Waits for a place.
     pub(crate) async fn acquire(&self) {
+        // The common case takes no lock: the waiter list is only touched
+        // when the server is at its limit.
+        if self.try_take() {
+            return;
+        }
         loop {
             let notified = self.freed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.count.fetch_add(1, Ordering::AcqRel) < self.limit {
+            // Checked after registering, so a release in between is not missed.
+            if self.try_take() {
                 return;
             }
-            self.count.fetch_sub(1, Ordering::AcqRel);
             notified.await;
         }
     }
@@ -171,6 +185,8 @@ pub(crate) struct Driver {
     pub(crate) panic_on_path: Option<String>,
     /// The ensemble's side, when this server is a member of one.
     pub(crate) quorum: Option<DriverQuorum>,
+    /// The outputs being carried out (kept for its capacity).
+    pub(crate) scratch: Vec<Output>,
 }
 
 /// What the election loop hears of a role.
@@ -211,8 +227,17 @@ impl Driver {
         let (snap_tx, mut snap_rx) = mpsc::unbounded_channel::<Result<i64, String>>();
         let mut conns: HashMap<ConnId, ConnHandle> = HashMap::new();
         let mut log_open = true;
+        // One timer, reset only when the core's deadline changes (a timer
+        // made afresh on every pass costs two timer-wheel locks a pass).
+        let timer = tokio::time::sleep(std::time::Duration::ZERO);
+        tokio::pin!(timer);
+        let mut timer_at = None;
         loop {
             let deadline = clock + std::time::Duration::from_millis(self.core.next_deadline().min(1 << 40));
+            if timer_at != Some(deadline) {
+                timer.as_mut().reset(deadline.into());
+                timer_at = Some(deadline);
+            }
             let mut stopping = false;
             tokio::select! {
                 msg = self.rx.recv() => match msg {
@@ -245,7 +270,11 @@ impl Driver {
                         self.core.step(Input::SnapshotDone(r), now());
                     }
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => self.core.step(Input::Tick, now()),
+                () = &mut timer => {
+                    // Fired: re-armed on the next pass even if the deadline stays.
+                    timer_at = None;
+                    self.core.step(Input::Tick, now());
+                }
             }
             let keep_going = self.flush(&mut conns, &snap_tx, now);
             if stopping || !keep_going {
@@ -415,13 +444,15 @@ impl Driver {
         now: impl Fn() -> Now,
     ) -> bool {
         let mut keep_going = true;
+        // Reused from pass to pass: no allocation per batch of outputs.
+        let mut outputs = std::mem::take(&mut self.scratch);
         loop {
             let mut gone = Vec::new();
-            let outputs: Vec<Output> = self.core.drain().collect();
+            outputs.extend(self.core.drain());
             if outputs.is_empty() {
                 break;
             }
-            for o in outputs {
+            for o in outputs.drain(..) {
                 match o {
                     Output::Send(conn, out) => {
                         let Some(h) = conns.get(&conn) else { continue };
@@ -513,6 +544,7 @@ impl Driver {
                 self.core.step(Input::Disconnected { conn }, now());
             }
         }
+        self.scratch = outputs;
         self.outstanding.release(self.core.take_answered());
         keep_going
     }
@@ -530,5 +562,26 @@ impl Driver {
             return false;
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn outstanding_waits_at_the_limit_and_wakes_on_release() {
+        let o = Outstanding::new(2);
+        o.acquire().await;
+        o.acquire().await;
+        let third = tokio::spawn({
+            let o = o.clone();
+            async move { o.acquire().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!third.is_finished(), "a third place is not free");
+        o.release(1);
+        tokio::time::timeout(std::time::Duration::from_secs(5), third).await.unwrap().unwrap();
+        assert_eq!(o.count.load(Ordering::Acquire), 2);
     }
 }

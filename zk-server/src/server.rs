@@ -373,6 +373,7 @@ impl Server {
                 .and_then(|f| f.strip_prefix("core-panic:"))
                 .map(String::from),
             quorum: driver_quorum,
+            scratch: Vec::new(),
         };
         let global_queued = driver.global_queued.clone();
         let (done_tx, done_rx) = watch::channel(false);

@@ -101,6 +101,7 @@ async fn drive(
         if machine.is_terminal() && !rx_open {
             break;
         }
+
         machine.poll_transmit(Instant::now().into_std(), &mut wbuf);
         // The timer only moves earlier; firing early is harmless (the
         // machine finds nothing due and names a later deadline).
@@ -119,9 +120,10 @@ async fn drive(
             None => (None, None),
         };
         tokio::select! {
-            // Replies first, then writes, then new requests: a request is
-            // written as soon as it arrives, so the server sees a steady
-            // stream rather than bursts.
+            // Replies first, then writes, then new requests: a socket
+            // drained of replies lets the writes go, and a flood of new
+            // requests can never keep the replies from being read (the
+            // server stops reading from a client that does not read).
             biased;
             res = read_some(rd, &mut rbuf), if connected => {
                 let now = Instant::now().into_std();
@@ -143,6 +145,25 @@ async fn drive(
                 Ok(None) => unflushed = false,
                 Err(e) => machine.handle_lost(Instant::now().into_std(), format!("write: {e}")),
             },
+            cmd = rx.recv(), if take_commands => {
+                let now = Instant::now().into_std();
+                match cmd {
+                    Some(cmd) => {
+                        machine.handle_command(now, cmd);
+                        // Batch whatever else is already waiting into the same write.
+                        for _ in 0..64 {
+                            match rx.try_recv() {
+                                Ok(cmd) => machine.handle_command(now, cmd),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    None => {
+                        rx_open = false;
+                        machine.handle_handles_gone(now);
+                    }
+                }
+            }
             res = maybe(attempt.as_mut()), if attempt.is_some() => {
                 attempt = None;
                 let now = Instant::now().into_std();
@@ -161,25 +182,6 @@ async fn drive(
                         }
                     }
                     Err((why, refused)) => machine.handle_connect_failed(now, why, refused),
-                }
-            }
-            cmd = rx.recv(), if take_commands => {
-                let now = Instant::now().into_std();
-                match cmd {
-                    Some(cmd) => {
-                        machine.handle_command(now, cmd);
-                        // Batch whatever else is already waiting into the same write.
-                        for _ in 0..64 {
-                            match rx.try_recv() {
-                                Ok(cmd) => machine.handle_command(now, cmd),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                    None => {
-                        rx_open = false;
-                        machine.handle_handles_gone(now);
-                    }
                 }
             }
             res = maybe(probe.as_mut()), if probe.is_some() => {
