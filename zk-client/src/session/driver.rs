@@ -58,6 +58,7 @@ async fn drive(
     tokio::pin!(timer);
     let mut armed = false;
     loop {
+        let mut replied = false;
         while let Some(out) = machine.poll_output() {
             match out {
                 Output::Connect { index, host, port, request, delay, timeout } => {
@@ -79,6 +80,7 @@ async fn drive(
                 }
                 Output::Reply(tx, res) => {
                     let _ = tx.send(res);
+                    replied = true;
                 }
                 Output::Closed(tx) => {
                     let _ = tx.send(Ok(()));
@@ -100,6 +102,15 @@ async fn drive(
         }
         if machine.is_terminal() && !rx_open {
             break;
+        }
+        if replied {
+            // Let the callers just answered run now, on this worker, ahead
+            // of this task: they decode on the spot and send their next
+            // requests into this task's next write, instead of another
+            // worker waking to steal them while this task polls an empty
+            // socket (measured: 1 x 1 on a fast server 13 k -> 20 k/s,
+            // and the p99 of 100 sessions x 10 from 22 to 15 ms).
+            tokio::task::yield_now().await;
         }
 
         machine.poll_transmit(Instant::now().into_std(), &mut wbuf);
