@@ -45,7 +45,9 @@ async fn drive(
     let Config { settings, transport, sasl } = cfg;
     let max_frame = settings.max_frame;
     let tls = transport.is_tls();
-    let mut machine = Machine::new(settings, Instant::now().into_std());
+    // The time of the last event, read once per pass.
+    let mut now = Instant::now().into_std();
+    let mut machine = Machine::new(settings, now);
     let mut conn: Option<(ReadHalf, WriteHalf)> = None;
     let mut attempt: Option<Attempt> = None;
     let mut probe: Option<tokio::task::JoinHandle<Option<usize>>> = None;
@@ -113,7 +115,7 @@ async fn drive(
             tokio::task::yield_now().await;
         }
 
-        machine.poll_transmit(Instant::now().into_std(), &mut wbuf);
+        machine.poll_transmit(now, &mut wbuf);
         // The timer only moves earlier; firing early is harmless (the
         // machine finds nothing due and names a later deadline).
         match machine.next_timeout().map(Instant::from_std) {
@@ -137,7 +139,7 @@ async fn drive(
             // server stops reading from a client that does not read).
             biased;
             res = read_some(rd, &mut rbuf), if connected => {
-                let now = Instant::now().into_std();
+                now = Instant::now().into_std();
                 match res {
                     Ok(0) => machine.handle_lost(now, "server closed the connection".into()),
                     Ok(_) => {
@@ -150,14 +152,20 @@ async fn drive(
                 }
             }
             res = write_or_flush(wr, &mut wbuf), if connected && (!wbuf.is_empty() || unflushed) => match res {
-                Ok(Some(0)) => machine.handle_lost(Instant::now().into_std(), "write returned 0".into()),
+                Ok(Some(0)) => {
+                    now = Instant::now().into_std();
+                    machine.handle_lost(now, "write returned 0".into());
+                }
                 // Only TLS holds written bytes back.
                 Ok(Some(_)) => unflushed = tls,
                 Ok(None) => unflushed = false,
-                Err(e) => machine.handle_lost(Instant::now().into_std(), format!("write: {e}")),
+                Err(e) => {
+                    now = Instant::now().into_std();
+                    machine.handle_lost(now, format!("write: {e}"));
+                }
             },
             cmd = rx.recv(), if take_commands => {
-                let now = Instant::now().into_std();
+                now = Instant::now().into_std();
                 match cmd {
                     Some(cmd) => {
                         machine.handle_command(now, cmd);
@@ -177,7 +185,7 @@ async fn drive(
             }
             res = maybe(attempt.as_mut()), if attempt.is_some() => {
                 attempt = None;
-                let now = Instant::now().into_std();
+                now = Instant::now().into_std();
                 match res {
                     Ok((stream, rsp, leftover)) => {
                         if machine.handle_connected(now, &rsp) {
@@ -197,11 +205,13 @@ async fn drive(
             }
             res = maybe(probe.as_mut()), if probe.is_some() => {
                 probe = None;
-                machine.handle_probe(Instant::now().into_std(), res.ok().flatten());
+                now = Instant::now().into_std();
+                machine.handle_probe(now, res.ok().flatten());
             }
             () = &mut timer, if armed => {
                 armed = false;
-                machine.handle_timeout(Instant::now().into_std());
+                now = Instant::now().into_std();
+                machine.handle_timeout(now);
             }
         }
     }
