@@ -10,6 +10,7 @@
 //! ZK_BENCH_ROUNDS=5 ...                               # rounds per load (default 3), alternating who goes first
 //! ZK_BENCH_JAVA_WARMUP=10 ...                         # the Java client's JIT warm-up (default 5 s)
 //! ZK_BENCH_LOADS=1x1,100x10 ...                       # only these loads (sessions x in flight)
+//! ZK_BENCH_SERVER_PID=1234 ...                        # with ZK_BENCH_CONNECT: report that server's CPU per request too
 //! ```
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -35,6 +36,8 @@ struct Load {
 struct Outcome {
     /// CPU time this process spent per 1,000 requests (microseconds), when known.
     cpu_us_per_kop: Option<f64>,
+    /// CPU time the server spent per 1,000 requests, when its pid is known.
+    server_cpu_us_per_kop: Option<f64>,
     ops_per_sec: f64,
     p50_us: u64,
     p99_us: u64,
@@ -49,6 +52,7 @@ fn percentiles(mut lat: Vec<u32>, ops: usize, secs: f64) -> Outcome {
     };
     Outcome {
         cpu_us_per_kop: None,
+        server_cpu_us_per_kop: None,
         ops_per_sec: ops as f64 / secs,
         p50_us: pct(0.5),
         p99_us: pct(0.99),
@@ -85,15 +89,18 @@ where
     }
     tokio::time::sleep(warmup).await;
     recording.store(true, Ordering::Relaxed);
-    let cpu0 = process_cpu_us();
+    let cpu0 = process_cpu_us("self");
+    let server0 = server_pid().and_then(|p| process_cpu_us(&p));
     let mut all = Vec::new();
     for t in tasks {
         all.extend(t.await.unwrap());
     }
-    let cpu = process_cpu_us().zip(cpu0).map(|(b, a)| b.saturating_sub(a));
+    let cpu = process_cpu_us("self").zip(cpu0).map(|(b, a)| b.saturating_sub(a));
+    let server = server_pid().and_then(|p| process_cpu_us(&p)).zip(server0).map(|(b, a)| b.saturating_sub(a));
     let n = all.len();
     let mut out = percentiles(all, n, secs.as_secs_f64());
     out.cpu_us_per_kop = cpu.map(|c| c as f64 * 1000.0 / n.max(1) as f64);
+    out.server_cpu_us_per_kop = server.map(|c| c as f64 * 1000.0 / n.max(1) as f64);
     out
 }
 
@@ -149,6 +156,7 @@ fn java(cs: &str, load: Load, warmup: Duration, secs: Duration) -> Option<Outcom
     };
     Some(Outcome {
         cpu_us_per_kop: None,
+        server_cpu_us_per_kop: None,
         ops_per_sec: field("ops")? as f64 / field("secs")? as f64,
         p50_us: field("p50_us")?,
         p99_us: field("p99_us")?,
@@ -157,8 +165,17 @@ fn java(cs: &str, load: Load, warmup: Duration, secs: Duration) -> Option<Outcom
 }
 
 /// User + system CPU time of this process, from /proc (Linux).
-fn process_cpu_us() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+/// The server's pid: Apache's when this bench started it, else
+/// `ZK_BENCH_SERVER_PID` (so its CPU per request is reported too).
+fn server_pid() -> Option<String> {
+    SERVER_PID.get().cloned().flatten().or_else(|| std::env::var("ZK_BENCH_SERVER_PID").ok())
+}
+
+static SERVER_PID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// User + system CPU time of a process (`self` or a pid), in microseconds.
+fn process_cpu_us(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = stat.rsplit_once(')')?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
@@ -167,8 +184,9 @@ fn process_cpu_us() -> Option<u64> {
 
 fn row(name: &str, o: &Outcome) {
     let cpu = o.cpu_us_per_kop.map_or("      -".to_string(), |c| format!("{c:>7.0}"));
+    let server = o.server_cpu_us_per_kop.map_or("      -".to_string(), |c| format!("{c:>7.0}"));
     println!(
-        "  {name:<22} {:>10.0} ops/s   p50 {:>6} us   p99 {:>6} us   p999 {:>6} us   client CPU {cpu} us/1k ops",
+        "  {name:<22} {:>10.0} ops/s   p50 {:>6} us   p99 {:>6} us   p999 {:>6} us   CPU/1k ops: client {cpu} us, server {server} us",
         o.ops_per_sec, o.p50_us, o.p99_us, o.p999_us
     );
 }
@@ -183,6 +201,7 @@ fn main() {
         Duration::from_secs(std::env::var("ZK_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5));
     let warmup = Duration::from_secs(1);
     let server = if std::env::var("ZK_BENCH_CONNECT").is_ok() { None } else { ApacheZk::start() };
+    let _ = SERVER_PID.set(server.as_ref().map(|s| s.pid().to_string()));
     let cs = std::env::var("ZK_BENCH_CONNECT")
         .unwrap_or_else(|_| server.as_ref().expect("Apache ZooKeeper").connect_string());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -281,8 +300,10 @@ fn median(runs: Vec<Outcome>) -> Outcome {
         v[v.len() / 2]
     }
     let cpu: Vec<f64> = runs.iter().filter_map(|o| o.cpu_us_per_kop).collect();
+    let server: Vec<f64> = runs.iter().filter_map(|o| o.server_cpu_us_per_kop).collect();
     Outcome {
         cpu_us_per_kop: (!cpu.is_empty()).then(|| mid(cpu)),
+        server_cpu_us_per_kop: (!server.is_empty()).then(|| mid(server)),
         ops_per_sec: mid(runs.iter().map(|o| o.ops_per_sec).collect()),
         p50_us: mid(runs.iter().map(|o| o.p50_us).collect()),
         p99_us: mid(runs.iter().map(|o| o.p99_us).collect()),
