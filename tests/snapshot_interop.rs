@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::within;
-use zk_client::{Client, CreateMode};
+use zk_client::{Acl, Client, CreateMode, CreateOptions, Id, digest_id};
 use zk_server::{Server, ServerConfig};
 use zk_test_support::apache::{ApacheZk, ApacheZkOptions};
 
@@ -34,6 +34,28 @@ async fn sequence_then_delete(c: &Client) -> i64 {
     c.delete("/sq/s-0000000000", None).await.unwrap();
     c.delete("/sq/s-0000000001", None).await.unwrap();
     c.exists("/sq").await.unwrap().unwrap().pzxid
+}
+
+/// The ACL lists of the nodes [`acl_nodes`] makes.
+fn acl_lists() -> Vec<(&'static str, Vec<Acl>)> {
+    let digest = digest_id("u1", "pw1");
+    vec![
+        ("/acl-read", Acl::read_unsafe()),
+        ("/acl-digest", vec![Acl { perms: 31, id: digest.clone() }]),
+        ("/acl-mixed", vec![Acl { perms: 1, id: Id::new("world", "anyone") }, Acl { perms: 31, id: digest }]),
+    ]
+}
+
+/// Nodes with ACLs other than the open one, and one list that no node
+/// uses any more (its node is gone): a snapshot's ACL cache must map
+/// every node to its own list, whatever the indexes.
+async fn acl_nodes(c: &Client) {
+    let gone = vec![Acl { perms: 3, id: Id::new("world", "anyone") }];
+    c.create("/acl-gone", b"", CreateOptions::new(CreateMode::Persistent).with_acl(gone)).await.unwrap();
+    c.delete("/acl-gone", None).await.unwrap();
+    for (path, acl) in acl_lists() {
+        c.create(path, b"", CreateOptions::new(CreateMode::Persistent).with_acl(acl)).await.unwrap();
+    }
 }
 
 /// Writes until a snapshot newer than `zxid` is in `data`.
@@ -139,6 +161,7 @@ async fn our_snapshot_loads_in_apache_with_the_same_sequence() {
         let data = dir.path().join("data");
         let server = Server::start(our_cfg(&data, method)).await.unwrap();
         let c = connect(&server.connect_string()).await;
+        acl_nodes(&c).await;
         let last = sequence_then_delete(&c).await;
         until_snapshot_after(&c, &data, last).await;
         let (stat, _) = c.get_children2("/sq").await.map(|(k, s)| (s, k)).unwrap();
@@ -154,6 +177,11 @@ async fn our_snapshot_loads_in_apache_with_the_same_sequence() {
         assert_eq!(kids, vec!["s-0000000002".to_string()], "{snap}");
         assert_eq!(cversion, stat.cversion, "Apache reads the parent's Stat as we showed it ({snap})");
         assert_eq!(next, "/sq/s-0000000003", "Apache numbers on from our snapshot {snap}");
+        a.add_auth("digest", b"u1:pw1").await.unwrap();
+        for (path, acl) in acl_lists() {
+            let (got, _) = a.get_acl(path).await.unwrap();
+            assert_eq!(got, acl, "{path}'s ACL as Apache read it from {snap}");
+        }
         a.close().await.unwrap();
     }
 }

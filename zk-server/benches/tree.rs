@@ -87,6 +87,7 @@ fn snapshots(c: &mut Criterion) {
     g.throughput(Throughput::Elements(NODES as u64));
     for comp in [Compression::None, Compression::Snappy, Compression::Gzip] {
         let dir = tempfile::tempdir().expect("temp dir");
+        // The checked writer (any order, ACLs interned while writing).
         let write = |zxid: i64| {
             let view = t.snapshot_view();
             snapshot::write_snapshot_with(dir.path(), zxid, &[], comp, |sink| {
@@ -97,11 +98,25 @@ fn snapshots(c: &mut Criterion) {
             })
             .expect("write")
         };
+        // The server's: a tree walk, ACL table known up front.
+        let write_ordered = |zxid: i64| {
+            let view = t.snapshot_view();
+            snapshot::write_ordered_snapshot(dir.path(), zxid, &[], comp, view.acl_table(), |sink| {
+                view.walk(|path, n| sink.push(path, n.data(), n.acl_id(), &n.stat()))
+            })
+            .expect("write")
+        };
         let mut zxid = 1;
         g.bench_function(format!("write {comp:?}"), |b| {
             b.iter(|| {
                 zxid += 1;
                 write(zxid)
+            })
+        });
+        g.bench_function(format!("write from a tree walk {comp:?}"), |b| {
+            b.iter(|| {
+                zxid += 1;
+                write_ordered(zxid)
             })
         });
         g.bench_function(format!("load into a tree {comp:?}"), |b| {

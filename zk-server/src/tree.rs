@@ -90,6 +90,12 @@ impl<'a> Node<'a> {
         self.acl
     }
 
+    /// The id of the node's ACL list in the tree's table (see
+    /// [`SnapshotView::acl_table`]).
+    pub fn acl_id(&self) -> u32 {
+        self.slot.acl
+    }
+
     /// Number of children.
     pub fn num_children(&self) -> i32 {
         self.slot.num_children() as i32
@@ -193,6 +199,12 @@ impl SnapshotView {
     /// What `f` returned.
     pub fn walk<E>(&self, f: impl FnMut(&str, Node<'_>) -> Result<(), E>) -> Result<(), E> {
         walk(&self.shared, &self.acls, store::ROOT, "/", f)
+    }
+
+    /// The distinct ACL lists the view's nodes point into, by
+    /// [`Node::acl_id`] (some may be unused by now).
+    pub fn acl_table(&self) -> &[Arc<Vec<Acl>>] {
+        &self.acls
     }
 }
 

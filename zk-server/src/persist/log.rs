@@ -91,23 +91,16 @@ pub(crate) fn write_snapshot_job(
     job: SnapshotJob,
 ) -> Result<i64, String> {
     let SnapshotJob { zxid, sessions, view } = job;
-    let r = super::snapshot::write_snapshot_with(dir, zxid, &sessions, compression, |sink| {
-        view.walk(|path, n| {
-            let stat = n.stat();
-            sink.push(record(path, &n, &stat))
-        })
-    })
+    let r = super::snapshot::write_ordered_snapshot(
+        dir,
+        zxid,
+        &sessions,
+        compression,
+        view.acl_table(),
+        |sink| view.walk(|path, n| sink.push(path, n.data(), n.acl_id(), &n.stat())),
+    )
     .map(|_| zxid)
     .map_err(|e| e.to_string());
     drop(view);
     r
-}
-
-/// A tree node as the snapshot writer takes it.
-pub(crate) fn record<'a>(
-    path: &'a str,
-    n: &crate::tree::Node<'a>,
-    stat: &'a zk_proto::records::StatPersisted,
-) -> super::snapshot::NodeRecord<'a> {
-    super::snapshot::NodeRecord { path, data: n.data(), acl: n.acl(), stat }
 }

@@ -30,7 +30,7 @@ use super::runner::{answer_while_settled, elect};
 use super::wire::PeerState;
 use super::zab_net::PacketReader;
 use crate::driver::{CoreMsg, RoleEvent};
-use crate::persist::snapshot::{Snapshot, encode_stream_with, parse_stream};
+use crate::persist::snapshot::{Snapshot, encode_ordered_stream, parse_stream};
 use crate::pipeline::SnapshotJob;
 use crate::pipeline::quorum::RoleKind;
 
@@ -321,11 +321,8 @@ async fn write_out(wr: &mut (impl AsyncWriteExt + Unpin), o: PeerOut) -> std::io
 
 fn encode_job(job: SnapshotJob) -> std::io::Result<Bytes> {
     let SnapshotJob { sessions, view, .. } = job;
-    encode_stream_with(&sessions, |sink| {
-        view.walk(|path, n| {
-            let stat = n.stat();
-            sink.push(crate::persist::log::record(path, &n, &stat))
-        })
+    encode_ordered_stream(&sessions, view.acl_table(), |sink| {
+        view.walk(|path, n| sink.push(path, n.data(), n.acl_id(), &n.stat()))
     })
 }
 
