@@ -9,7 +9,7 @@
 //! runs due timers inside every step anyway), so no kind of input can
 //! starve another.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

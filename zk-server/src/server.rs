@@ -597,7 +597,7 @@ async fn start_quorum(
             .map_err(|source| Error::Bind { addr: election_bind, source })?;
     let (ended_tx, ended_rx) = mpsc::unbounded_channel();
     let dq = crate::driver::DriverQuorum {
-        peers: std::collections::HashMap::new(),
+        peers: hashbrown::HashMap::new(),
         role_events: ended_tx,
         core_tx: core_tx.clone(),
         connect_within: serve::connect_within(q, tick),

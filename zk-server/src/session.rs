@@ -4,7 +4,9 @@
 //! Time is passed in (milliseconds on a monotonic clock), so expiry is
 //! tested without sleeping.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use hashbrown::{HashMap, HashSet};
 
 use bytes::Bytes;
 

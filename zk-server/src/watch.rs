@@ -1,7 +1,7 @@
 //! Server-side watches (Apache's `WatchManager`): which connection watches
 //! which path, in which mode, and who an event goes to.
 
-use std::collections::{HashMap, HashSet};
+use hashbrown::{HashMap, HashSet};
 
 use zk_proto::{EventType, WatcherType};
 

@@ -12,7 +12,9 @@
 //! in `read.rs` (reads), `prep.rs` (write → txn), `apply.rs` (commit,
 //! apply, reply) and `reply.rs` (sizes and limits).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use hashbrown::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 

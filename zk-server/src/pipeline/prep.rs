@@ -6,7 +6,9 @@
 //! a failed write still takes a zxid and goes through the log, so that
 //! every session's replies keep their order.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use hashbrown::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
