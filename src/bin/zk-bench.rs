@@ -21,6 +21,10 @@
 //! first; the spread (lowest-highest) is printed with it.
 //! Workloads: `get` (getData of 100-byte nodes), `set` (setData, each a
 //! durable write), `create` (persistent creates), `mixed` (90% get, 10% set).
+//! `--generator zookeeper-client` drives `run` and `compare` with the
+//! `zookeeper-client` crate instead of zk-client (how a client batches its
+//! requests changes what a server spends per request: this shows the
+//! servers under another client's traffic).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,8 +34,92 @@ use std::time::{Duration, Instant};
 
 use zk_client::{Client, CreateMode};
 
+/// The client library the load generator drives the servers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Generator {
+    /// zk-client, this workspace's client (the default).
+    Ours,
+    /// The `zookeeper-client` crate: the same loads shaped by another
+    /// client's batching.
+    ZookeeperClient,
+}
+
+impl Generator {
+    fn name(self) -> &'static str {
+        match self {
+            Generator::Ours => "zk-client",
+            Generator::ZookeeperClient => "zookeeper-client 0.11",
+        }
+    }
+}
+
+/// One session of the load generator, on either client library.
+#[derive(Clone)]
+enum Session {
+    Ours(Client),
+    Theirs(zookeeper_client::Client),
+}
+
+impl Session {
+    async fn connect(cs: &str, g: Generator) -> Result<Session, String> {
+        Ok(match g {
+            Generator::Ours => Session::Ours(
+                Client::builder(cs)
+                    .session_timeout(Duration::from_secs(30))
+                    .connect()
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            Generator::ZookeeperClient => Session::Theirs(
+                zookeeper_client::Client::connector()
+                    .with_session_timeout(Duration::from_secs(30))
+                    .connect(cs)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+        })
+    }
+
+    async fn get(&self, path: &str) -> bool {
+        match self {
+            Session::Ours(c) => c.get_data(path).await.is_ok(),
+            Session::Theirs(c) => c.get_data(path).await.is_ok(),
+        }
+    }
+
+    async fn set(&self, path: &str, data: &[u8]) -> bool {
+        match self {
+            Session::Ours(c) => c.set_data(path, data, None).await.is_ok(),
+            Session::Theirs(c) => c.set_data(path, data, None).await.is_ok(),
+        }
+    }
+
+    async fn create(&self, path: &str, data: &[u8]) -> bool {
+        match self {
+            Session::Ours(c) => c.create(path, data, CreateMode::Persistent).await.is_ok(),
+            Session::Theirs(c) => {
+                let opts =
+                    zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+                c.create(path, data, &opts).await.is_ok()
+            }
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Session::Ours(c) => {
+                let _ = c.close().await;
+            }
+            // Its session closes when the last handle goes.
+            Session::Theirs(c) => drop(c),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Load {
+    /// Which client library generates the load (`--generator`).
+    generator: Generator,
     workload: String,
     sessions: usize,
     inflight: usize,
@@ -44,6 +132,7 @@ struct Load {
 impl Default for Load {
     fn default() -> Self {
         Load {
+            generator: Generator::Ours,
             workload: "get".into(),
             sessions: 100,
             inflight: 10,
@@ -96,13 +185,7 @@ async fn run(cs: &str, load: &Load) -> Result<Outcome, String> {
     prepare(cs, load).await?;
     let mut clients = Vec::with_capacity(load.sessions);
     for _ in 0..load.sessions {
-        clients.push(
-            Client::builder(cs)
-                .session_timeout(Duration::from_secs(30))
-                .connect()
-                .await
-                .map_err(|e| e.to_string())?,
-        );
+        clients.push(Session::connect(cs, load.generator).await?);
     }
     let recording = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
@@ -130,15 +213,13 @@ async fn run(cs: &str, load: &Load) -> Result<Outcome, String> {
                     let node = format!("{ROOT}/n{}", seed as usize % nodes);
                     let t = Instant::now();
                     let ok = match workload.as_str() {
-                        "set" => c.set_data(&node, &data, None).await.is_ok(),
+                        "set" => c.set(&node, &data).await,
                         "create" => {
                             let n = counter.fetch_add(1, Ordering::Relaxed);
-                            c.create(&format!("{ROOT}/c{run_id}-{n}"), &data, CreateMode::Persistent)
-                                .await
-                                .is_ok()
+                            c.create(&format!("{ROOT}/c{run_id}-{n}"), &data).await
                         }
-                        "mixed" if seed % 10 == 0 => c.set_data(&node, &data, None).await.is_ok(),
-                        _ => c.get_data(&node).await.is_ok(),
+                        "mixed" if seed % 10 == 0 => c.set(&node, &data).await,
+                        _ => c.get(&node).await,
                     };
                     if recording.load(Ordering::Relaxed) {
                         if ok {
@@ -162,7 +243,7 @@ async fn run(cs: &str, load: &Load) -> Result<Outcome, String> {
     let secs = started.elapsed().as_secs_f64().max(load.seconds as f64);
     all.sort_unstable();
     for c in clients {
-        let _ = c.close().await;
+        c.close().await;
     }
     Ok(Outcome {
         ops_per_sec: all.len() as f64 / secs,
@@ -348,7 +429,7 @@ fn file_system(path: &Path) -> String {
 }
 
 /// Prints every setting both servers run with.
-fn print_settings(heap: &str) {
+fn print_settings(heap: &str, generator: Generator) {
     let tmp = std::env::temp_dir();
     println!("settings (both servers unless said):");
     println!(
@@ -367,8 +448,9 @@ fn print_settings(heap: &str) {
             .unwrap_or_default()
     );
     println!(
-        "  machine: {} cores, load generator: zk-bench (zk-client) in this process",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "  machine: {} cores, load generator: zk-bench ({}) in this process",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        generator.name()
     );
 }
 
@@ -413,6 +495,15 @@ fn parse(args: &[String]) -> Result<(Load, Opts), String> {
         match a.as_str() {
             "--connect" => o.connect = Some(v()?),
             "--workload" => load.workload = v()?,
+            "--generator" => {
+                load.generator = match v()?.as_str() {
+                    "zk-client" => Generator::Ours,
+                    "zookeeper-client" => Generator::ZookeeperClient,
+                    other => {
+                        return Err(format!("--generator takes zk-client or zookeeper-client, not {other}"));
+                    }
+                }
+            }
             "--sessions" => load.sessions = num(v()?)?.max(1),
             "--inflight" => load.inflight = num(v()?)?.max(1),
             "--seconds" => load.seconds = num(v()?)? as u64,
@@ -450,7 +541,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first().cloned() else {
         eprintln!(
-            "usage: zk-bench run --connect HOST:PORT [--workload get|set|create|mixed] [--sessions N] [--inflight N] [--seconds N] [--size BYTES]\n       zk-bench compare [--seconds N] [--rounds N] [--jit-warmup SECONDS] [--heap 2g]\n       zk-bench ensemble [--seconds N]\n       zk-bench memory [--sizes N,N,...] [--heap 12g]\n       zk-bench restart [--sizes N,N,...] [--heap 12g]"
+            "usage: zk-bench run --connect HOST:PORT [--workload get|set|create|mixed] [--sessions N] [--inflight N] [--seconds N] [--size BYTES] [--generator zk-client|zookeeper-client]\n       zk-bench compare [--seconds N] [--rounds N] [--jit-warmup SECONDS] [--heap 2g] [--generator zk-client|zookeeper-client]\n       zk-bench ensemble [--seconds N]\n       zk-bench memory [--sizes N,N,...] [--heap 12g]\n       zk-bench restart [--sizes N,N,...] [--heap 12g]"
         );
         std::process::exit(2);
     };
@@ -528,7 +619,7 @@ async fn compare(base: &Load, opts: &Opts) -> Result<(), String> {
         .into_iter()
         .filter(|l| opts.workloads.is_empty() || opts.workloads.contains(&l.workload))
         .collect();
-    print_settings(heap);
+    print_settings(heap, base.generator);
     println!(
         "runs: {} rounds alternating which server goes first; each server started fresh per round, \
          JIT/cache warm-up {} s (mixed 100 x 10, both servers), then each load {} s measured after {} s warm-up",
@@ -792,7 +883,7 @@ fn java_live_heap_kib(pid: u32) -> Option<u64> {
 async fn memory(opts: &Opts) -> Result<(), String> {
     let sizes = if opts.sizes.is_empty() { vec![100_000, 1_000_000, 5_000_000] } else { opts.sizes.clone() };
     let heap = if opts.heap.is_empty() { "12g" } else { opts.heap.as_str() };
-    print_settings(heap);
+    print_settings(heap, Generator::Ours);
     println!(
         "memory holding N znodes of 100 bytes (children of one parent, 13-byte names), {} s after the last write; \
          per znode = (RSS full - RSS idle) / N; Apache's live heap (idle → full) measured after a forced full GC, \
@@ -871,7 +962,7 @@ fn dir_size(dir: &Path) -> (u64, u64) {
 async fn restart(opts: &Opts) -> Result<(), String> {
     let sizes = if opts.sizes.is_empty() { vec![1_000_000, 5_000_000] } else { opts.sizes.clone() };
     let heap = if opts.heap.is_empty() { "12g" } else { opts.heap.as_str() };
-    print_settings(heap);
+    print_settings(heap, Generator::Ours);
     println!(
         "restart: N znodes of 100 bytes created, {} s to settle, the server killed (SIGKILL), started again on \
          its data dir; time from the spawn until the last node created reads back",
