@@ -40,6 +40,9 @@ async fn session_moves_between_ensemble_servers_and_expires_without_them() {
     let id = c.session_id();
     c.create("/eph", b"", CreateMode::Ephemeral).await.unwrap();
     other.create("/data", b"0", CreateMode::Persistent).await.unwrap();
+    // The two sessions may be on different members: a read sees another
+    // session's write only once this member has applied it (sync).
+    c.sync("/data").await.unwrap();
     let (_, _, watch) = c.get_data_watch("/data").await.unwrap();
 
     // Stop the server the client is attached to.
@@ -55,7 +58,8 @@ async fn session_moves_between_ensemble_servers_and_expires_without_them() {
     // The ephemeral survived, and the watch set before the move fires after it.
     let stat = within(20, "exists", async {
         loop {
-            match other.exists("/eph").await {
+            let synced = other.sync("/eph").await;
+            match synced.and(other.exists("/eph").await) {
                 Ok(s) => return s,
                 Err(Error::ConnectionLoss) => tokio::time::sleep(Duration::from_millis(100)).await,
                 Err(e) => panic!("{e}"),
