@@ -157,8 +157,10 @@ pub fn write_snapshot_with(
     compression: Compression,
     source: impl FnOnce(&mut NodeSink<'_>) -> io::Result<()>,
 ) -> io::Result<PathBuf> {
-    commit_file(dir, zxid, compression, |vdir, tmp| {
-        let side = vdir.join(format!("{}.nodes", tmp.display()));
+    commit_file(dir, zxid, compression, |tmp| {
+        let mut side = tmp.as_os_str().to_owned();
+        side.push(".nodes");
+        let side = PathBuf::from(side);
         let written = write_temp(tmp, &side, sessions, compression, source);
         let _ = fs::remove_file(&side);
         written
@@ -181,14 +183,9 @@ pub fn write_ordered_snapshot(
     acls: &[Arc<Vec<Acl>>],
     source: impl FnOnce(&mut OrderedSink<'_>) -> io::Result<()>,
 ) -> io::Result<PathBuf> {
-    commit_file(dir, zxid, compression, |_, tmp| {
+    commit_file(dir, zxid, compression, |tmp| {
         let (index, entries) = known_acls(acls);
-        let file = BufWriter::with_capacity(IO_BUF, File::create(tmp)?);
-        let mut out = CheckedWriter { inner: Encoder::new(compression, file)?, sum: Adler32::new() };
-        let mut buf = BytesMut::new();
-        FileHeader { magic: SNAP_MAGIC, version: FILE_VERSION, dbid: -1 }.encode(&mut buf);
-        put_sessions_and_acls(&mut buf, sessions, &entries)?;
-        out.write_all(&buf)?;
+        let mut out = create_with_head(tmp, compression, sessions, &entries)?;
         let mut sink = OrderedSink { out: &mut out, index, buf: BytesMut::with_capacity(2 * ORDERED_CHUNK) };
         source(&mut sink)?;
         sink.finish()?;
@@ -285,6 +282,23 @@ fn put_sessions_and_acls(
     Ok(())
 }
 
+/// Creates the snapshot file `tmp` and writes its head: file header,
+/// sessions, ACL cache.
+fn create_with_head(
+    tmp: &Path,
+    compression: Compression,
+    sessions: &[(i64, i32)],
+    entries: &[(i64, &Vec<Acl>)],
+) -> io::Result<CheckedWriter<Encoder<BufWriter<File>>>> {
+    let file = BufWriter::with_capacity(IO_BUF, File::create(tmp)?);
+    let mut out = CheckedWriter { inner: Encoder::new(compression, file)?, sum: Adler32::new() };
+    let mut buf = BytesMut::new();
+    FileHeader { magic: SNAP_MAGIC, version: FILE_VERSION, dbid: -1 }.encode(&mut buf);
+    put_sessions_and_acls(&mut buf, sessions, entries)?;
+    out.write_all(&buf)?;
+    Ok(out)
+}
+
 /// The trailer (`/`, the checksum, `/`), then the file synced.
 fn seal(mut out: CheckedWriter<Encoder<BufWriter<File>>>) -> io::Result<()> {
     out.write_all(&SLASH)?;
@@ -295,20 +309,20 @@ fn seal(mut out: CheckedWriter<Encoder<BufWriter<File>>>) -> io::Result<()> {
     file.sync_all()
 }
 
-/// Writes `snapshot.<zxid>[.gz|.snappy]` through `write` (given the
-/// version dir and a temp path), then renames it into place and syncs
-/// the directory; the temp file goes on failure.
+/// Writes `snapshot.<zxid>[.gz|.snappy]` through `write` (given a temp
+/// path in the version dir), then renames it into place and syncs the
+/// directory; the temp file goes on failure.
 fn commit_file(
     dir: &Path,
     zxid: i64,
     compression: Compression,
-    write: impl FnOnce(&Path, &Path) -> io::Result<()>,
+    write: impl FnOnce(&Path) -> io::Result<()>,
 ) -> io::Result<PathBuf> {
     let vdir = ensure_version_dir(dir)?;
     let name = format!("{}{}", zxid_file_name(SNAPSHOT_PREFIX, zxid), compression.suffix());
     let final_path = vdir.join(&name);
     let tmp = vdir.join(format!("{TMP_PREFIX}{name}"));
-    let written = write(&vdir, &tmp);
+    let written = write(&tmp);
     let renamed = written.and_then(|()| fs::rename(&tmp, &final_path));
     if let Err(e) = renamed {
         let _ = fs::remove_file(&tmp);
@@ -545,17 +559,11 @@ fn write_temp(
     };
     source(&mut sink)?;
     let acls = sink.finish()?;
-    let mut buf = BytesMut::new();
     let mut side_file = out.into_inner().map_err(|e| e.into_error())?;
     side_file.seek(SeekFrom::Start(0))?;
 
     // 2. The snapshot: header, sessions, ACL cache, nodes, seal.
-    let file = BufWriter::with_capacity(IO_BUF, File::create(tmp)?);
-    let mut out = CheckedWriter { inner: Encoder::new(compression, file)?, sum: Adler32::new() };
-    buf.clear();
-    FileHeader { magic: SNAP_MAGIC, version: FILE_VERSION, dbid: -1 }.encode(&mut buf);
-    put_sessions_and_acls(&mut buf, sessions, &acls.entries())?;
-    out.write_all(&buf)?;
+    let mut out = create_with_head(tmp, compression, sessions, &acls.entries())?;
     io::copy(&mut BufReader::with_capacity(IO_BUF, side_file), &mut out)?;
     seal(out)
 }
@@ -991,9 +999,14 @@ pub fn encode_stream_with(
     let mut out = BytesMut::with_capacity(body.len() + 64 + sessions.len() * 12);
     put_sessions_and_acls(&mut out, sessions, &acls.entries())?;
     out.extend_from_slice(&body);
-    put_str(&mut out, "/")?;
-    put_str(&mut out, "BenWasHere")?;
+    put_stream_end(&mut out)?;
     Ok(out.freeze())
+}
+
+/// The end of a SNAP's state: `"/"` and Apache's signature string.
+fn put_stream_end(out: &mut BytesMut) -> io::Result<()> {
+    put_str(out, "/")?;
+    put_str(out, "BenWasHere")
 }
 
 /// [`encode_stream_with`] for nodes in pre-order with their ACL lists
@@ -1015,8 +1028,7 @@ pub fn encode_ordered_stream(
     source(&mut sink)?;
     sink.finish()?;
     let mut out = w.into_inner();
-    put_str(&mut out, "/")?;
-    put_str(&mut out, "BenWasHere")?;
+    put_stream_end(&mut out)?;
     Ok(out.freeze())
 }
 
@@ -1388,6 +1400,18 @@ mod tests {
         let snap = load_latest(dir.path()).unwrap().unwrap();
         assert_eq!(snap.nodes[0].acl.as_slice(), Acl::open_unsafe().as_slice());
         assert_eq!(snap.nodes[1].acl.as_slice(), Acl::read_unsafe().as_slice());
+    }
+
+    #[test]
+    fn a_relative_data_dir_works() {
+        // dataDir may be relative in zoo.cfg: the temp and side files must
+        // land in the version dir, not under a path joined onto itself.
+        let dir = tempfile::Builder::new().tempdir_in(".").unwrap();
+        let rel = Path::new(".").join(dir.path().file_name().unwrap());
+        assert!(rel.is_relative());
+        write_snapshot(&rel, 9, &[], sample_tree().into_iter()).unwrap();
+        assert_eq!(file_names(&rel), vec!["snapshot.9"]);
+        assert_eq!(load_latest(&rel).unwrap().unwrap().nodes.len(), sample_tree().len());
     }
 
     #[test]
