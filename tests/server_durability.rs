@@ -1444,3 +1444,39 @@ async fn an_inconsistent_ensemble_config_is_refused_clearly() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("myid is 4") && text.contains("[1, 2, 3]"), "{text}");
 }
+
+/// Periodic snapshots are written by a thread of their own at nice 10, so
+/// under a load that keeps every core busy requests come first. Every
+/// server in this process has one (`/proc/self/task/*/comm` is
+/// `zk-snapshot`): each must run at the lower priority.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_snapshots_run_on_a_lower_priority_thread() {
+    common::trace_init();
+    let dir = TempDir::new("snapshot-nice");
+    let mut cfg = cfg_for(dir.path());
+    cfg.snap_count = 10;
+    let s = start(&cfg).await;
+    let c = connect(&s.connect_string()).await;
+    for i in 0..30 {
+        c.create(&format!("/n{i}"), b"x", CreateMode::Persistent).await.unwrap();
+    }
+    snapshots_settled(dir.path(), 2).await;
+    // (name, nice) of every thread of this process.
+    let threads: Vec<(String, i64)> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| {
+            let t = t.ok()?.path();
+            let comm = std::fs::read_to_string(t.join("comm")).ok()?;
+            let stat = std::fs::read_to_string(t.join("stat")).ok()?;
+            // After the name in parentheses: state is field 3, nice 19.
+            let nice = stat.rsplit_once(')')?.1.split_whitespace().nth(16)?.parse().ok()?;
+            Some((comm.trim().to_string(), nice))
+        })
+        .collect();
+    let snap: Vec<i64> = threads.iter().filter(|(n, _)| n == "zk-snapshot").map(|&(_, v)| v).collect();
+    assert!(!snap.is_empty(), "no zk-snapshot thread among {threads:?}");
+    assert!(snap.iter().all(|&v| v == 10), "zk-snapshot threads' nice values: {snap:?}");
+    c.close().await.unwrap();
+    s.stop().await;
+}

@@ -374,6 +374,7 @@ impl Server {
                 .map(String::from),
             quorum: driver_quorum,
             scratch: Vec::new(),
+            snapshot_worker: None,
         };
         let global_queued = driver.global_queued.clone();
         let (done_tx, done_rx) = watch::channel(false);
