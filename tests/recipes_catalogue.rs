@@ -75,6 +75,9 @@ async fn read_write_lock(cs: &str) {
         !rc.write_lock().try_acquire(Duration::from_millis(300)).await.unwrap(),
         "a writer waits for readers"
     );
+    // Its node is gone by the time it returns (as seen from another
+    // session), so the writer queued next is the only writer.
+    assert_eq!(a.get_children("/rw/lock").await.unwrap().len(), 2, "a timed-out writer leaves no node");
     // A writer queued ahead of a new reader makes the reader wait (no
     // writer starvation): c queues to write, then b's second owner reads.
     let writer = tokio::spawn(async move {
@@ -148,6 +151,7 @@ async fn semaphore(cs: &str) {
     assert!(inside.max() <= max, "at most {max} leases at once, saw {}", inside.max());
     assert_eq!(inside.max(), max, "the semaphore lets {max} in at once");
     // Curator's layout.
+    let setup2 = framework(cs).await;
     let sem = InterProcessSemaphoreV2::new(&setup, "/sem/db", 2);
     sem.set_node_data(b"me");
     let l1 = sem.acquire().await.unwrap();
@@ -157,13 +161,14 @@ async fn semaphore(cs: &str) {
     assert!(setup.exists("/sem/db/locks").await.unwrap().is_some());
     // All or none: two more leases cannot be had while one of two is out.
     assert!(sem.try_acquire_many(2, Duration::from_millis(300)).await.unwrap().is_none());
-    wait_until_async(10, "the partial leases are returned", || async {
-        sem.participant_nodes().await.unwrap().len() == 1
-    })
-    .await;
+    // The partial lease and the timed-out one are gone by the time it
+    // returns (read through another session).
+    let seen_elsewhere = InterProcessSemaphoreV2::new(&setup2, "/sem/db", 2);
+    assert_eq!(seen_elsewhere.participant_nodes().await.unwrap().len(), 1, "the partial leases are returned");
     // A dropped lease is returned.
     let l2 = sem.acquire().await.unwrap();
     assert!(sem.try_acquire(Duration::from_millis(200)).await.unwrap().is_none(), "both leases out");
+    assert_eq!(seen_elsewhere.participant_nodes().await.unwrap().len(), 2, "the timed-out lease is returned");
     drop(l2);
     let l3 =
         within(10, "a dropped lease frees a slot", sem.try_acquire(Duration::from_secs(5))).await.unwrap();
@@ -193,6 +198,7 @@ async fn semaphore(cs: &str) {
     let (second, _s) = within(10, "a raised count lets the waiter in", waiter).await.unwrap().unwrap();
     drop((held, second, other_counted));
     other.close().await;
+    setup2.close().await;
     setup.close().await;
 }
 

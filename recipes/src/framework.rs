@@ -807,6 +807,21 @@ impl Framework {
         self.with_retry(|c| c.multi(ops)).await
     }
 
+    /// Deletes `path` now; when that fails (connection lost, client
+    /// closing) the delete goes on in the background until the node is
+    /// gone, as Curator's `delete().guaranteed()` does. A node that is
+    /// already gone counts as deleted.
+    pub async fn delete_guaranteed_now(&self, path: String) {
+        let r = match self.client() {
+            Ok(c) => c.delete(&path, None).await,
+            Err(_) => Err(ZkError::ClientClosed),
+        };
+        match r {
+            Ok(()) | Err(ZkError::NoNode) => {}
+            Err(_) => self.guaranteed_delete(path),
+        }
+    }
+
     /// Deletes `path` in the background until it is gone, surviving
     /// connection loss (Curator's guaranteed delete).
     pub fn guaranteed_delete(&self, path: String) {

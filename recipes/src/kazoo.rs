@@ -148,6 +148,9 @@ impl KazooLock {
             if let Ok(mut n) = self.node.lock() {
                 *n = Some(node);
             }
+        } else if let Some(n) = guard.node.take() {
+            // Timed out: gone before we return, as kazoo's cleanup is.
+            self.fw.delete_guaranteed_now(n).await;
         }
         Ok(held)
     }

@@ -185,13 +185,7 @@ impl LeaderLatch {
         }
         let node = self.inner.node.lock().ok().and_then(|mut n| n.take());
         if let Some(n) = node {
-            match self.inner.fw.client() {
-                Ok(c) => match c.delete(&n, None).await {
-                    Ok(()) | Err(ZkError::NoNode) => {}
-                    Err(_) => self.inner.fw.guaranteed_delete(n),
-                },
-                Err(_) => self.inner.fw.guaranteed_delete(n),
-            }
+            self.inner.fw.delete_guaranteed_now(n).await;
         }
         match mode {
             CloseMode::NotifyLeader => self.set_leader(false),

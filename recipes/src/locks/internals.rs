@@ -148,7 +148,14 @@ impl LockInternals {
                     pending.node = None;
                     return Ok(Some((node, czxid)));
                 }
-                None if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(None),
+                None if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    // Gone before we return, as in Curator: a caller that
+                    // timed out leaves no contender behind it.
+                    if let Some(n) = pending.node.take() {
+                        self.fw.delete_guaranteed_now(n).await;
+                    }
+                    return Ok(None);
+                }
                 None => match policy.allow_retry(retries, started.elapsed(), &ZkError::NoNode) {
                     Some(sleep) => {
                         tracing::debug!(%node, "lock node gone while waiting; creating a new one");

@@ -192,14 +192,7 @@ impl InterProcessMutex {
     /// [`Error::NotHeld`] when not held.
     pub async fn release(&self) -> Result<()> {
         let Some(node) = self.release_level()? else { return Ok(()) };
-        let r = match self.internals.fw.client() {
-            Ok(c) => c.delete(&node, None).await,
-            Err(_) => Err(ZkError::ClientClosed),
-        };
-        match r {
-            Ok(()) | Err(ZkError::NoNode) => {}
-            Err(_) => self.internals.fw.guaranteed_delete(node),
-        }
+        self.internals.fw.delete_guaranteed_now(node).await;
         Ok(())
     }
 

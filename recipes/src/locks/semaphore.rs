@@ -71,14 +71,7 @@ impl Lease {
     /// Never fails today; `Result` for symmetry with Curator's `close`.
     pub async fn close(mut self) -> Result<()> {
         self.returned = true;
-        let r = match self.fw.client() {
-            Ok(c) => c.delete(&self.path, None).await,
-            Err(_) => Err(ZkError::ClientClosed),
-        };
-        match r {
-            Ok(()) | Err(ZkError::NoNode) => {}
-            Err(_) => self.fw.guaranteed_delete(std::mem::take(&mut self.path)),
-        }
+        self.fw.delete_guaranteed_now(std::mem::take(&mut self.path)).await;
         Ok(())
     }
 }
@@ -131,11 +124,24 @@ pub struct InterProcessSemaphoreV2 {
 
 /// Releases the `locks` mutex when an acquire ends in any way, including
 /// by its future being dropped.
-struct MutexGuard<'a>(&'a InterProcessMutex);
+/// Holds the semaphore's internal lock; released by [`MutexGuard::release`]
+/// when the attempt ends, in the background when it is cancelled.
+struct MutexGuard<'a>(Option<&'a InterProcessMutex>);
+
+impl MutexGuard<'_> {
+    async fn release(mut self) {
+        if let Some(l) = self.0.take() {
+            // Only `NotHeld` can come back, and then there is nothing to do.
+            let _ = l.release().await;
+        }
+    }
+}
 
 impl Drop for MutexGuard<'_> {
     fn drop(&mut self) {
-        self.0.release_in_background();
+        if let Some(l) = self.0.take() {
+            l.release_in_background();
+        }
     }
 }
 
@@ -241,7 +247,14 @@ impl InterProcessSemaphoreV2 {
                         leases.push(l);
                         break;
                     }
-                    One::TimedOut => return Ok(None),
+                    One::TimedOut => {
+                        // All or none: the leases got so far are returned
+                        // before we do, as Curator's `returnAll`.
+                        for l in leases {
+                            l.close().await?;
+                        }
+                        return Ok(None);
+                    }
                     One::Missing => match policy.allow_retry(retries, started.elapsed(), &ZkError::NoNode) {
                         Some(sleep) => {
                             tokio::time::sleep(sleep).await;
@@ -266,7 +279,15 @@ impl InterProcessSemaphoreV2 {
         if !self.lock.acquire_until(deadline).await? {
             return Ok(One::TimedOut);
         }
-        let guard = MutexGuard(&self.lock);
+        let guard = MutexGuard(Some(&self.lock));
+        let r = self.lease_under_lock(deadline).await;
+        guard.release().await;
+        r
+    }
+
+    /// Creates a lease node and waits until it is among the first
+    /// `max_leases`; the internal lock is held throughout.
+    async fn lease_under_lock(&self, deadline: Option<Instant>) -> Result<One> {
         let data = self.node_data.lock().map(|d| d.clone()).unwrap_or_default();
         let path = self
             .fw
@@ -311,12 +332,13 @@ impl InterProcessSemaphoreV2 {
                 None => wait.await,
                 Some(d) => {
                     if tokio::time::timeout_at(d, wait).await.is_err() {
+                        // Gone before we return, as in Curator.
+                        lease.close().await?;
                         return Ok(One::TimedOut);
                     }
                 }
             }
         }
-        drop(guard);
         Ok(One::Got(lease))
     }
 }
