@@ -347,6 +347,48 @@ impl Stream for StateStream {
     }
 }
 
+/// Follows every connection state change from its creation on, however
+/// short-lived (a SUSPENDED followed at once by RECONNECTED is seen, as
+/// Curator's listeners see it; a `watch` receiver keeps only the latest).
+#[derive(Debug)]
+pub(crate) struct StateFollower {
+    rx: mpsc::UnboundedReceiver<ConnectionState>,
+    fw: Framework,
+}
+
+impl StateFollower {
+    /// The next change that satisfies `pred`, waiting for it; `None` when
+    /// no more can come.
+    pub(crate) async fn next_matching(
+        &mut self,
+        pred: impl Fn(ConnectionState) -> bool,
+    ) -> Option<ConnectionState> {
+        while let Some(s) = self.rx.recv().await {
+            if pred(s) {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// A change since the last look that satisfies `pred`, else the
+    /// current state when it does, else the next such change.
+    pub(crate) async fn wait_for(
+        &mut self,
+        pred: impl Fn(ConnectionState) -> bool,
+    ) -> Option<ConnectionState> {
+        while let Ok(s) = self.rx.try_recv() {
+            if pred(s) {
+                return Some(s);
+            }
+        }
+        if let Some(s) = self.fw.connection_state().filter(|s| pred(*s)) {
+            return Some(s);
+        }
+        self.next_matching(pred).await
+    }
+}
+
 impl Framework {
     /// A builder for `connect_string`.
     pub fn builder(connect_string: &str) -> FrameworkBuilder {
@@ -664,6 +706,11 @@ impl Framework {
             l.push(tx);
         }
         StateStream(rx)
+    }
+
+    /// Every connection state change from now on, for the recipes.
+    pub(crate) fn state_follower(&self) -> StateFollower {
+        StateFollower { rx: self.connection_state_events().0, fw: self.clone() }
     }
 
     /// Waits until connected, at most `timeout`; whether it is.
@@ -1343,6 +1390,25 @@ mod tests {
         assert_eq!(zk_parent("/a/b"), "/a");
         assert_eq!(zk_parent("/a"), "/");
         assert_eq!(zk_basename("/a/lock-"), "lock-");
+    }
+
+    /// A SUSPENDED that is over before anyone looked is still seen (a
+    /// `watch` receiver would show only the RECONNECTED after it).
+    #[tokio::test]
+    async fn a_state_follower_sees_a_short_suspension() {
+        let fw = Framework::new("127.0.0.1:1", crate::retry::RetryOneTime::new(Duration::ZERO));
+        fw.inner.post(ConnectionState::Connected);
+        let mut states = fw.state_follower();
+        let error = |s: ConnectionState| fw.is_error_state(s);
+        fw.inner.post(ConnectionState::Suspended);
+        fw.inner.post(ConnectionState::Reconnected);
+        assert_eq!(fw.connection_state(), Some(ConnectionState::Reconnected));
+        let seen = tokio::time::timeout(Duration::from_secs(5), states.wait_for(error)).await;
+        assert_eq!(seen, Ok(Some(ConnectionState::Suspended)), "the short suspension was missed");
+        // Nothing pending now: the current state answers.
+        assert_eq!(states.wait_for(ConnectionState::is_connected).await, Some(ConnectionState::Reconnected));
+        fw.inner.post(ConnectionState::Lost);
+        assert_eq!(states.next_matching(error).await, Some(ConnectionState::Lost));
     }
 }
 

@@ -13,7 +13,7 @@ use tracing::debug;
 use zk_client::{CreateMode, Error as ZkError};
 
 use crate::error::{Error, Result};
-use crate::framework::Framework;
+use crate::framework::{Framework, StateFollower};
 use crate::leader::Participant;
 use crate::locks::sorted;
 use crate::state::ConnectionState;
@@ -200,7 +200,9 @@ impl LeaderLatch {
 
     async fn run(self) {
         let fw = self.inner.fw.clone();
-        let mut states = fw.state_receiver();
+        // Every state change, however short: a SUSPENDED followed at once
+        // by RECONNECTED still ends leadership under the standard policy.
+        let mut states = fw.state_follower();
         loop {
             // (Re)join: a fresh node.
             let created = fw
@@ -221,7 +223,7 @@ impl LeaderLatch {
                     }
                     let _ = tokio::time::timeout(
                         Duration::from_secs(1),
-                        states.wait_for(|s| s.is_some_and(ConnectionState::is_connected)),
+                        states.wait_for(ConnectionState::is_connected),
                     )
                     .await;
                     continue;
@@ -248,9 +250,7 @@ impl LeaderLatch {
                 // Wait for RECONNECTED (same or new session), then re-queue
                 // with a new node, as Curator's reset().
                 let _ = states
-                    .wait_for(|s| {
-                        matches!(s, Some(ConnectionState::Reconnected | ConnectionState::Connected))
-                    })
+                    .wait_for(|s| matches!(s, ConnectionState::Reconnected | ConnectionState::Connected))
                     .await;
             }
             self.drop_node();
@@ -282,11 +282,7 @@ impl LeaderLatch {
         }
     }
 
-    async fn wait(
-        &self,
-        w: zk_client::OneshotWatcher,
-        states: &mut watch::Receiver<Option<ConnectionState>>,
-    ) -> Wake {
+    async fn wait(&self, w: zk_client::OneshotWatcher, states: &mut StateFollower) -> Wake {
         let fw = &self.inner.fw;
         tokio::select! {
             ev = w => {
@@ -300,8 +296,8 @@ impl LeaderLatch {
                     Wake::Changed
                 }
             }
-            r = states.wait_for(|s| s.is_some_and(|s| fw.is_error_state(s))) => {
-                if r.is_err() { Wake::Closed } else { Wake::Suspended }
+            r = states.next_matching(|s| fw.is_error_state(s)) => {
+                if r.is_none() { Wake::Closed } else { Wake::Suspended }
             }
             _ = self.inner.closed.notified() => Wake::Closed,
         }

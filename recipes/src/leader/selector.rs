@@ -174,24 +174,26 @@ async fn run(inner: Arc<Inner>, listener: Arc<dyn LeaderSelectorListener>) {
         let acquired = mutex.acquire().await;
         if let Err(e) = acquired {
             debug!(error = %e, "leader selector could not queue; retrying");
-            let mut states = inner.fw.state_receiver();
+            let mut states = inner.fw.state_follower();
             if inner.fw.is_closed() {
                 return;
             }
             let _ = tokio::time::timeout(
                 std::time::Duration::from_secs(1),
-                states.wait_for(|s| s.is_some_and(ConnectionState::is_connected)),
+                states.wait_for(ConnectionState::is_connected),
             )
             .await;
             continue;
         }
         inner.leading.store(true, Ordering::SeqCst);
         info!(id = %inner.id, path = %inner.path, "took leadership");
-        let mut states = inner.fw.state_receiver();
+        // Every change from here on: a SUSPENDED however short cancels
+        // leadership under the standard policy.
+        let mut states = inner.fw.state_follower();
         let fw = inner.fw.clone();
         tokio::select! {
             _ = listener.take_leadership(&fw) => {}
-            _ = states.wait_for(|s| s.is_some_and(|s| fw.is_error_state(s))) => {
+            _ = states.wait_for(|s| fw.is_error_state(s)) => {
                 info!(id = %inner.id, "connection state is an error under the policy: leadership cancelled");
             }
             _ = mutex.lost() => {}
@@ -204,8 +206,7 @@ async fn run(inner: Arc<Inner>, listener: Arc<dyn LeaderSelectorListener>) {
         if !inner.auto_requeue.load(Ordering::SeqCst) {
             return;
         }
-        let mut states = inner.fw.state_receiver();
-        let _ = states.wait_for(|s| s.is_some_and(ConnectionState::is_connected)).await;
+        let _ = states.wait_for(ConnectionState::is_connected).await;
     }
 }
 

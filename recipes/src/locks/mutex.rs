@@ -235,7 +235,8 @@ impl InterProcessMutex {
     pub async fn lost(&self) {
         let Some(token) = self.fencing_token() else { return };
         let fw = &self.internals.fw;
-        let mut states = fw.state_receiver();
+        // Every change from here on, however short.
+        let mut states = fw.state_follower();
         let gone = async {
             let Ok(c) = fw.client() else { return };
             match c.exists_watch(&token.path).await {
@@ -246,7 +247,7 @@ impl InterProcessMutex {
             }
         };
         tokio::select! {
-            _ = states.wait_for(|s| s.is_some_and(|s| fw.is_error_state(s))) => {}
+            _ = states.wait_for(|s| fw.is_error_state(s)) => {}
             _ = gone => {}
         }
     }
