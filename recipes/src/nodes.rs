@@ -93,6 +93,9 @@ impl NodeInner {
         }
     }
 
+    /// Keeps the node until closed. A create is never cancelled (its
+    /// request may be on the wire): `close` waits for it, then deletes
+    /// what it made.
     async fn run(self: Arc<Self>) {
         let mut closed = self.closed.subscribe();
         let mut states = self.fw.connection_state_events();
@@ -123,7 +126,10 @@ impl NodeInner {
                 need_create = true;
                 continue;
             };
-            let watched = self.fw.with_retry(|c| c.exists_watch(&path)).await;
+            let watched = tokio::select! {
+                _ = closed.wait_for(|c| *c) => return,
+                w = self.fw.with_retry(|c| c.exists_watch(&path)) => w,
+            };
             let w = match watched {
                 Ok((None, _)) => {
                     need_create = true;
@@ -178,6 +184,9 @@ impl NodeInner {
 #[derive(Debug)]
 pub struct PersistentNode {
     inner: Arc<NodeInner>,
+    /// The keeper task, awaited by `close` so that no create of its
+    /// lands after the delete.
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl PersistentNode {
@@ -216,13 +225,19 @@ impl PersistentNode {
                 closed: watch::channel(false).0,
                 delete_on_close,
             }),
+            task: Mutex::new(None),
         }
     }
 
     /// Starts creating and keeping the node (in the background).
     pub fn start(&self) {
         let inner = self.inner.clone();
-        tokio::spawn(inner.run());
+        let task = tokio::spawn(inner.run());
+        if let Ok(mut t) = self.task.lock() {
+            if let Some(old) = t.replace(task) {
+                old.abort();
+            }
+        }
     }
 
     /// Waits at most `timeout` for the first create; whether it happened.
@@ -263,10 +278,17 @@ impl PersistentNode {
 
     /// Stops keeping the node and deletes it (guaranteed).
     pub async fn close(&self) {
-        if let Some(p) = self.stop() {
-            match self.inner.fw.delete().for_path(&p).await {
-                Ok(()) | Err(Error::Zk(ZkError::NoNode)) => {}
-                Err(_) => self.inner.fw.guaranteed_delete(p),
+        if self.inner.closed.send_replace(true) {
+            return;
+        }
+        // The keeper ends once a create in flight is answered (it is in
+        // `actual` then, and deleted below) or at its next wait.
+        if let Some(t) = self.task.lock().ok().and_then(|mut t| t.take()) {
+            let _ = t.await;
+        }
+        if self.inner.delete_on_close {
+            if let Some(p) = self.inner.actual.send_replace(None) {
+                self.inner.fw.delete_guaranteed_now(p).await;
             }
         }
     }
