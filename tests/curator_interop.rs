@@ -283,13 +283,17 @@ async fn shared_counters(cs: &str, cp: &str) {
         .await
         .unwrap();
         let mut mine = Vec::new();
-        // Both sides go at once, pausing 2 ms between increments, so that
-        // their writes interleave.
+        // Both sides go, pausing 2 ms between increments, so that their
+        // writes interleave; Rust starts once Java's first write is there
+        // (a cold JVM can take longer to get going than Rust's 50 rounds).
         let pause = || tokio::time::sleep(Duration::from_millis(2));
+        let java_started =
+            || async { matches!(fw.get_data(path).await, Ok((d, _)) if d.iter().any(|b| *b != 0)) };
         if mode == "sharedcount" {
             let count = SharedCount::new(&fw, path, 0);
             count.start().await.unwrap();
             peer.say("go");
+            wait_until_async(60, "Java's first write", java_started).await;
             for _ in 0..rounds {
                 pause().await;
                 loop {
@@ -303,6 +307,7 @@ async fn shared_counters(cs: &str, cp: &str) {
         } else {
             let n = DistributedAtomicLong::new(&fw, path, RetryNTimes::new(1000, Duration::from_millis(1)));
             peer.say("go");
+            wait_until_async(60, "Java's first write", java_started).await;
             for _ in 0..rounds {
                 pause().await;
                 let r = n.increment().await.unwrap();

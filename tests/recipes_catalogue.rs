@@ -138,7 +138,9 @@ async fn semaphore(cs: &str) {
             for _ in 0..4 {
                 let lease = sem.acquire().await.unwrap();
                 inside.enter();
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // Long enough that three holders overlap even when each
+                // acquire waits on several fsyncs of a loaded disk.
+                tokio::time::sleep(Duration::from_millis(150)).await;
                 inside.leave();
                 lease.close().await.unwrap();
             }
@@ -996,7 +998,15 @@ async fn framework_options(cs: &str) {
 /// is done, not NodeExists/NoNode.
 async fn idempotent_ops(server: std::net::SocketAddr) {
     let proxy = Proxy::start(server);
-    let fw = cut_framework(&proxy.connect_string(), Duration::from_secs(10)).await;
+    // No ensemble tracker: its read of the config after each reconnect
+    // could be the reply the proxy drops instead of the op's.
+    let fw = Framework::builder(&proxy.connect_string())
+        .session_timeout(Duration::from_secs(10))
+        .retry_policy(ExponentialBackoffRetry::new(Duration::from_millis(100), 10))
+        .ensemble_tracker(false)
+        .build();
+    within(20, "start", fw.start()).await.unwrap();
+    assert!(fw.block_until_connected(Duration::from_secs(20)).await, "connected");
     fw.ensure_path("/idem").await.unwrap();
     proxy.drop_replies_after(0);
     fw.create().idempotent().for_path("/idem/a", b"x").await.unwrap();
