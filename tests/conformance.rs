@@ -496,8 +496,10 @@ fn timed_script(addr: SocketAddr) -> Vec<String> {
     step(&mut out, "A", &mut a, del("/not-ctr/k", -1));
     step(&mut out, "A", &mut a, create("/ctr/k", None, CreateMode::Persistent));
     step(&mut out, "A", &mut a, container("/empty"));
-    step(&mut out, "A", &mut a, del("/ctr/k", -1));
+    // The watch goes on before the child goes: a sweep (every 200 ms)
+    // may take the emptied container at any moment after.
     step(&mut out, "A", &mut a, exists("/ctr", true));
+    step(&mut out, "A", &mut a, del("/ctr/k", -1));
     let ttl = Request::CreateTtl(CreateTtlRequest {
         path: "/ttl".into(),
         data: None,
