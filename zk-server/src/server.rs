@@ -375,6 +375,7 @@ impl Server {
             quorum: driver_quorum,
             scratch: Vec::new(),
             snapshot_worker: None,
+            log_behind: (0, 0),
         };
         let global_queued = driver.global_queued.clone();
         let (done_tx, done_rx) = watch::channel(false);
