@@ -276,7 +276,9 @@ impl PersistentNode {
         if self.inner.delete_on_close { self.inner.actual.send_replace(None) } else { None }
     }
 
-    /// Stops keeping the node and deletes it (guaranteed).
+    /// Stops keeping the node and deletes it (guaranteed). A create in
+    /// flight is waited for first (at most as long as the framework's
+    /// retry policy lets it run), so that it cannot land after the delete.
     pub async fn close(&self) {
         if self.inner.closed.send_replace(true) {
             return;
