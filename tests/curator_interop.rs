@@ -217,6 +217,13 @@ async fn shared_semaphore(cs: &str, cp: &str) {
     let rounds = 30;
     let peer = Peer::spawn(cp, &["semaphore", cs, path, "2", inside, &rounds.to_string()]);
     let (peer, _) = peer.session().await;
+    // Java's first holding waits (holding its lease) until a Rust holder
+    // is inside too; the Rust tasks start once it is inside, so neither
+    // side can finish before the other has begun.
+    wait_until_async(60, "Java holds a lease", || async {
+        fw.get_children(inside).await.unwrap().iter().any(|n| n.starts_with("java"))
+    })
+    .await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for t in 0..3 {
@@ -276,25 +283,35 @@ async fn shared_counters(cs: &str, cp: &str) {
         let fw = framework(cs).await;
         let rounds = 50;
         let peer = Peer::spawn(cp, &[mode, cs, path, &rounds.to_string()]);
-        let mut peer = tokio::task::spawn_blocking(move || {
+        let peer = tokio::task::spawn_blocking(move || {
             peer.expect_line("STARTED", 60);
             peer
         })
         .await
         .unwrap();
         let mut mine = Vec::new();
-        // Both sides go, pausing 2 ms between increments, so that their
-        // writes interleave; Rust starts once Java's first write is there
-        // (a cold JVM can take longer to get going than Rust's 50 rounds).
+        // Java makes its first 5 increments and waits; Rust makes its
+        // first, then lets Java go on, and both sides go, pausing 2 ms
+        // between increments: the order starts J…JR, and Java's next write
+        // follows an R, whatever the pace of either side.
         let pause = || tokio::time::sleep(Duration::from_millis(2));
-        let java_started =
-            || async { matches!(fw.get_data(path).await, Ok((d, _)) if d.iter().any(|b| *b != 0)) };
-        if mode == "sharedcount" {
+        let java_paused = |mut peer: Peer| async move {
+            peer.say("go");
+            tokio::task::spawn_blocking(move || {
+                let lines = peer.lines_until("PAUSED", 60);
+                (peer, lines)
+            })
+            .await
+            .unwrap()
+        };
+        let (peer, early) = if mode == "sharedcount" {
             let count = SharedCount::new(&fw, path, 0);
             count.start().await.unwrap();
-            peer.say("go");
-            wait_until_async(60, "Java's first write", java_started).await;
-            for _ in 0..rounds {
+            let (mut peer, early) = java_paused(peer).await;
+            for i in 0..rounds {
+                if i == 1 {
+                    peer.say("go");
+                }
                 pause().await;
                 loop {
                     let v = count.versioned_value();
@@ -304,18 +321,23 @@ async fn shared_counters(cs: &str, cp: &str) {
                     }
                 }
             }
+            (peer, early)
         } else {
             let n = DistributedAtomicLong::new(&fw, path, RetryNTimes::new(1000, Duration::from_millis(1)));
-            peer.say("go");
-            wait_until_async(60, "Java's first write", java_started).await;
-            for _ in 0..rounds {
+            let (mut peer, early) = java_paused(peer).await;
+            for i in 0..rounds {
+                if i == 1 {
+                    peer.say("go");
+                }
                 pause().await;
                 let r = n.increment().await.unwrap();
                 assert!(r.succeeded);
                 mine.push(r.post_value);
             }
-        }
-        let lines = tokio::task::spawn_blocking(move || peer.lines_until("DONE", 120)).await.unwrap();
+            (peer, early)
+        };
+        let mut lines = early;
+        lines.extend(tokio::task::spawn_blocking(move || peer.lines_until("DONE", 120)).await.unwrap());
         let prefix = if mode == "sharedcount" { "SET " } else { "INC " };
         let java: Vec<i64> =
             lines.iter().filter_map(|l| l.strip_prefix(prefix)).map(|v| v.parse().unwrap()).collect();
@@ -338,11 +360,21 @@ async fn shared_counters(cs: &str, cp: &str) {
 
 /// Sends consumed items to a channel.
 /// (After a pause, to let a slower consumer take a share.)
-struct ToChannel(tokio::sync::mpsc::UnboundedSender<String>, Duration);
+/// (With a gate: each item waits until the gate is open, holding its
+/// lock meanwhile, so that another consumer gets the others.)
+struct ToChannel(
+    tokio::sync::mpsc::UnboundedSender<String>,
+    Duration,
+    Option<tokio::sync::watch::Receiver<bool>>,
+);
 
 #[zk_recipes::async_trait]
 impl QueueConsumer<String> for ToChannel {
     async fn consume_message(&self, item: String) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if let Some(gate) = &self.2 {
+            let mut gate = gate.clone();
+            let _ = gate.wait_for(|open| *open).await;
+        }
         tokio::time::sleep(self.1).await;
         let _ = self.0.send(item);
         Ok(())
@@ -379,7 +411,7 @@ async fn shared_queues(cs: &str, cp: &str) {
         js.iter().cloned().partition(|j| j[1..].parse::<u32>().unwrap() % 2 == 1);
     // Java -> Rust.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let c = || Some(Arc::new(ToChannel(tx.clone(), Duration::ZERO)) as Arc<dyn QueueConsumer<String>>);
+    let c = || Some(Arc::new(ToChannel(tx.clone(), Duration::ZERO, None)) as Arc<dyn QueueConsumer<String>>);
     let q = QueueBuilder::new(&fw, c(), StringSerializer, "/iq/plain-j2r").build_queue();
     q.start().await.unwrap();
     assert_eq!(take(&mut rx, 10, "plain j2r").await, js, "FIFO from Java");
@@ -436,9 +468,12 @@ async fn shared_queues(cs: &str, cp: &str) {
     }
     java.say("consume");
     let (tx_mixed, mut mixed_rx) = tokio::sync::mpsc::unbounded_channel();
+    // Rust's consumer holds its first mixed item (locked) until Java has
+    // consumed one: both sides consume, whatever the JVM's pace.
+    let (java_took_one, gate) = tokio::sync::watch::channel(false);
     let mixed_consumer = QueueBuilder::new(
         &fw,
-        Some(Arc::new(ToChannel(tx_mixed, Duration::from_millis(20)))),
+        Some(Arc::new(ToChannel(tx_mixed, Duration::from_millis(20), Some(gate)))),
         StringSerializer,
         "/iq/mixed",
     )
@@ -473,6 +508,9 @@ async fn shared_queues(cs: &str, cp: &str) {
         }
         let count = |k: &str| got.get(k).map_or(0, Vec::len);
         let r2j: usize = ["plain", "id", "priority", "delay", "simple"].iter().map(|k| count(k)).sum();
+        if count("mixed") > 0 {
+            java_took_one.send_replace(true);
+        }
         if r2j == 50 && count("mixed") + rust_mixed.len() == 40 {
             break;
         }

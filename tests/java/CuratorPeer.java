@@ -119,10 +119,13 @@ public class CuratorPeer {
     }
 
     // Blocks until a line "go" on stdin: both sides start together.
+    // One reader for every waitForGo: a second reader could miss what the
+    // first had already buffered.
+    static final BufferedReader GO = new BufferedReader(new InputStreamReader(System.in));
+
     static void waitForGo() throws Exception {
-        BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
         String line;
-        while ((line = in.readLine()) != null && !line.equals("go")) { }
+        while ((line = GO.readLine()) != null && !line.equals("go")) { }
     }
 
     static final QueueSerializer<String> STRINGS = new QueueSerializer<String>() {
@@ -228,7 +231,7 @@ public class CuratorPeer {
         }
         CuratorFramework client = CuratorFrameworkFactory.builder()
             .connectString(args[1])
-            .sessionTimeoutMs(10000)
+            .sessionTimeoutMs(args[0].equals("failover") ? 30000 : 10000)
             .connectionTimeoutMs(10000)
             .retryPolicy(new ExponentialBackoffRetry(50, 5))
             .build();
@@ -304,6 +307,14 @@ public class CuratorPeer {
                 String me = client.create().creatingParentsIfNeeded().withMode(CreateMode.EPHEMERAL)
                     .forPath(inside + "/java-" + i);
                 List<String> seen = client.getChildren().forPath(inside);
+                // The first holding waits for a Rust holder to be inside
+                // too (the test starts its Rust holders once Java is in).
+                long deadline = System.currentTimeMillis() + 60000;
+                while (i == 0 && seen.stream().noneMatch(n -> n.startsWith("rust"))) {
+                    if (System.currentTimeMillis() > deadline) throw new IllegalStateException("no Rust holder");
+                    Thread.sleep(5);
+                    seen = client.getChildren().forPath(inside);
+                }
                 out("SEEN " + String.join(",", seen));
                 Thread.sleep(10);
                 client.delete().forPath(me);
@@ -325,6 +336,7 @@ public class CuratorPeer {
                         break;
                     }
                 }
+                if (i == 4) { out("PAUSED"); waitForGo(); }
             }
             count.close();
             out("DONE");
@@ -337,6 +349,7 @@ public class CuratorPeer {
                 Thread.sleep(2);
                 AtomicValue<Long> r = n.increment();
                 out(r.succeeded() ? "INC " + r.postValue() : "FAIL");
+                if (i == 4) { out("PAUSED"); waitForGo(); }
             }
             out("DONE");
         } else if (args[0].equals("barrier")) {
@@ -358,9 +371,11 @@ public class CuratorPeer {
                 public void isLeader() { System.out.println("LEADER " + id); System.out.flush(); }
                 public void notLeader() { System.out.println("FOLLOWER " + id); System.out.flush(); }
             });
-            latch.start();
+            // Printed before start(): the listener may print LEADER on
+            // Curator's thread as soon as start() has handed the work over.
             System.out.println("STARTED " + id);
             System.out.flush();
+            latch.start();
             BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
             String line;
             while ((line = in.readLine()) != null && !line.equals("close")) { }
