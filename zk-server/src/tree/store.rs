@@ -57,12 +57,13 @@ const MOVE_STEP: usize = 8;
 pub(crate) struct Kids {
     cur: HashTable<u32>,
     /// The table being moved out of, and its next bucket to move.
-    old: Option<(HashTable<u32>, usize)>,
+    /// (Boxed: a word in every parent's table while none moves.)
+    old: Option<Box<(HashTable<u32>, usize)>>,
 }
 
 impl Kids {
     pub(crate) fn len(&self) -> usize {
-        self.cur.len() + self.old.as_ref().map_or(0, |(t, _)| t.len())
+        self.cur.len() + self.old.as_ref().map_or(0, |m| m.0.len())
     }
 
     fn is_empty(&self) -> bool {
@@ -70,19 +71,20 @@ impl Kids {
     }
 
     fn iter(&self) -> impl Iterator<Item = &u32> {
-        self.cur.iter().chain(self.old.iter().flat_map(|(t, _)| t.iter()))
+        self.cur.iter().chain(self.old.iter().flat_map(|m| m.0.iter()))
     }
 
     fn find(&self, h: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
         if let Some(&id) = self.cur.find(h, |&k| eq(k)) {
             return Some(id);
         }
-        self.old.as_ref().and_then(|(t, _)| t.find(h, |&k| eq(k)).copied())
+        self.old.as_ref().and_then(|m| m.0.find(h, |&k| eq(k)).copied())
     }
 
     /// Moves the next buckets of a table being moved out of.
     fn step(&mut self, rehash: &impl Fn(u32) -> u64) {
-        let Some((old, next)) = &mut self.old else { return };
+        let Some(m) = &mut self.old else { return };
+        let (old, next) = &mut **m;
         let end = (*next + MOVE_STEP).min(old.num_buckets());
         while *next < end {
             if let Ok(e) = old.get_bucket_entry(*next) {
@@ -100,7 +102,7 @@ impl Kids {
     fn start_move(&mut self, capacity: usize, rehash: &impl Fn(u32) -> u64) {
         self.finish_move(rehash);
         let old = std::mem::replace(&mut self.cur, HashTable::with_capacity(capacity));
-        self.old = Some((old, 0));
+        self.old = Some(Box::new((old, 0)));
     }
 
     /// Ends a move at once (bulk loads).
@@ -115,9 +117,10 @@ impl Kids {
         self.step(rehash);
         let full = self.cur.len() == self.cur.capacity();
         if full && self.old.is_none() && self.cur.len() >= MOVE_FROM {
-            // Room for twice the entries: the move (one bucket in
-            // MOVE_STEP per change) ends long before it fills.
-            self.start_move(2 * self.cur.capacity().max(1), rehash);
+            // One more than fits: twice the buckets, as hashbrown grows;
+            // the move (MOVE_STEP buckets per change) ends long before
+            // the new table fills.
+            self.start_move(self.cur.capacity() + 1, rehash);
         }
         self.cur.insert_unique(h, id, |&k| rehash(k));
     }
@@ -126,8 +129,8 @@ impl Kids {
     fn remove(&mut self, h: u64, id: u32, rehash: &impl Fn(u32) -> u64) {
         if let Ok(e) = self.cur.find_entry(h, |&k| k == id) {
             e.remove();
-        } else if let Some((old, _)) = &mut self.old {
-            if let Ok(e) = old.find_entry(h, |&k| k == id) {
+        } else if let Some(m) = &mut self.old {
+            if let Ok(e) = m.0.find_entry(h, |&k| k == id) {
                 e.remove();
             }
         }
